@@ -1,0 +1,60 @@
+"""The `clm` command line: thin commands over the domain services.
+
+Errors print as one line on stderr with a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
+
+from clm.cli import apikeys, customers, demo, imports, server
+from clm.cli.context import app
+from clm.core.errors import ClmError, UnusableInput
+
+err = Console(stderr=True)
+
+app.add_typer(imports.app, name="import")
+app.add_typer(apikeys.app, name="apikey")
+app.add_typer(customers.app, name="customers")
+demo.register(app)
+server.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; returns the process exit code."""
+    try:
+        result = app(args=argv, standalone_mode=False, prog_name="clm")
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except UnusableInput as exc:
+        err.print(f"error: {exc.message}", markup=False, highlight=False)
+        return 2
+    except ClmError as exc:
+        err.print(f"error: {exc.message}", markup=False, highlight=False)
+        return 1
+    except SQLAlchemyError as exc:
+        first = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
+        err.print(f"error: database: {first}", markup=False, highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+__all__ = ["app", "main", "run", "typer"]

@@ -1,0 +1,63 @@
+"""The root Typer app and the shared `--db` option: every command gets its engine from here."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from sqlalchemy import Engine
+
+from clm.core.errors import ClmError
+from clm.core.settings import settings
+from clm.migrations import current_revision, head_revision
+from clm.migrations import upgrade as upgrade_schema
+from clm.store.engine import make_engine
+
+app = typer.Typer(
+    help="CLM: Customer Lifecycle Management. Collect every customer touch, see lifecycle stages, act, measure.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+_state: dict[str, str | None] = {"db": None}
+
+
+@app.callback()
+def root(
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Database URL (default: $CLM_DATABASE_URL or sqlite:///./clm.db).", show_default=False),
+    ] = None,
+) -> None:
+    _state["db"] = db
+
+
+def database_url() -> str:
+    return _state["db"] or settings().database_url
+
+
+def engine() -> Engine:
+    """The engine for this command. A brand-new database gets its schema; an old one must be
+    upgraded on purpose with `clm init`."""
+    eng = make_engine(database_url())
+    revision, head = current_revision(eng), head_revision()
+    if revision is None:
+        upgrade_schema(eng)
+    elif revision != head:
+        raise ClmError(f"the database schema is at revision {revision}, this clm needs {head}: run `clm init`")
+    return eng
+
+
+@app.command()
+def init() -> None:
+    """Create the database schema, or upgrade it to the current version."""
+    eng = make_engine(database_url())
+    before = current_revision(eng)
+    upgrade_schema(eng)
+    after = current_revision(eng)
+    where = eng.url.render_as_string(hide_password=True)
+    if before == after:
+        typer.echo(f"schema of {where} is up to date (revision {after})")
+    else:
+        typer.echo(f"schema of {where} upgraded from {before or 'nothing'} to {after}")

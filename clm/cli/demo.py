@@ -1,0 +1,91 @@
+"""`clm demo`: build the demo business and show what is in it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from clm.cli.context import database_url, engine
+from clm.cli.output import console, err_console
+from clm.demo.service import DemoSummary, build_demo
+from clm.demo.simulate import DemoConfig
+from clm.migrations import reset_schema
+from clm.store.engine import make_engine
+
+BAR = "█"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def demo(
+        customers: Annotated[int, typer.Option(min=1, help="How many customers to simulate.")] = 10_000,
+        seed: Annotated[int, typer.Option(help="Random seed: the same seed and end date give the same data.")] = 42,
+        days: Annotated[int, typer.Option(min=30, help="Length of the simulated history in days.")] = 730,
+        end: Annotated[
+            str | None, typer.Option(help="Last day of the history, YYYY-MM-DD (default: today, UTC).")
+        ] = None,
+        reset: Annotated[bool, typer.Option("--reset", help="Delete everything in the database first.")] = False,
+    ) -> None:
+        """Build a realistic synthetic shop: customers from five channels with different costs,
+        browsing, carts, orders that follow repeat-buying-with-dropout, refunds, email
+        engagement, surveys and support tickets; the simulated truth is kept in `demo_truth`."""
+        if reset:
+            reset_schema(make_engine(database_url()))
+        end_at = (
+            datetime.fromisoformat(end).replace(tzinfo=UTC)
+            if end
+            else datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        )
+        config = DemoConfig(customers=customers, seed=seed, days=days, end=end_at)
+        eng = engine()
+        progress = Progress(
+            TextColumn("[bold]simulating customers"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
+        )
+        with progress:
+            task = progress.add_task("demo", total=customers)
+            summary = build_demo(eng, config, progress=lambda done: progress.update(task, completed=done))
+        show_summary(summary, eng.url.render_as_string(hide_password=True))
+
+
+def _bars(rows: list[tuple[str, int]], width: int = 40) -> Table:
+    table = Table("month", "new customers", "", box=None, title="new customers per month")
+    top = max((c for _, c in rows), default=1)
+    for month, count in rows:
+        table.add_row(month, f"{count:,}", BAR * max(1, round(width * count / top)))
+    return table
+
+
+def show_summary(summary: DemoSummary, where: str) -> None:
+    console.rule("[bold]CLM demo business")
+    console.print(
+        f"[bold]{summary.customers:,}[/] customers, [bold]{summary.orders:,}[/] orders, "
+        f"[bold]{summary.events:,}[/] events, revenue [bold]{summary.revenue:,.2f}[/] CNY"
+    )
+    if summary.first_event and summary.last_event:
+        console.print(f"history from {summary.first_event:%Y-%m-%d} to {summary.last_event:%Y-%m-%d}; stored in {where}")
+    channels = Table("channel", "customers", "buyers", "conversion", "revenue", "spend", "CAC", title="by acquisition channel")
+    for row in summary.by_channel:
+        channels.add_row(
+            row.channel, f"{row.customers:,}", f"{row.buyers:,}",
+            f"{row.buyers / row.customers:.0%}" if row.customers else "-",
+            f"{row.revenue:,.0f}", f"{row.spend:,.0f}", f"{row.cac:,.2f}" if row.cac is not None else "-",
+        )
+    console.print(channels)
+    console.print(_bars(summary.new_per_month))
+    kinds = Table("event type", "count", title="events by type", box=None)
+    for kind, count in summary.events_by_type:
+        kinds.add_row(kind, f"{count:,}")
+    console.print(kinds)
+    console.print(f"simulated truth: {summary.alive_share:.0%} of buyers are still active at the end (table demo_truth)")
+    console.rule("[bold]where to look next")
+    console.print(
+        "  clm customers show 1              one customer's unified profile and timeline\n"
+        "  clm customers duplicates          profiles that look like the same person\n"
+        "  clm apikey create --role admin --name me   then: clm serve  →  http://127.0.0.1:8000/docs\n"
+        "  clm import events FILE.csv        bring your own data (see docs/ingestion.md)"
+    )

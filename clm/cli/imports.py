@@ -1,0 +1,106 @@
+"""`clm import events|customers|orders|products|spend FILE`: bulk files, streamed, row-checked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from clm.cli.context import engine
+from clm.cli.output import byte_progress, console, print_json
+from clm.commerce.importer import import_orders, import_products, import_spend
+from clm.core.files import DataFile, parse_mapping
+from clm.core.imports import ImportReport
+from clm.customers.importer import import_customers
+from clm.events.importer import import_events
+
+app = typer.Typer(
+    help="Import CSV/TSV/JSON Lines files (optionally .gz). Exit code 0: all rows accepted; "
+    "1: some rows rejected (the good ones are stored); 2: the file cannot be used.",
+    no_args_is_help=True,
+)
+
+FileArg = Annotated[Path, typer.Argument(help="A .csv, .tsv or .jsonl file (optionally .gz).", show_default=False)]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="csv, tsv or jsonl (default: from the file name).")]
+MapOpt = Annotated[
+    list[str] | None,
+    typer.Option("--map", help="Rename a column: FILE_COLUMN=FIELD (repeatable), e.g. --map user_id=external_id."),
+]
+RejectsOpt = Annotated[
+    Path | None,
+    typer.Option("--rejections", help="Where to write every rejected line and why (default: ./<file>.rejections.csv)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
+
+
+def _run(
+    kind: str, importer: Callable[..., ImportReport], file: Path, fmt: str | None,
+    mapping: list[str] | None, rejections: Path | None, as_json: bool,
+) -> int:
+    data = DataFile(file, fmt, parse_mapping(mapping or []))
+    eng = engine()
+    rejections = rejections or Path.cwd() / f"{file.name}.rejections.csv"
+    with byte_progress(f"importing {kind}", data.size, enabled=not as_json) as progress:
+        report = importer(eng, data, rejections_path=rejections, progress=progress)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        _show(report)
+    return report.exit_code
+
+
+def _show(report: ImportReport) -> None:
+    table = Table(title=f"import {report.kind}: {report.file}", show_header=False)
+    rows: list[tuple[str, Any]] = [
+        ("rows read", report.rows),
+        ("accepted", report.accepted),
+        ("already stored (duplicates)", report.duplicates),
+        ("rejected", report.rejected),
+        *report.counters.items(),
+    ]
+    for name, value in rows:
+        table.add_row(name.replace("_", " "), f"{value:,}")
+    console.print(table)
+    if report.rejections:
+        bad = Table("line", "why it was rejected", title="rejected lines" + (" (first few)" if report.rejected > len(report.rejections) else ""))
+        for r in report.rejections:
+            bad.add_row(str(r.line), r.reason)
+        console.print(bad)
+    if report.rejections_file:
+        console.print(f"every rejected line is listed in [bold]{report.rejections_file}[/]")
+
+
+@app.command()
+def events(file: FileArg, format: FormatOpt = None, map: MapOpt = None, rejections: RejectsOpt = None, json: JsonOpt = False) -> int:
+    """Events: type, timestamp, an identity (external_id, email, phone or anonymous_id),
+    optional event_id, channel and properties (JSON); other columns become properties."""
+    return _run("events", import_events, file, format, map, rejections, json)
+
+
+@app.command()
+def customers(file: FileArg, format: FormatOpt = None, map: MapOpt = None, rejections: RejectsOpt = None, json: JsonOpt = False) -> int:
+    """Customer profiles, matched by any identity; consent_<channel> columns (yes/no) set
+    consent, other columns become custom attributes."""
+    return _run("customers", import_customers, file, format, map, rejections, json)
+
+
+@app.command()
+def orders(file: FileArg, format: FormatOpt = None, map: MapOpt = None, rejections: RejectsOpt = None, json: JsonOpt = False) -> int:
+    """Orders: one row per line item (order_id, identity, ordered_at, status, sku, quantity,
+    unit_price, optional total/currency/channel/campaign), or JSON with an `items` list."""
+    return _run("orders", import_orders, file, format, map, rejections, json)
+
+
+@app.command()
+def products(file: FileArg, format: FormatOpt = None, map: MapOpt = None, rejections: RejectsOpt = None, json: JsonOpt = False) -> int:
+    """Products: sku, name, category, price, cost, currency, active, in_stock."""
+    return _run("products", import_products, file, format, map, rejections, json)
+
+
+@app.command()
+def spend(file: FileArg, format: FormatOpt = None, map: MapOpt = None, rejections: RejectsOpt = None, json: JsonOpt = False) -> int:
+    """Marketing spend: channel, campaign, period_start, period_end, amount, currency."""
+    return _run("spend", import_spend, file, format, map, rejections, json)

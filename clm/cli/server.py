@@ -1,0 +1,28 @@
+"""`clm serve`: run the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from clm.cli.context import engine
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def serve(
+        host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+        workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
+    ) -> None:
+        """Serve the API (docs at /docs, OpenAPI at /openapi.json)."""
+        import os
+
+        import uvicorn
+
+        from clm.cli.context import database_url
+
+        engine()  # create or check the schema before taking requests
+        os.environ["CLM_DATABASE_URL"] = database_url()
+        uvicorn.run("clm.api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")

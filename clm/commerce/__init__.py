@@ -1,0 +1,1 @@
+"""Orders with line items, the product catalogue and marketing spend per channel."""

@@ -1,0 +1,66 @@
+"""Tables of the commerce domain."""
+
+from sqlalchemy import Boolean, Column, Date, ForeignKey, Index, Integer, Numeric, String, Table, UniqueConstraint
+
+from clm.store.schema import JSONType, PKType, UTCDateTime, metadata
+
+Money = Numeric(14, 2, asdecimal=False)
+
+products = Table(
+    "products",
+    metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("name", String(300), nullable=False),
+    Column("category", String(200), index=True),
+    Column("price", Money, nullable=False),
+    Column("cost", Money),
+    Column("currency", String(3), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("in_stock", Boolean, nullable=False),
+    Column("attributes", JSONType),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", PKType, primary_key=True, autoincrement=True),
+    Column("order_id", String(128), nullable=False, unique=True),
+    Column("customer_id", PKType, ForeignKey("customers.id"), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("ordered_at", UTCDateTime, nullable=False),
+    Column("refunded_at", UTCDateTime),
+    Column("currency", String(3), nullable=False),
+    Column("total", Money, nullable=False),
+    Column("channel", String(32)),
+    Column("campaign", String(200)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_orders_customer_time", "customer_id", "ordered_at"),
+    Index("ix_orders_time", "ordered_at"),
+)
+
+order_items = Table(
+    "order_items",
+    metadata,
+    Column("id", PKType, primary_key=True, autoincrement=True),
+    Column("order_pk", PKType, ForeignKey("orders.id", ondelete="CASCADE"), nullable=False),
+    Column("sku", String(64), nullable=False, index=True),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price", Money, nullable=False),
+    UniqueConstraint("order_pk", "sku"),
+)
+
+marketing_spend = Table(
+    "marketing_spend",
+    metadata,
+    Column("id", PKType, primary_key=True, autoincrement=True),
+    Column("channel", String(64), nullable=False),
+    Column("campaign", String(200), nullable=False, default=""),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("currency", String(3), nullable=False),
+    UniqueConstraint("channel", "campaign", "period_start", "period_end"),
+)

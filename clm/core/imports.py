@@ -1,0 +1,161 @@
+"""The bulk-import loop shared by every kind of file: read, validate row by row, write in chunks.
+
+Good rows are written chunk by chunk, each chunk in its own transaction, so memory stays flat
+and a crash loses at most the chunk in flight (re-running the import is safe: writes are
+idempotent). Each bad row is named by its line number and reason, and never stops the rest.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Generic, TypeVar
+
+from pydantic import ValidationError
+
+from clm.core.errors import ClmError, InvalidInput
+from clm.core.files import BadRow, DataFile
+
+T = TypeVar("T")
+MAX_LISTED_REJECTIONS = 20
+
+
+@dataclass(frozen=True)
+class Rejection:
+    line: int
+    reason: str
+
+
+@dataclass
+class ChunkOutcome:
+    """What the writer did with one chunk of valid rows."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class ImportReport:
+    kind: str
+    file: str
+    rows: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+    rejections: list[Rejection] = field(default_factory=list)  # the first few, for display
+    rejections_file: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.rejected else 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "file": self.file,
+            "rows": self.rows,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            **self.counters,
+            "rejections": [{"line": r.line, "reason": r.reason} for r in self.rejections],
+            "rejections_file": self.rejections_file,
+        }
+
+
+def describe_error(exc: Exception) -> str:
+    """One readable line for a validation failure (ours or Pydantic's)."""
+    if isinstance(exc, ValidationError):
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            parts.append(f"{where}: {msg}" if where else msg)
+        return "; ".join(parts)
+    if isinstance(exc, ClmError):
+        return exc.message
+    return str(exc)
+
+
+class _RejectionLog:
+    """Writes every rejection to a CSV file, opened only once there is something to write."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+        self._writer: Any = None
+
+    def write(self, rejection: Rejection) -> None:
+        if self.path is None:
+            return
+        if self._writer is None:
+            self._file = open(self.path, "w", newline="", encoding="utf-8")
+            self._writer = csv.writer(self._file)
+            self._writer.writerow(["line", "reason"])
+        self._writer.writerow([rejection.line, rejection.reason])
+
+    def close(self) -> None:
+        if self._file:
+            self._file.close()
+
+
+def run_import(
+    kind: str,
+    data: DataFile,
+    parse: Callable[[dict[str, Any]], T],
+    write: Callable[[Sequence[tuple[int, T]]], ChunkOutcome],
+    *,
+    chunk_size: int = 20_000,
+    rejections_path: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import `data`: `parse` validates one row (raising on bad input), `write` stores a chunk."""
+    report = ImportReport(kind=kind, file=str(data.path))
+    log = _RejectionLog(rejections_path)
+
+    def reject(rejection: Rejection) -> None:
+        report.rejected += 1
+        if len(report.rejections) < MAX_LISTED_REJECTIONS:
+            report.rejections.append(rejection)
+        log.write(rejection)
+
+    def flush(chunk: list[tuple[int, T]]) -> None:
+        outcome = write(chunk)
+        report.accepted += outcome.accepted
+        report.duplicates += outcome.duplicates
+        for name, value in outcome.counters.items():
+            report.counters[name] = report.counters.get(name, 0) + value
+        for rejection in outcome.rejections:
+            reject(rejection)
+        if progress:
+            progress(data.bytes_read)
+
+    chunk: list[tuple[int, T]] = []
+    try:
+        for line, row in data.rows():
+            report.rows += 1
+            if isinstance(row, BadRow):
+                reject(Rejection(line, row.reason))
+                continue
+            try:
+                chunk.append((line, parse(row)))
+            except (InvalidInput, ValidationError, ValueError, TypeError) as exc:
+                reject(Rejection(line, describe_error(exc)))
+                continue
+            if len(chunk) >= chunk_size:
+                flush(chunk)
+                chunk = []
+        if chunk:
+            flush(chunk)
+    finally:
+        log.close()
+    if report.rejected and rejections_path is not None:
+        report.rejections_file = str(rejections_path)
+    if progress:
+        progress(data.size)
+    return report

@@ -1,0 +1,26 @@
+"""Request bodies that take either one item or a batch `{"<name>": [...]}`.
+
+A callable discriminator picks the shape from the payload itself, so a bad request is
+validated (and reported) only against the shape the sender meant.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Discriminator, Tag
+
+# Error locations carry the chosen shape as a tag; the API's error formatter drops these.
+SHAPE_TAGS = ("single", "batch")
+
+
+def one_or_batch(single: type, batch: type, key: str) -> Any:
+    def shape(value: Any) -> str:
+        if isinstance(value, dict):
+            return "batch" if key in value else "single"
+        return "batch" if hasattr(value, key) else "single"
+
+    return Annotated[
+        Annotated[batch, Tag("batch")] | Annotated[single, Tag("single")],
+        Discriminator(shape),
+    ]

@@ -1,0 +1,1 @@
+"""Customer profiles (the unified view): identities, merges of duplicates, consent."""

@@ -1,0 +1,81 @@
+"""HTTP routes of the customers domain: upsert, search, consent, duplicates and merges."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from clm.auth.http import requires
+from clm.auth.service import Principal
+from clm.core.errors import InvalidInput
+from clm.customers.identities import normalize_identity
+from clm.customers.merge import merge_customers, suspected_duplicates
+from clm.customers.schemas import CONSENT_CHANNELS, Customer, CustomerIn, DuplicatePair
+from clm.customers.service import find_customers, get_customer, set_consent, upsert_customer
+
+router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
+
+
+class MergeIn(BaseModel):
+    survivor_id: int = Field(..., description="The profile that stays.")
+    merged_ids: list[int] = Field(..., min_length=1, max_length=100, description="Profiles folded into it.")
+    reason: str = Field("manual merge", max_length=500)
+
+
+class ConsentIn(BaseModel):
+    channel: Literal["email", "sms", "push", "phone", "whatsapp", "post"]
+    granted: bool
+    source: str = Field("api", max_length=200)
+
+
+@router.post("", response_model=Customer, status_code=200, responses={201: {"model": Customer}})
+def upsert(
+    item: CustomerIn, request: Request, response: Response, principal: Principal = Depends(requires("write"))
+) -> Customer:
+    """Create a profile, or update the one that has any of the given identities
+    (external_id, email, phone, anonymous_id). 201 when a profile was created."""
+    customer, created = upsert_customer(request.app.state.engine, item, actor=principal.actor)
+    if created:
+        response.status_code = 201
+    return customer
+
+
+@router.get("", response_model=list[Customer], dependencies=[Depends(requires("read"))])
+def search(
+    request: Request,
+    external_id: Annotated[str | None, Query(max_length=200)] = None,
+    email: Annotated[str | None, Query(max_length=320)] = None,
+    phone: Annotated[str | None, Query(max_length=40)] = None,
+    anonymous_id: Annotated[str | None, Query(max_length=200)] = None,
+) -> list[Customer]:
+    """Find profiles by identity (normalised the same way as on ingestion)."""
+    given = {"external_id": external_id, "email": email, "phone": phone, "anonymous_id": anonymous_id}
+    identities = {k: normalize_identity(k, v) for k, v in given.items() if v}
+    if not identities:
+        raise InvalidInput("give at least one of external_id, email, phone, anonymous_id", "query")
+    return find_customers(request.app.state.engine, identities)
+
+
+@router.get("/duplicates", response_model=list[DuplicatePair], dependencies=[Depends(requires("read"))])
+def duplicates(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[DuplicatePair]:
+    """Pairs of profiles that look like the same person, for review before merging."""
+    return suspected_duplicates(request.app.state.engine, limit)
+
+
+@router.post("/merge", response_model=Customer)
+def merge(body: MergeIn, request: Request, principal: Principal = Depends(requires("write"))) -> Customer:
+    """Merge profiles into the survivor: events, orders, identities and consents move to it."""
+    engine = request.app.state.engine
+    survivor = merge_customers(engine, body.survivor_id, body.merged_ids, reason=body.reason, actor=principal.actor)
+    return get_customer(engine, survivor)
+
+
+@router.post("/{customer_id}/consents", response_model=Customer)
+def consent(
+    customer_id: int, body: ConsentIn, request: Request, principal: Principal = Depends(requires("write"))
+) -> Customer:
+    """Record that a customer granted or withdrew consent for a channel."""
+    assert body.channel in CONSENT_CHANNELS
+    return set_consent(request.app.state.engine, customer_id, body.channel, body.granted, source=body.source)

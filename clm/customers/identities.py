@@ -1,0 +1,63 @@
+"""Identity kinds and their normalisation, so the same person is recognised whatever the spelling."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import phonenumbers
+
+from clm.core.errors import InvalidInput
+from clm.core.settings import settings
+
+IDENTITY_KINDS = ("external_id", "email", "phone", "anonymous_id")
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def normalize_email(value: str) -> str:
+    email = value.strip().lower()
+    if len(email) > 320 or not _EMAIL.match(email):
+        raise InvalidInput(f"{value!r} is not an email address", "email")
+    return email
+
+
+@lru_cache(maxsize=65536)
+def normalize_phone(value: str, region: str | None = None) -> str:
+    """E.164 form (+8613812345678); numbers without a country code use the default region."""
+    text = value.strip()
+    try:
+        parsed = phonenumbers.parse(text, None if text.startswith("+") else (region or settings().default_phone_region))
+    except phonenumbers.NumberParseException:
+        raise InvalidInput(f"{value!r} is not a phone number", "phone")
+    if not phonenumbers.is_possible_number(parsed):
+        raise InvalidInput(f"{value!r} is not a possible phone number", "phone")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_plain_id(value: object, field: str) -> str:
+    text = str(value).strip()
+    if not text:
+        raise InvalidInput("must not be empty", field)
+    if len(text) > 200:
+        raise InvalidInput("is longer than 200 characters", field)
+    return text
+
+
+def normalize_identity(kind: str, value: object) -> str:
+    if kind == "email":
+        return normalize_email(str(value))
+    if kind == "phone":
+        return normalize_phone(str(value))
+    if kind in IDENTITY_KINDS:
+        return normalize_plain_id(value, kind)
+    raise InvalidInput(f"unknown identity kind {kind!r}", "identity")
+
+
+def identities_from(fields: dict[str, object]) -> dict[str, str]:
+    """The normalised identities found among a record's fields (raises on a malformed one)."""
+    return {
+        kind: normalize_identity(kind, fields[kind])
+        for kind in IDENTITY_KINDS
+        if fields.get(kind) not in (None, "")
+    }

@@ -1,0 +1,379 @@
+"""The customers domain's public door: resolve identities to profiles, upsert, read, consent.
+
+Identity resolution is set-based: a whole batch of records (events, orders, profile rows) is
+matched with one lookup per identity kind, new profiles are created in one insert, and records
+that carry identities of two profiles merge them (see `merge.merge_into`).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+
+from clm.core.errors import NotFound
+from clm.core.timeutil import utcnow
+from clm.customers.merge import live_id, merge_into
+from clm.customers.schemas import (
+    PROFILE_FIELDS,
+    Consent,
+    Customer,
+    CustomerIn,
+    Identity,
+    ProfileSeed,
+    Resolution,
+)
+from clm.customers.tables import consents, customer_identities, customer_merges, customers
+from clm.store.engine import is_postgres
+
+_LOOKUP_CHUNK = 500
+_LOCK_BUCKETS = 256
+_LOCK_CLASS = 4242
+# The identity kinds that also have a column of the same name on the profile.
+_PRIMARY_COLUMNS = ("external_id", "email", "phone")
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[Any, Any] = {}
+
+    def find(self, x: Any) -> Any:
+        parent = self.parent
+        root = parent.setdefault(x, x)
+        while root != parent[root]:
+            root = parent[root]
+        while x != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    def union(self, a: Any, b: Any) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+
+
+def resolve_customers(
+    conn: Connection,
+    identity_rows: Sequence[dict[str, str]],
+    seeds: Sequence[ProfileSeed | None] | None = None,
+    *,
+    actor: str = "ingest",
+) -> Resolution:
+    """Map each record's (normalised, non-empty) identities to one live profile id.
+
+    Unknown people get a new profile (seeded from their earliest record); a record whose
+    identities belong to several profiles merges them into the oldest.
+    """
+    keys = {(kind, value) for row in identity_rows for kind, value in row.items()}
+    _lock_identities(conn, keys)
+    known = _lookup_identities(conn, keys)
+
+    uf = _UnionFind()
+    anchors: list[tuple[str, str, str]] = []
+    for row in identity_rows:
+        items = iter(row.items())
+        kind, value = next(items)
+        anchor = ("i", kind, value)
+        anchors.append(anchor)
+        uf.find(anchor)
+        for other_kind, other_value in items:
+            uf.union(anchor, ("i", other_kind, other_value))
+    for (kind, value), customer_id in known.items():
+        uf.union(("i", kind, value), ("c", customer_id, ""))
+
+    existing: dict[Any, set[int]] = {}
+    for customer_id in set(known.values()):
+        existing.setdefault(uf.find(("c", customer_id, "")), set()).add(customer_id)
+
+    owner: dict[Any, int] = {}
+    merges: list[tuple[int, int]] = []
+    for root, ids in existing.items():
+        survivor = min(ids)
+        owner[root] = survivor
+        if len(ids) > 1:
+            others = sorted(ids - {survivor})
+            merge_into(
+                conn,
+                survivor,
+                others,
+                reason="a record carried identities of several profiles",
+                actor=actor,
+                details={"identities": sorted(f"{k}:{v}" for k, v in keys if known.get((k, v)) in ids)},
+            )
+            merges.extend((survivor, o) for o in others)
+
+    roots = [uf.find(a) for a in anchors]
+    created = _create_profiles(conn, identity_rows, seeds, roots, owner)
+    _attach_new_identities(conn, keys, known, uf, owner, created)
+    return Resolution([owner[r] for r in roots], frozenset(created), merges)
+
+
+def _lock_identities(conn: Connection, keys: Iterable[tuple[str, str]]) -> None:
+    """On PostgreSQL, serialise concurrent resolution of the same identities (hash buckets,
+    locked in ascending order so two batches can never deadlock). SQLite's write lock already
+    serialises writers."""
+    if not is_postgres(conn):
+        return
+    buckets = sorted({zlib.crc32(f"{k}:{v}".encode()) % _LOCK_BUCKETS for k, v in keys})
+    if buckets:
+        conn.exec_driver_sql(
+            "SELECT pg_advisory_xact_lock(%(cls)s, b) FROM (SELECT unnest(%(buckets)s::int[]) AS b ORDER BY 1) s",
+            {"cls": _LOCK_CLASS, "buckets": buckets},
+        )
+
+
+def _lookup_identities(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    by_kind: dict[str, list[str]] = {}
+    for kind, value in keys:
+        by_kind.setdefault(kind, []).append(value)
+    found: dict[tuple[str, str], int] = {}
+    t = customer_identities
+    for kind, values in by_kind.items():
+        for start in range(0, len(values), _LOOKUP_CHUNK):
+            chunk = values[start : start + _LOOKUP_CHUNK]
+            rows = conn.execute(
+                select(t.c.value, t.c.customer_id).where(t.c.kind == kind, t.c.value.in_(chunk))
+            )
+            for value, customer_id in rows:
+                found[(kind, value)] = customer_id
+    return found
+
+
+def _create_profiles(
+    conn: Connection,
+    identity_rows: Sequence[dict[str, str]],
+    seeds: Sequence[ProfileSeed | None] | None,
+    roots: list[Any],
+    owner: dict[Any, int],
+) -> set[int]:
+    new: dict[Any, dict[str, Any]] = {}
+    for i, root in enumerate(roots):
+        if root in owner:
+            continue
+        seed = seeds[i] if seeds else None
+        profile = new.get(root)
+        if profile is None:
+            profile = new[root] = {"first_seen_at": None, "acquisition_channel": None, "acquisition_campaign": None}
+        for kind in _PRIMARY_COLUMNS:
+            if kind in identity_rows[i]:
+                profile.setdefault(kind, identity_rows[i][kind])
+        if seed is not None and seed.first_seen_at is not None and (
+            profile["first_seen_at"] is None or seed.first_seen_at < profile["first_seen_at"]
+        ):
+            profile["first_seen_at"] = seed.first_seen_at
+            profile["acquisition_channel"] = seed.acquisition_channel
+            profile["acquisition_campaign"] = seed.acquisition_campaign
+    if not new:
+        return set()
+    now = utcnow()
+    order = list(new)
+    rows = [
+        {
+            "external_id": new[r].get("external_id"),
+            "email": new[r].get("email"),
+            "phone": new[r].get("phone"),
+            "first_seen_at": new[r]["first_seen_at"] or now,
+            "acquisition_channel": new[r]["acquisition_channel"],
+            "acquisition_campaign": new[r]["acquisition_campaign"],
+            "attributes": {},
+            "created_at": now,
+            "updated_at": now,
+        }
+        for r in order
+    ]
+    ids = conn.execute(
+        insert(customers).returning(customers.c.id, sort_by_parameter_order=True), rows
+    ).scalars().all()
+    for root, customer_id in zip(order, ids, strict=True):
+        owner[root] = customer_id
+    return set(ids)
+
+
+def _attach_new_identities(
+    conn: Connection,
+    keys: set[tuple[str, str]],
+    known: dict[tuple[str, str], int],
+    uf: _UnionFind,
+    owner: dict[Any, int],
+    created: set[int],
+) -> None:
+    now = utcnow()
+    rows = [
+        {"customer_id": owner[uf.find(("i", kind, value))], "kind": kind, "value": value, "created_at": now}
+        for kind, value in keys
+        if (kind, value) not in known
+    ]
+    if not rows:
+        return
+    conn.execute(insert(customer_identities), rows)
+    # An existing profile that gains its first email/phone/external id shows it on the profile.
+    fills = [r for r in rows if r["kind"] in _PRIMARY_COLUMNS and r["customer_id"] not in created]
+    for kind in _PRIMARY_COLUMNS:
+        params = [{"cid": r["customer_id"], "v": r["value"]} for r in fills if r["kind"] == kind]
+        if params:
+            conn.execute(
+                update(customers)
+                .where(customers.c.id == bindparam("cid"), customers.c[kind].is_(None))
+                .values({kind: bindparam("v")}),
+                params,
+            )
+
+
+def note_first_seen(conn: Connection, first_seen: dict[int, datetime]) -> None:
+    """Move profiles' first_seen_at earlier when older activity arrives (one statement)."""
+    if not first_seen:
+        return
+    conn.execute(
+        update(customers)
+        .where(customers.c.id == bindparam("cid"), customers.c.first_seen_at > bindparam("ts"))
+        .values(first_seen_at=bindparam("ts")),
+        [{"cid": cid, "ts": ts} for cid, ts in first_seen.items()],
+    )
+
+
+def upsert_customers(conn: Connection, items: Sequence[CustomerIn], *, actor: str) -> Resolution:
+    """Create or update profiles in one pass; provided fields overwrite, attributes are merged."""
+    seeds = [
+        ProfileSeed(i.first_seen_at, i.acquisition_channel, i.acquisition_campaign) for i in items
+    ]
+    resolution = resolve_customers(conn, [i.identities() for i in items], seeds, actor=actor)
+    ids = sorted(set(resolution.customer_ids))
+    current: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(ids), _LOOKUP_CHUNK):
+        chunk = ids[start : start + _LOOKUP_CHUNK]
+        for row in conn.execute(select(customers).where(customers.c.id.in_(chunk))).mappings():
+            current[row["id"]] = dict(row)
+    now = utcnow()
+    consent_rows: dict[tuple[int, str], dict[str, Any]] = {}
+    for item, cid in zip(items, resolution.customer_ids, strict=True):
+        state = current[cid]
+        given = item.model_dump(include=set(PROFILE_FIELDS), exclude_none=True)
+        if "first_seen_at" in given and state["first_seen_at"] is not None:
+            given["first_seen_at"] = min(given["first_seen_at"], state["first_seen_at"])
+        state.update(given)
+        state["attributes"] = {**(state["attributes"] or {}), **item.attributes}
+        for channel, granted in item.consents.items():
+            consent_rows[(cid, channel)] = {
+                "customer_id": cid,
+                "channel": channel,
+                "granted": granted,
+                "updated_at": now,
+                "source": item.consent_source or actor,
+            }
+    columns = [*PROFILE_FIELDS, "attributes"]
+    conn.execute(
+        update(customers)
+        .where(customers.c.id == bindparam("cid"))
+        .values({c: bindparam(f"v_{c}") for c in columns} | {"updated_at": now}),
+        [{"cid": cid, **{f"v_{c}": current[cid][c] for c in columns}} for cid in ids],
+    )
+    if consent_rows:
+        _write_consents(conn, list(consent_rows.values()))
+    return resolution
+
+
+def upsert_customer(engine: Engine, item: CustomerIn, *, actor: str) -> tuple[Customer, bool]:
+    """Create or update one profile; return it and whether it is new."""
+    with engine.begin() as conn:
+        resolution = upsert_customers(conn, [item], actor=actor)
+        cid = resolution.customer_ids[0]
+        return _load(conn, cid), cid in resolution.created
+
+
+def set_consent(
+    engine: Engine, customer_id: int, channel: str, granted: bool, *, source: str, at: datetime | None = None
+) -> Customer:
+    with engine.begin() as conn:
+        cid = live_id(conn, customer_id)
+        _write_consents(
+            conn,
+            [{"customer_id": cid, "channel": channel, "granted": granted, "updated_at": at or utcnow(), "source": source}],
+        )
+        return _load(conn, cid)
+
+
+def _write_consents(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    keys = [(r["customer_id"], r["channel"]) for r in rows]
+    ids = sorted({k[0] for k in keys})
+    existing = {
+        (r.customer_id, r.channel): r.updated_at
+        for r in conn.execute(
+            select(consents.c.customer_id, consents.c.channel, consents.c.updated_at).where(
+                consents.c.customer_id.in_(ids)
+            )
+        )
+    }
+    # A consent record older than the one we hold is history, not news: keep the newer.
+    fresh = [r for r in rows if existing.get((r["customer_id"], r["channel"])) is None or existing[(r["customer_id"], r["channel"])] <= r["updated_at"]]
+    updates = [r for r in fresh if (r["customer_id"], r["channel"]) in existing]
+    inserts = [r for r in fresh if (r["customer_id"], r["channel"]) not in existing]
+    if updates:
+        conn.execute(
+            update(consents)
+            .where(consents.c.customer_id == bindparam("cid"), consents.c.channel == bindparam("ch"))
+            .values(granted=bindparam("g"), updated_at=bindparam("at"), source=bindparam("src")),
+            [{"cid": r["customer_id"], "ch": r["channel"], "g": r["granted"], "at": r["updated_at"], "src": r["source"]} for r in updates],
+        )
+    if inserts:
+        conn.execute(insert(consents), inserts)
+
+
+def get_customer(engine: Engine, customer_id: int) -> Customer:
+    """The live profile for an id; ids of merged profiles lead to their survivor."""
+    with engine.connect() as conn:
+        return _load(conn, live_id(conn, customer_id))
+
+
+def find_customers(engine: Engine, identities: dict[str, str], limit: int = 50) -> list[Customer]:
+    """Profiles matching any of the given (already normalised) identities."""
+    with engine.connect() as conn:
+        found = _lookup_identities(conn, set(identities.items()))
+        return [_load(conn, cid) for cid in sorted(set(found.values()))[:limit]]
+
+
+def customer_count(engine: Engine) -> int:
+    from sqlalchemy import func
+
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).where(customers.c.merged_into.is_(None))).scalar_one())
+
+
+def _load(conn: Connection, customer_id: int) -> Customer:
+    row = conn.execute(select(customers).where(customers.c.id == customer_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"no customer with id {customer_id}")
+    identities = [
+        Identity(k, v)
+        for k, v in conn.execute(
+            select(customer_identities.c.kind, customer_identities.c.value)
+            .where(customer_identities.c.customer_id == customer_id)
+            .order_by(customer_identities.c.kind, customer_identities.c.id)
+        )
+    ]
+    consent_list = [
+        Consent(r.channel, r.granted, r.updated_at, r.source)
+        for r in conn.execute(
+            select(consents).where(consents.c.customer_id == customer_id).order_by(consents.c.channel)
+        )
+    ]
+    merged_from = list(
+        conn.execute(
+            select(customer_merges.c.merged_id)
+            .where(customer_merges.c.survivor_id == customer_id)
+            .order_by(customer_merges.c.id)
+        ).scalars()
+    )
+    fields = {name: row[name] for name in PROFILE_FIELDS}
+    return Customer(
+        id=row["id"],
+        attributes=row["attributes"] or {},
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        identities=identities,
+        consents=consent_list,
+        merged_from=merged_from,
+        **fields,
+    )

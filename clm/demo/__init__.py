@@ -1,0 +1,1 @@
+"""A synthetic but realistic business to try CLM on, with the ground truth it was drawn from."""

@@ -1,0 +1,1 @@
+"""Customer events: schema, validation, idempotent ingestion (API and bulk files), timelines."""

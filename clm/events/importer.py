@@ -1,0 +1,45 @@
+"""Bulk import of event files (CSV / JSON Lines) through the same ingestion as the API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from clm.core.files import DataFile
+from clm.core.imports import ChunkOutcome, ImportReport, run_import
+from clm.core.timeutil import utcnow
+from clm.events.schemas import ValidEvent, validate_event
+from clm.events.service import ingest_events
+
+
+def import_events(
+    engine: Engine,
+    data: DataFile,
+    *,
+    actor: str = "import",
+    chunk_size: int = 20_000,
+    rejections_path: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    now = utcnow()
+
+    def write(chunk: Sequence[tuple[int, ValidEvent]]) -> ChunkOutcome:
+        with engine.begin() as conn:
+            result = ingest_events(conn, [event for _, event in chunk], actor=actor)
+        return ChunkOutcome(
+            accepted=result.accepted,
+            duplicates=result.duplicates,
+            counters={"customers_created": result.created_customers, "merges": result.merges},
+        )
+
+    return run_import(
+        "events",
+        data,
+        lambda row: validate_event(row, now),
+        write,
+        chunk_size=chunk_size,
+        rejections_path=rejections_path,
+        progress=progress,
+    )

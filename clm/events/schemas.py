@@ -1,0 +1,172 @@
+"""Event vocabulary and validation, shared by the HTTP API and bulk file imports."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from clm.core.errors import InvalidInput
+from clm.core.timeutil import parse_timestamp, utcnow
+from clm.customers.identities import IDENTITY_KINDS, identities_from
+
+EVENT_TYPES = (
+    "page_view",
+    "product_view",
+    "add_to_cart",
+    "checkout_started",
+    "purchase",
+    "refund",
+    "signup",
+    "trial_started",
+    "inquiry",
+    "email_open",
+    "email_click",
+    "sms_click",
+    "social_interaction",
+    "offline_visit",
+    "sales_call",
+    "ticket_opened",
+    "ticket_resolved",
+    "survey_response",
+)
+CHANNELS = ("web", "app", "email", "sms", "social", "ads", "search", "referral", "offline", "sales", "support", "push")
+DEFAULT_CHANNEL = "web"
+
+# Custom types and channels are allowed; they only need to be tidy identifiers.
+_NAME = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
+_MAX_FUTURE = timedelta(days=1)
+_EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+_RESERVED = {"event_id", "type", "timestamp", "channel", "properties", *IDENTITY_KINDS}
+
+
+@dataclass(frozen=True, slots=True)
+class ValidEvent:
+    event_id: str
+    type: str
+    channel: str
+    occurred_at: datetime
+    identities: dict[str, str]
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event as stored, for timelines."""
+
+    id: int
+    event_id: str
+    customer_id: int
+    type: str
+    channel: str
+    occurred_at: datetime
+    received_at: datetime
+    properties: dict[str, Any]
+
+
+def _name(value: object, field: str) -> str:
+    text = str(value).strip().lower()
+    if not _NAME.match(text):
+        raise InvalidInput(
+            f"{value!r} is not a valid name (lower-case letters, digits and _ . : -, up to 64 characters)",
+            field,
+        )
+    return text
+
+
+def _timestamp(value: object, now: datetime) -> datetime:
+    ts = parse_timestamp(value, "timestamp")
+    if ts > now + _MAX_FUTURE:
+        raise InvalidInput(f"{value!r} is in the future", "timestamp")
+    if ts < _EARLIEST:
+        raise InvalidInput(f"{value!r} is before 1990", "timestamp")
+    return ts
+
+
+def content_event_id(kind: str, occurred_at: datetime, identities: dict[str, str], properties: dict[str, Any]) -> str:
+    """A deterministic id for events sent without one, so re-sending the same file stores it once."""
+    payload = orjson.dumps(
+        [kind, occurred_at.isoformat(), sorted(identities.items()), properties], option=orjson.OPT_SORT_KEYS
+    )
+    return "h:" + hashlib.blake2b(payload, digest_size=16).hexdigest()
+
+
+def validate_event(fields: dict[str, Any], now: datetime | None = None) -> ValidEvent:
+    """Check one raw event (a JSON object or a CSV row) and bring it to its stored form.
+
+    Columns that are not event fields become properties, so a flat CSV can carry them.
+    """
+    if "type" not in fields:
+        raise InvalidInput("is required", "type")
+    if "timestamp" not in fields:
+        raise InvalidInput("is required", "timestamp")
+    kind = _name(fields["type"], "type")
+    channel = _name(fields.get("channel") or DEFAULT_CHANNEL, "channel")
+    occurred_at = _timestamp(fields["timestamp"], now or utcnow())
+    identities = identities_from(fields)
+    if not identities:
+        raise InvalidInput(
+            "an event needs at least one identity: external_id, email, phone or anonymous_id", "identity"
+        )
+    properties = fields.get("properties") or {}
+    if isinstance(properties, str):
+        try:
+            properties = orjson.loads(properties)
+        except orjson.JSONDecodeError:
+            raise InvalidInput("is not valid JSON", "properties")
+    if not isinstance(properties, dict):
+        raise InvalidInput("must be a JSON object", "properties")
+    extra = {k.removeprefix("properties."): v for k, v in fields.items() if k not in _RESERVED}
+    if extra:
+        properties = {**properties, **extra}
+    event_id = fields.get("event_id")
+    if event_id is None:
+        event_id = content_event_id(kind, occurred_at, identities, properties)
+    else:
+        event_id = str(event_id).strip()
+        if not event_id or len(event_id) > 128:
+            raise InvalidInput("must be 1 to 128 characters", "event_id")
+    return ValidEvent(event_id, kind, channel, occurred_at, identities, properties)
+
+
+class EventIn(BaseModel):
+    """One customer event. At least one identity is required; `event_id` makes sending it twice safe."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str | None = Field(
+        None, min_length=1, max_length=128, description="Your unique id for this event (idempotency key)."
+    )
+    type: str = Field(
+        ..., min_length=1, max_length=64, description=f"One of {', '.join(EVENT_TYPES)}, or a custom type."
+    )
+    timestamp: datetime = Field(..., description="When it happened (ISO 8601; naive means UTC).")
+    channel: str | None = Field(
+        None, max_length=32, description=f"Where it happened: {', '.join(CHANNELS)}, or custom. Default web."
+    )
+    external_id: str | None = Field(None, max_length=200)
+    email: str | None = Field(None, max_length=320)
+    phone: str | None = Field(None, max_length=40)
+    anonymous_id: str | None = Field(None, max_length=200)
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("type", "channel")
+    @classmethod
+    def _tidy(cls, v: str | None) -> str | None:
+        if v is not None and not _NAME.match(v.strip().lower()):
+            raise ValueError("use lower-case letters, digits and _ . : - (up to 64 characters)")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> EventIn:
+        if not (self.external_id or self.email or self.phone or self.anonymous_id):
+            raise ValueError("an event needs at least one identity: external_id, email, phone or anonymous_id")
+        return self
+
+    def to_valid(self, now: datetime | None = None) -> ValidEvent:
+        return validate_event(self.model_dump(exclude_none=True), now)

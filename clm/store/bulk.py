@@ -1,0 +1,105 @@
+"""Fast set-based writes: many rows in one statement or COPY, skipping rows that already exist.
+
+This is the hot path of ingestion. Rows arrive as tuples already in their stored form
+(see `schema.to_db_timestamp`; JSON as text), so no per-row type processing happens here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table
+
+
+def insert_ignore_many(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    conflict_columns: Sequence[str],
+) -> int:
+    """Insert rows, silently skipping those that clash on `conflict_columns`; return how many went in."""
+    if not rows:
+        return 0
+    if conn.dialect.name == "postgresql":
+        return _pg_copy_insert(conn, table, columns, rows, conflict_columns)
+    return _sqlite_insert(conn, table, columns, rows, conflict_columns)
+
+
+def _sqlite_insert(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    conflict_columns: Sequence[str],
+) -> int:
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT ({', '.join(conflict_columns)}) DO NOTHING"
+    )
+    before = dbapi.total_changes  # type: ignore[attr-defined]
+    cursor = dbapi.cursor()
+    try:
+        cursor.executemany(sql, rows)
+    finally:
+        cursor.close()
+    return int(dbapi.total_changes - before)  # type: ignore[attr-defined]
+
+
+def _pg_copy_insert(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    conflict_columns: Sequence[str],
+) -> int:
+    # COPY into a per-transaction staging table, then one INSERT … SELECT … ON CONFLICT:
+    # COPY alone is the fastest load but cannot skip duplicates.
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    stage = f"_stage_{table.name}"
+    cols = ", ".join(columns)
+    with dbapi.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DROP AS "
+            f"SELECT {cols} FROM {table.name} WITH NO DATA"
+        )
+        with cursor.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        # DISTINCT ON keeps duplicates inside one batch from aborting the insert.
+        key = ", ".join(conflict_columns)
+        cursor.execute(
+            f"INSERT INTO {table.name} ({cols}) "
+            f"SELECT DISTINCT ON ({key}) {cols} FROM {stage} "
+            f"ON CONFLICT ({key}) DO NOTHING"
+        )
+        inserted = cursor.rowcount
+        cursor.execute(f"DROP TABLE {stage}")
+    return int(inserted)
+
+
+def upsert_many(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    key_columns: Sequence[str],
+    update_columns: Sequence[str],
+) -> None:
+    """Insert rows or, when `key_columns` already exist, overwrite `update_columns` (one statement)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    stmt = dialect_insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(key_columns),
+        set_={c: stmt.excluded[c] for c in update_columns},
+    )
+    conn.execute(stmt, list(rows))

@@ -1,0 +1,52 @@
+"""Shared SQLAlchemy metadata and the column types every domain's tables use."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, TypeDecorator
+from sqlalchemy.dialects.postgresql import JSONB
+
+from clm.core.timeutil import as_utc
+
+# Stable constraint names, so migrations generated on one database apply to the other.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# 64-bit keys on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the auto-increment rowid.
+PKType = BigInteger().with_variant(Integer(), "sqlite")
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+SQLITE_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always UTC: timestamptz on PostgreSQL, UTC text on SQLite."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        value = as_utc(value)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+def to_db_timestamp(value: datetime, dialect_name: str) -> Any:
+    """The stored form of an aware timestamp, for bulk writes that bypass SQLAlchemy types."""
+    if dialect_name == "sqlite":
+        return as_utc(value).strftime(SQLITE_DATETIME_FORMAT)
+    return value

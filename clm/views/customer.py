@@ -1,0 +1,35 @@
+"""The 360° customer view: profile, identities, consents, orders and the recent timeline."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from sqlalchemy import Engine
+
+from clm.commerce.schemas import Order, OrderSummary
+from clm.commerce.service import customer_orders, order_summary
+from clm.customers.schemas import Customer
+from clm.customers.service import get_customer
+from clm.events.schemas import Event
+from clm.events.service import event_counts, timeline
+
+
+class CustomerView(BaseModel):
+    requested_id: int
+    profile: Customer
+    orders: OrderSummary
+    event_counts: dict[str, int]
+    recent_orders: list[Order]
+    timeline: list[Event]
+
+
+def customer_view(engine: Engine, customer_id: int, events: int = 50) -> CustomerView:
+    """Everything known about one customer; a merged id shows the profile it was merged into."""
+    profile = get_customer(engine, customer_id)
+    return CustomerView(
+        requested_id=customer_id,
+        profile=profile,
+        orders=order_summary(engine, profile.id),
+        event_counts=event_counts(engine, profile.id),
+        recent_orders=customer_orders(engine, profile.id, limit=10),
+        timeline=timeline(engine, profile.id, limit=events),
+    )
