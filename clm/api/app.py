@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from clm import __version__
@@ -27,14 +28,41 @@ key, 403 a role without the right.
 """
 
 
+class ErrorDetail(BaseModel):
+    status: int
+    code: str
+    message: str
+    fields: list[dict[str, str]] | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Missing, malformed, revoked or unknown API key."},
+    403: {"model": ErrorOut, "description": "The key's role may not do this."},
+    404: {"model": ErrorOut, "description": "No such customer, order or product."},
+    422: {"model": ErrorOut, "description": "Invalid input; `fields` names each bad field."},
+}
+
+
 def create_app(engine: Engine | None = None) -> FastAPI:
-    app = FastAPI(title="CLM", version=__version__, description=DESCRIPTION)
+    app = FastAPI(
+        title="CLM",
+        version=__version__,
+        description=DESCRIPTION,
+        dependencies=[Depends(errors.reject_nul_characters)],
+    )
     app.state.engine = engine or make_engine()
     errors.install(app)
-    app.include_router(customers_router)  # before the view: /customers/duplicates is not an id
-    app.include_router(customer_view.router)
-    app.include_router(events_router)
-    app.include_router(commerce_router)
+    for router in (
+        customers_router,  # before the view: /customers/duplicates is not an id
+        customer_view.router,
+        events_router,
+        commerce_router,
+    ):
+        app.include_router(router, responses=ERRORS)
 
     @app.get("/healthz", tags=["health"])
     def health() -> dict[str, Any]:

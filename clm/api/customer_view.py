@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from clm.auth.http import requires
+from clm.core.payloads import MAX_ID
 from clm.commerce.schemas import Order
 from clm.commerce.service import customer_orders
 from clm.customers.service import get_customer
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/api/v1/customers", tags=["customers"], dependencies=
 
 @router.get("/{customer_id}", response_model=CustomerView)
 def read_customer(
-    customer_id: int, request: Request, events: Annotated[int, Query(ge=0, le=500)] = 50
+    customer_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request, events: Annotated[int, Query(ge=0, le=500)] = 50
 ) -> CustomerView:
     """One customer's unified profile with recent activity. The id of a merged profile
     returns the profile it was merged into (`profile.id` differs from `requested_id`)."""
@@ -28,10 +29,10 @@ def read_customer(
 
 @router.get("/{customer_id}/events", response_model=list[Event])
 def read_events(
-    customer_id: int,
+    customer_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[Event]:
     """A customer's events, newest first, page by page."""
     engine = request.app.state.engine
@@ -40,10 +41,10 @@ def read_events(
 
 @router.get("/{customer_id}/orders", response_model=list[Order])
 def read_orders(
-    customer_id: int,
+    customer_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[Order]:
     engine = request.app.state.engine
     return customer_orders(engine, get_customer(engine, customer_id).id, limit, offset)

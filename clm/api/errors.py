@@ -76,3 +76,12 @@ def install(app: FastAPI) -> None:
     async def crash(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         return JSONResponse(error_body(500, "internal", "internal error; the server log has details"), 500)
+
+
+async def reject_nul_characters(request: Request) -> None:
+    """Text with NUL characters cannot be stored (PostgreSQL refuses it): say so up front."""
+    if "\x00" in str(request.query_params) or "%00" in request.url.query:
+        raise InvalidInput("text must not contain NUL (\\u0000) characters", "query")
+    body = await request.body()
+    if b"\\u0000" in body or b"\x00" in body:
+        raise InvalidInput("text must not contain NUL (\\u0000) characters", "body")

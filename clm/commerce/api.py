@@ -21,7 +21,7 @@ from clm.commerce.service import (
     upsert_products,
 )
 from clm.core.errors import InvalidInput
-from clm.core.payloads import one_or_batch
+from clm.core.payloads import MAX_ID, one_or_batch
 from clm.customers.identities import identities_from
 
 router = APIRouter(prefix="/api/v1", tags=["commerce"])
@@ -91,7 +91,7 @@ def read_products(
     request: Request,
     category: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[Product]:
     return list_products(request.app.state.engine, category, limit, offset)
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from clm.core.payloads import MAX_AMOUNT
 from clm.core.timeutil import as_utc
 
 ORDER_STATUSES = ("completed", "refunded", "cancelled")
@@ -31,8 +32,8 @@ class ProductIn(BaseModel):
     sku: str = Field(..., min_length=1, max_length=64)
     name: str = Field(..., min_length=1, max_length=300)
     category: str | None = Field(None, max_length=200)
-    price: float = Field(..., ge=0, allow_inf_nan=False)
-    cost: float | None = Field(None, ge=0, allow_inf_nan=False, description="Unit cost, for margins.")
+    price: float = Field(..., ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
+    cost: float | None = Field(None, ge=0, le=MAX_AMOUNT, allow_inf_nan=False, description="Unit cost, for margins.")
     currency: Currency = DEFAULT_CURRENCY
     active: bool = True
     in_stock: bool = True
@@ -44,7 +45,7 @@ class OrderItemIn(BaseModel):
 
     sku: str = Field(..., min_length=1, max_length=64)
     quantity: int = Field(1, ge=1, le=1_000_000)
-    unit_price: float = Field(..., ge=0, allow_inf_nan=False)
+    unit_price: float = Field(..., ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
 
 
 class OrderIn(BaseModel):
@@ -62,7 +63,7 @@ class OrderIn(BaseModel):
     refunded_at: datetime | None = None
     currency: Currency = DEFAULT_CURRENCY
     total: float | None = Field(
-        None, ge=0, allow_inf_nan=False, description="Amount paid; defaults to the sum of the items."
+        None, ge=0, le=MAX_AMOUNT, allow_inf_nan=False, description="Amount paid; defaults to the sum of the items."
     )
     channel: str | None = Field(None, max_length=32)
     campaign: str | None = Field(None, max_length=200)
@@ -94,7 +95,7 @@ class SpendIn(BaseModel):
     campaign: str = Field("", max_length=200)
     period_start: date
     period_end: date
-    amount: float = Field(..., ge=0, allow_inf_nan=False)
+    amount: float = Field(..., ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
     currency: Currency = DEFAULT_CURRENCY
 
     @model_validator(mode="after")

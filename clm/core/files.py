@@ -106,8 +106,9 @@ class DataFile:
             if len(fields) != width:
                 yield line, BadRow(f"expected {width} columns, found {len(fields)}")
                 continue
-            if not _is_utf8(fields):
-                yield line, BadRow("the line is not valid UTF-8 text")
+            problem = _text_problem("".join(fields))
+            if problem:
+                yield line, BadRow(problem)
                 continue
             yield line, {k: v for k, v in zip(header, fields, strict=True) if v != ""}
 
@@ -115,6 +116,10 @@ class DataFile:
         mapping = self.mapping
         for line_no, line in enumerate(text, start=1):
             if not line.strip():
+                continue
+            problem = _text_problem(line) or ("the line contains a NUL character" if "\\u0000" in line else None)
+            if problem:
+                yield line_no, BadRow(problem)
                 continue
             try:
                 value = orjson.loads(line.encode("utf-8", "surrogateescape"))
@@ -129,12 +134,15 @@ class DataFile:
             yield line_no, {k: v for k, v in value.items() if v is not None and v != ""}
 
 
-def _is_utf8(fields: list[str]) -> bool:
+def _text_problem(text: str) -> str | None:
+    """Why a line's text cannot be stored, if it cannot."""
+    if "\x00" in text:
+        return "the line contains a NUL character"
     try:
-        "".join(fields).encode("utf-8")
+        text.encode("utf-8")
     except UnicodeEncodeError:
-        return False
-    return True
+        return "the line is not valid UTF-8 text"
+    return None
 
 
 def parse_mapping(pairs: list[str]) -> dict[str, str]:

@@ -24,3 +24,9 @@ def one_or_batch(single: type, batch: type, key: str) -> Any:
         Annotated[batch, Tag("batch")] | Annotated[single, Tag("single")],
         Discriminator(shape),
     ]
+
+
+# Largest id a 64-bit database key can hold; larger numbers can only be "not found".
+MAX_ID = 2**63 - 1
+# Money columns are NUMERIC(14, 2): amounts must stay below a trillion.
+MAX_AMOUNT = 999_999_999_999.0

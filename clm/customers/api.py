@@ -4,23 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from clm.auth.http import requires
 from clm.auth.service import Principal
 from clm.core.errors import InvalidInput
+from clm.core.payloads import MAX_ID
 from clm.customers.identities import normalize_identity
 from clm.customers.merge import merge_customers, suspected_duplicates
 from clm.customers.schemas import CONSENT_CHANNELS, Customer, CustomerIn, DuplicatePair
-from clm.customers.service import find_customers, get_customer, set_consent, upsert_customer
+from clm.customers.service import find_customers, get_customer, list_customers, set_consent, upsert_customer
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
 
 
 class MergeIn(BaseModel):
-    survivor_id: int = Field(..., description="The profile that stays.")
-    merged_ids: list[int] = Field(..., min_length=1, max_length=100, description="Profiles folded into it.")
+    survivor_id: int = Field(..., ge=1, le=MAX_ID, description="The profile that stays.")
+    merged_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
+        ..., min_length=1, max_length=100, description="Profiles folded into it."
+    )
     reason: str = Field("manual merge", max_length=500)
 
 
@@ -49,13 +52,23 @@ def search(
     email: Annotated[str | None, Query(max_length=320)] = None,
     phone: Annotated[str | None, Query(max_length=40)] = None,
     anonymous_id: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[Customer]:
-    """Find profiles by identity (normalised the same way as on ingestion)."""
+    """Find profiles by identity (normalised as on ingestion: any phone format, any email
+    case); without one, list profiles newest first, page by page."""
     given = {"external_id": external_id, "email": email, "phone": phone, "anonymous_id": anonymous_id}
-    identities = {k: normalize_identity(k, v) for k, v in given.items() if v}
-    if not identities:
-        raise InvalidInput("give at least one of external_id, email, phone, anonymous_id", "query")
-    return find_customers(request.app.state.engine, identities)
+    engine = request.app.state.engine
+    if not any(given.values()):
+        return list_customers(engine, limit, offset)
+    identities = {}
+    for kind, value in given.items():
+        if value:
+            try:
+                identities[kind] = normalize_identity(kind, value)
+            except InvalidInput:
+                continue  # a malformed email or phone cannot belong to anyone
+    return find_customers(engine, identities, limit) if identities else []
 
 
 @router.get("/duplicates", response_model=list[DuplicatePair], dependencies=[Depends(requires("read"))])
@@ -74,7 +87,7 @@ def merge(body: MergeIn, request: Request, principal: Principal = Depends(requir
 
 @router.post("/{customer_id}/consents", response_model=Customer)
 def consent(
-    customer_id: int, body: ConsentIn, request: Request, principal: Principal = Depends(requires("write"))
+    customer_id: Annotated[int, Path(ge=1, le=MAX_ID)], body: ConsentIn, request: Request, principal: Principal = Depends(requires("write"))
 ) -> Customer:
     """Record that a customer granted or withdrew consent for a channel."""
     assert body.channel in CONSENT_CHANNELS

@@ -334,11 +334,17 @@ def find_customers(engine: Engine, identities: dict[str, str], limit: int = 50) 
         return [_load(conn, cid) for cid in sorted(set(found.values()))[:limit]]
 
 
-def customer_count(engine: Engine) -> int:
-    from sqlalchemy import func
-
+def list_customers(engine: Engine, limit: int = 50, offset: int = 0) -> list[Customer]:
+    """Live profiles, newest first."""
     with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).where(customers.c.merged_into.is_(None))).scalar_one())
+        ids = conn.execute(
+            select(customers.c.id)
+            .where(customers.c.merged_into.is_(None))
+            .order_by(customers.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        ).scalars()
+        return [_load(conn, cid) for cid in ids]
 
 
 def _load(conn: Connection, customer_id: int) -> Customer:
