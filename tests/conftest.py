@@ -81,8 +81,15 @@ class Personas:
 
 @pytest.fixture
 def personas(engine: Engine) -> Personas:
-    keys = {who: create_api_key(engine, who, role)[1] for who, role in
-            (("alice", "admin"), ("mark", "marketer"), ("ana", "analyst"), ("vic", "viewer"))}
+    keys = {
+        who: create_api_key(engine, who, role)[1]
+        for who, role in (
+            ("alice", "admin"),
+            ("mark", "marketer"),
+            ("ana", "analyst"),
+            ("vic", "viewer"),
+        )
+    }
     return Personas(**keys)
 
 

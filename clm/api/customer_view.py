@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from clm.auth.http import requires
-from clm.core.payloads import MAX_ID
 from clm.commerce.schemas import Order
 from clm.commerce.service import customer_orders
+from clm.core.payloads import MAX_ID
 from clm.customers.service import get_customer
 from clm.events.schemas import Event
 from clm.events.service import timeline
@@ -20,7 +20,9 @@ router = APIRouter(prefix="/api/v1/customers", tags=["customers"], dependencies=
 
 @router.get("/{customer_id}", response_model=CustomerView)
 def read_customer(
-    customer_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request, events: Annotated[int, Query(ge=0, le=500)] = 50
+    customer_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    request: Request,
+    events: Annotated[int, Query(ge=0, le=500)] = 50,
 ) -> CustomerView:
     """One customer's unified profile with recent activity. The id of a merged profile
     returns the profile it was merged into (`profile.id` differs from `requested_id`)."""

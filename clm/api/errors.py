@@ -16,7 +16,9 @@ from clm.core.payloads import SHAPE_TAGS
 log = logging.getLogger("clm.api")
 
 
-def error_body(status: int, code: str, message: str, fields: list[dict[str, str]] | None = None) -> dict[str, Any]:
+def error_body(
+    status: int, code: str, message: str, fields: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"status": status, "code": code, "message": message}
     if fields:
         body["fields"] = fields
@@ -47,7 +49,10 @@ def validation_fields(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
             loc = loc[1:]
         plain.append({**err, "loc": loc})
     return [
-        {"field": _path(tuple(e["loc"])), "message": str(e.get("msg", "invalid")).removeprefix("Value error, ")}
+        {
+            "field": _path(tuple(e["loc"])),
+            "message": str(e.get("msg", "invalid")).removeprefix("Value error, "),
+        }
         for e in plain
     ]
 
@@ -59,7 +64,11 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, InvalidInput) and exc.field:
             fields = [{"field": exc.field, "message": exc.reason}]
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        return JSONResponse(error_body(exc.status_code, exc.code, exc.message, fields), exc.status_code, headers=headers)
+        return JSONResponse(
+            error_body(exc.status_code, exc.code, exc.message, fields),
+            exc.status_code,
+            headers=headers,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

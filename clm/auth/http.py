@@ -19,7 +19,11 @@ def requires(permission: str) -> Callable[..., Principal]:
     def dependency(
         request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
     ) -> Principal:
-        header = f"{credentials.scheme} {credentials.credentials}" if credentials else request.headers.get("authorization")
+        header = (
+            f"{credentials.scheme} {credentials.credentials}"
+            if credentials
+            else request.headers.get("authorization")
+        )
         principal = authenticate(request.app.state.engine, header)
         require_permission(principal, permission)
         return principal

@@ -84,7 +84,15 @@ def list_api_keys(engine: Engine) -> list[ApiKey]:
     with engine.connect() as conn:
         rows = conn.execute(select(api_keys).order_by(api_keys.c.id)).mappings()
         return [
-            ApiKey(r["id"], r["name"], r["role"], r["prefix"], r["created_at"], r["last_used_at"], r["revoked_at"])
+            ApiKey(
+                r["id"],
+                r["name"],
+                r["role"],
+                r["prefix"],
+                r["created_at"],
+                r["last_used_at"],
+                r["revoked_at"],
+            )
             for r in rows
         ]
 
@@ -128,7 +136,9 @@ def authenticate(engine: Engine, authorization: str | None) -> Principal:
 
 def require_permission(principal: Principal, permission: str) -> None:
     if not principal.can(permission):
-        raise Forbidden(f"role '{principal.role}' may not {permission}; ask an admin for a key with more rights")
+        raise Forbidden(
+            f"role '{principal.role}' may not {permission}; ask an admin for a key with more rights"
+        )
 
 
 def record_audit(
@@ -142,6 +152,11 @@ def record_audit(
     """Append one audit record inside the caller's transaction."""
     conn.execute(
         insert(audit_log).values(
-            at=utcnow(), actor=actor, action=action, entity=entity, entity_id=entity_id, details=details
+            at=utcnow(),
+            actor=actor,
+            action=action,
+            entity=entity,
+            entity_id=entity_id,
+            details=details,
         )
     )

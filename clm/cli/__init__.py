@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         err.print(f"error: {exc.message}", markup=False, highlight=False)
         return 1
     except SQLAlchemyError as exc:
-        first = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         err.print(f"error: database: {first}", markup=False, highlight=False)
         return 1
     except KeyboardInterrupt:

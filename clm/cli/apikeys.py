@@ -21,7 +21,9 @@ def create(
 ) -> None:
     """Create a key; it is printed once on stdout and cannot be shown again."""
     key, token = create_api_key(engine(), name, role)
-    err_console.print(f"created API key {key.id} ({key.role}) for {key.name!r}; keep it safe, it is shown only once:")
+    err_console.print(
+        f"created API key {key.id} ({key.role}) for {key.name!r}; keep it safe, it is shown only once:"
+    )
     print(token)
 
 
@@ -31,7 +33,10 @@ def list_() -> None:
     table = Table("id", "name", "role", "created", "last used", "revoked")
     for k in list_api_keys(engine()):
         table.add_row(
-            str(k.id), k.name, k.role, f"{k.created_at:%Y-%m-%d %H:%M}",
+            str(k.id),
+            k.name,
+            k.role,
+            f"{k.created_at:%Y-%m-%d %H:%M}",
             f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "-",
             f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "",
         )
@@ -39,7 +44,9 @@ def list_() -> None:
 
 
 @app.command()
-def revoke(key_id: Annotated[int, typer.Argument(help="The key's id (see `clm apikey list`).")]) -> None:
+def revoke(
+    key_id: Annotated[int, typer.Argument(help="The key's id (see `clm apikey list`).")],
+) -> None:
     """Revoke a key: it stops working at once."""
     revoke_api_key(engine(), key_id)
     console.print(f"API key {key_id} revoked")

@@ -14,7 +14,8 @@ from clm.migrations import upgrade as upgrade_schema
 from clm.store.engine import make_engine
 
 app = typer.Typer(
-    help="CLM: Customer Lifecycle Management. Collect every customer touch, see lifecycle stages, act, measure.",
+    help="CLM: Customer Lifecycle Management. Collect every customer touch, see lifecycle stages, "
+    "act, measure.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -27,7 +28,11 @@ _state: dict[str, str | None] = {"db": None}
 def root(
     db: Annotated[
         str | None,
-        typer.Option("--db", help="Database URL (default: $CLM_DATABASE_URL or sqlite:///./clm.db).", show_default=False),
+        typer.Option(
+            "--db",
+            help="Database URL (default: $CLM_DATABASE_URL or sqlite:///./clm.db).",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     _state["db"] = db
@@ -45,7 +50,9 @@ def engine() -> Engine:
     if revision is None:
         upgrade_schema(eng)
     elif revision != head:
-        raise ClmError(f"the database schema is at revision {revision}, this clm needs {head}: run `clm init`")
+        raise ClmError(
+            f"the database schema is at revision {revision}, this clm needs {head}: run `clm init`"
+        )
     return eng
 
 

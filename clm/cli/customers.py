@@ -37,7 +37,9 @@ def show(
 
 def _render(view: CustomerView) -> None:
     p = view.profile
-    title = f"customer {p.id}" + (f" (you asked for {view.requested_id}, merged into it)" if p.id != view.requested_id else "")
+    title = f"customer {p.id}" + (
+        f" (you asked for {view.requested_id}, merged into it)" if p.id != view.requested_id else ""
+    )
     fields = Table.grid(padding=(0, 2))
     for name in PROFILE_FIELDS:
         value = getattr(p, name)
@@ -47,11 +49,16 @@ def _render(view: CustomerView) -> None:
         fields.add_row(f"· {key}", str(value))
     fields.add_row("identities", ", ".join(f"{i.kind}={i.value}" for i in p.identities))
     if p.consents:
-        fields.add_row("consent", ", ".join(f"{c.channel}: {'yes' if c.granted else 'no'}" for c in p.consents))
+        fields.add_row(
+            "consent", ", ".join(f"{c.channel}: {'yes' if c.granted else 'no'}" for c in p.consents)
+        )
     if p.merged_from:
         fields.add_row("merged from", ", ".join(map(str, p.merged_from)))
     o = view.orders
-    fields.add_row("orders", f"{o.orders} ({o.completed} completed, {o.refunded} refunded), revenue {o.revenue:,.2f}")
+    fields.add_row(
+        "orders",
+        f"{o.orders} ({o.completed} completed, {o.refunded} refunded), revenue {o.revenue:,.2f}",
+    )
     fields.add_row("activity", ", ".join(f"{k} {v}" for k, v in view.event_counts.items()) or "none")
     console.print(Panel(fields, title=title, expand=False))
     if view.timeline:
@@ -70,18 +77,31 @@ def find(
     anonymous_id: Annotated[str | None, typer.Option(help="Device / cookie id.")] = None,
 ) -> None:
     """Find profiles by identity."""
-    given = {"email": email, "phone": phone, "external_id": external_id, "anonymous_id": anonymous_id}
+    given = {
+        "email": email,
+        "phone": phone,
+        "external_id": external_id,
+        "anonymous_id": anonymous_id,
+    }
     identities = {k: normalize_identity(k, v) for k, v in given.items() if v}
     if not identities:
         raise InvalidInput("give at least one of --email, --phone, --external-id, --anonymous-id")
     table = Table("id", "name", "email", "phone", "external id")
     for c in find_customers(engine(), identities):
-        table.add_row(str(c.id), f"{c.first_name or ''} {c.last_name or ''}".strip(), c.email or "", c.phone or "", c.external_id or "")
+        table.add_row(
+            str(c.id),
+            f"{c.first_name or ''} {c.last_name or ''}".strip(),
+            c.email or "",
+            c.phone or "",
+            c.external_id or "",
+        )
     console.print(table)
 
 
 @app.command()
-def duplicates(limit: Annotated[int, typer.Option(help="At most this many pairs.")] = 50, json: JsonOpt = False) -> None:
+def duplicates(
+    limit: Annotated[int, typer.Option(help="At most this many pairs.")] = 50, json: JsonOpt = False
+) -> None:
     """Pairs of profiles that look like the same person (review, then `clm customers merge`)."""
     pairs = suspected_duplicates(engine(), limit)
     if json:

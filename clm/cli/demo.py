@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from clm.cli.context import database_url, engine
@@ -23,12 +30,17 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
         customers: Annotated[int, typer.Option(min=1, help="How many customers to simulate.")] = 10_000,
-        seed: Annotated[int, typer.Option(help="Random seed: the same seed and end date give the same data.")] = 42,
+        seed: Annotated[
+            int, typer.Option(help="Random seed: the same seed and end date give the same data.")
+        ] = 42,
         days: Annotated[int, typer.Option(min=30, help="Length of the simulated history in days.")] = 730,
         end: Annotated[
-            str | None, typer.Option(help="Last day of the history, YYYY-MM-DD (default: today, UTC).")
+            str | None,
+            typer.Option(help="Last day of the history, YYYY-MM-DD (default: today, UTC)."),
         ] = None,
-        reset: Annotated[bool, typer.Option("--reset", help="Delete everything in the database first.")] = False,
+        reset: Annotated[
+            bool, typer.Option("--reset", help="Delete everything in the database first.")
+        ] = False,
     ) -> None:
         """Build a realistic synthetic shop: customers from five channels with different costs,
         browsing, carts, orders that follow repeat-buying-with-dropout, refunds, email
@@ -43,8 +55,12 @@ def register(app: typer.Typer) -> None:
         config = DemoConfig(customers=customers, seed=seed, days=days, end=end_at)
         eng = engine()
         progress = Progress(
-            TextColumn("[bold]simulating customers"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
+            TextColumn("[bold]simulating customers"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
         )
         with progress:
             task = progress.add_task("demo", total=customers)
@@ -67,13 +83,28 @@ def show_summary(summary: DemoSummary, where: str) -> None:
         f"[bold]{summary.events:,}[/] events, revenue [bold]{summary.revenue:,.2f}[/] CNY"
     )
     if summary.first_event and summary.last_event:
-        console.print(f"history from {summary.first_event:%Y-%m-%d} to {summary.last_event:%Y-%m-%d}; stored in {where}")
-    channels = Table("channel", "customers", "buyers", "conversion", "revenue", "spend", "CAC", title="by acquisition channel")
+        console.print(
+            f"history from {summary.first_event:%Y-%m-%d} to {summary.last_event:%Y-%m-%d}; stored in {where}"
+        )
+    channels = Table(
+        "channel",
+        "customers",
+        "buyers",
+        "conversion",
+        "revenue",
+        "spend",
+        "CAC",
+        title="by acquisition channel",
+    )
     for row in summary.by_channel:
         channels.add_row(
-            row.channel, f"{row.customers:,}", f"{row.buyers:,}",
+            row.channel,
+            f"{row.customers:,}",
+            f"{row.buyers:,}",
             f"{row.buyers / row.customers:.0%}" if row.customers else "-",
-            f"{row.revenue:,.0f}", f"{row.spend:,.0f}", f"{row.cac:,.2f}" if row.cac is not None else "-",
+            f"{row.revenue:,.0f}",
+            f"{row.spend:,.0f}",
+            f"{row.cac:,.2f}" if row.cac is not None else "-",
         )
     console.print(channels)
     console.print(_bars(summary.new_per_month))
@@ -81,7 +112,9 @@ def show_summary(summary: DemoSummary, where: str) -> None:
     for kind, count in summary.events_by_type:
         kinds.add_row(kind, f"{count:,}")
     console.print(kinds)
-    console.print(f"simulated truth: {summary.alive_share:.0%} of buyers are still active at the end (table demo_truth)")
+    console.print(
+        f"simulated truth: {summary.alive_share:.0%} of buyers are still active at the end (table demo_truth)"
+    )
     console.rule("[bold]where to look next")
     console.print(
         "  clm customers show 1              one customer's unified profile and timeline\n"

@@ -23,22 +23,37 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-FileArg = Annotated[Path, typer.Argument(help="A .csv, .tsv or .jsonl file (optionally .gz).", show_default=False)]
-FormatOpt = Annotated[str | None, typer.Option("--format", help="csv, tsv or jsonl (default: from the file name).")]
+FileArg = Annotated[
+    Path, typer.Argument(help="A .csv, .tsv or .jsonl file (optionally .gz).", show_default=False)
+]
+FormatOpt = Annotated[
+    str | None, typer.Option("--format", help="csv, tsv or jsonl (default: from the file name).")
+]
 MapOpt = Annotated[
     list[str] | None,
-    typer.Option("--map", help="Rename a column: FILE_COLUMN=FIELD (repeatable), e.g. --map user_id=external_id."),
+    typer.Option(
+        "--map",
+        help="Rename a column: FILE_COLUMN=FIELD (repeatable), e.g. --map user_id=external_id.",
+    ),
 ]
 RejectsOpt = Annotated[
     Path | None,
-    typer.Option("--rejections", help="Where to write every rejected line and why (default: ./<file>.rejections.csv)."),
+    typer.Option(
+        "--rejections",
+        help="Where to write every rejected line and why (default: ./<file>.rejections.csv).",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
 
 
 def _run(
-    kind: str, importer: Callable[..., ImportReport], file: Path, fmt: str | None,
-    mapping: list[str] | None, rejections: Path | None, as_json: bool,
+    kind: str,
+    importer: Callable[..., ImportReport],
+    file: Path,
+    fmt: str | None,
+    mapping: list[str] | None,
+    rejections: Path | None,
+    as_json: bool,
 ) -> int:
     data = DataFile(file, fmt, parse_mapping(mapping or []))
     eng = engine()
@@ -65,7 +80,11 @@ def _show(report: ImportReport) -> None:
         table.add_row(name.replace("_", " "), f"{value:,}")
     console.print(table)
     if report.rejections:
-        bad = Table("line", "why it was rejected", title="rejected lines" + (" (first few)" if report.rejected > len(report.rejections) else ""))
+        bad = Table(
+            "line",
+            "why it was rejected",
+            title="rejected lines" + (" (first few)" if report.rejected > len(report.rejections) else ""),
+        )
         for r in report.rejections:
             bad.add_row(str(r.line), r.reason)
         console.print(bad)
@@ -74,33 +93,63 @@ def _show(report: ImportReport) -> None:
 
 
 @app.command()
-def events(file: FileArg, format: FormatOpt = None, map: MapOpt = None, rejections: RejectsOpt = None, json: JsonOpt = False) -> int:
+def events(
+    file: FileArg,
+    format: FormatOpt = None,
+    map: MapOpt = None,
+    rejections: RejectsOpt = None,
+    json: JsonOpt = False,
+) -> int:
     """Events: type, timestamp, an identity (external_id, email, phone or anonymous_id),
     optional event_id, channel and properties (JSON); other columns become properties."""
     return _run("events", import_events, file, format, map, rejections, json)
 
 
 @app.command()
-def customers(file: FileArg, format: FormatOpt = None, map: MapOpt = None, rejections: RejectsOpt = None, json: JsonOpt = False) -> int:
+def customers(
+    file: FileArg,
+    format: FormatOpt = None,
+    map: MapOpt = None,
+    rejections: RejectsOpt = None,
+    json: JsonOpt = False,
+) -> int:
     """Customer profiles, matched by any identity; consent_<channel> columns (yes/no) set
     consent, other columns become custom attributes."""
     return _run("customers", import_customers, file, format, map, rejections, json)
 
 
 @app.command()
-def orders(file: FileArg, format: FormatOpt = None, map: MapOpt = None, rejections: RejectsOpt = None, json: JsonOpt = False) -> int:
+def orders(
+    file: FileArg,
+    format: FormatOpt = None,
+    map: MapOpt = None,
+    rejections: RejectsOpt = None,
+    json: JsonOpt = False,
+) -> int:
     """Orders: one row per line item (order_id, identity, ordered_at, status, sku, quantity,
     unit_price, optional total/currency/channel/campaign), or JSON with an `items` list."""
     return _run("orders", import_orders, file, format, map, rejections, json)
 
 
 @app.command()
-def products(file: FileArg, format: FormatOpt = None, map: MapOpt = None, rejections: RejectsOpt = None, json: JsonOpt = False) -> int:
+def products(
+    file: FileArg,
+    format: FormatOpt = None,
+    map: MapOpt = None,
+    rejections: RejectsOpt = None,
+    json: JsonOpt = False,
+) -> int:
     """Products: sku, name, category, price, cost, currency, active, in_stock."""
     return _run("products", import_products, file, format, map, rejections, json)
 
 
 @app.command()
-def spend(file: FileArg, format: FormatOpt = None, map: MapOpt = None, rejections: RejectsOpt = None, json: JsonOpt = False) -> int:
+def spend(
+    file: FileArg,
+    format: FormatOpt = None,
+    map: MapOpt = None,
+    rejections: RejectsOpt = None,
+    json: JsonOpt = False,
+) -> int:
     """Marketing spend: channel, campaign, period_start, period_end, amount, currency."""
     return _run("spend", import_spend, file, format, map, rejections, json)

@@ -25,4 +25,11 @@ def register(app: typer.Typer) -> None:
 
         engine()  # create or check the schema before taking requests
         os.environ["CLM_DATABASE_URL"] = database_url()
-        uvicorn.run("clm.api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+        uvicorn.run(
+            "clm.api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+        )

@@ -6,7 +6,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, Tag
 
 from clm.auth.http import requires
 from clm.auth.service import Principal
@@ -21,7 +21,7 @@ from clm.commerce.service import (
     upsert_products,
 )
 from clm.core.errors import InvalidInput
-from clm.core.payloads import MAX_ID, one_or_batch
+from clm.core.payloads import MAX_ID, batch_or_single
 from clm.customers.identities import identities_from
 
 router = APIRouter(prefix="/api/v1", tags=["commerce"])
@@ -39,9 +39,15 @@ class SpendBatch(BaseModel):
     spend: list[SpendIn] = Field(..., min_length=1, max_length=1000)
 
 
-OrdersPayload = one_or_batch(OrderIn, OrderBatch, "orders")
-ProductsPayload = one_or_batch(ProductIn, ProductBatch, "products")
-SpendPayload = one_or_batch(SpendIn, SpendBatch, "spend")
+OrdersPayload = Annotated[
+    Annotated[OrderBatch, Tag("batch")] | Annotated[OrderIn, Tag("single")], batch_or_single("orders")
+]
+ProductsPayload = Annotated[
+    Annotated[ProductBatch, Tag("batch")] | Annotated[ProductIn, Tag("single")], batch_or_single("products")
+]
+SpendPayload = Annotated[
+    Annotated[SpendBatch, Tag("batch")] | Annotated[SpendIn, Tag("single")], batch_or_single("spend")
+]
 
 
 class OrdersOut(BaseModel):
@@ -102,7 +108,9 @@ def read_product(sku: str, request: Request) -> Product:
 
 
 @router.post("/spend", response_model=CountOut)
-def post_spend(payload: SpendPayload, request: Request, _: Principal = Depends(requires("write"))) -> CountOut:
+def post_spend(
+    payload: SpendPayload, request: Request, _: Principal = Depends(requires("write"))
+) -> CountOut:
     """Record marketing spend per channel/campaign and period (replaces the same period's figure)."""
     items = payload.spend if isinstance(payload, SpendBatch) else [payload]
     with request.app.state.engine.begin() as conn:

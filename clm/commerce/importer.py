@@ -54,34 +54,72 @@ def _run(
             counters = store(conn, [item for _, item in chunk])
         return ChunkOutcome(accepted=len(chunk), counters=counters)
 
-    return run_import(kind, data, parse, write, chunk_size=chunk_size, rejections_path=rejections_path, progress=progress)
+    return run_import(
+        kind,
+        data,
+        parse,
+        write,
+        chunk_size=chunk_size,
+        rejections_path=rejections_path,
+        progress=progress,
+    )
 
 
 def import_orders(
-    engine: Engine, data: DataFile, *, actor: str = "import", chunk_size: int = 5_000,
-    rejections_path: Path | None = None, progress: Callable[[int], None] | None = None,
+    engine: Engine,
+    data: DataFile,
+    *,
+    actor: str = "import",
+    chunk_size: int = 5_000,
+    rejections_path: Path | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     def store(conn: Any, batch: list[OrderIn]) -> dict[str, int]:
         result = ingest_orders(conn, batch, actor=actor)
-        return {"orders_created": result.created, "orders_updated": result.updated,
-                "customers_created": result.created_customers}
+        return {
+            "orders_created": result.created,
+            "orders_updated": result.updated,
+            "customers_created": result.created_customers,
+        }
 
     return _run("orders", engine, data, order_from_row, store, chunk_size, rejections_path, progress)
 
 
 def import_products(
-    engine: Engine, data: DataFile, *, chunk_size: int = 5_000,
-    rejections_path: Path | None = None, progress: Callable[[int], None] | None = None,
+    engine: Engine,
+    data: DataFile,
+    *,
+    chunk_size: int = 5_000,
+    rejections_path: Path | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    return _run("products", engine, data, product_from_row,
-                lambda conn, batch: {"products": upsert_products(conn, batch)},
-                chunk_size, rejections_path, progress)
+    return _run(
+        "products",
+        engine,
+        data,
+        product_from_row,
+        lambda conn, batch: {"products": upsert_products(conn, batch)},
+        chunk_size,
+        rejections_path,
+        progress,
+    )
 
 
 def import_spend(
-    engine: Engine, data: DataFile, *, chunk_size: int = 5_000,
-    rejections_path: Path | None = None, progress: Callable[[int], None] | None = None,
+    engine: Engine,
+    data: DataFile,
+    *,
+    chunk_size: int = 5_000,
+    rejections_path: Path | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    return _run("spend", engine, data, SpendIn.model_validate,
-                lambda conn, batch: {"spend_rows": record_spend(conn, batch)},
-                chunk_size, rejections_path, progress)
+    return _run(
+        "spend",
+        engine,
+        data,
+        SpendIn.model_validate,
+        lambda conn, batch: {"spend_rows": record_spend(conn, batch)},
+        chunk_size,
+        rejections_path,
+        progress,
+    )

@@ -33,7 +33,9 @@ class ProductIn(BaseModel):
     name: str = Field(..., min_length=1, max_length=300)
     category: str | None = Field(None, max_length=200)
     price: float = Field(..., ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
-    cost: float | None = Field(None, ge=0, le=MAX_AMOUNT, allow_inf_nan=False, description="Unit cost, for margins.")
+    cost: float | None = Field(
+        None, ge=0, le=MAX_AMOUNT, allow_inf_nan=False, description="Unit cost, for margins."
+    )
     currency: Currency = DEFAULT_CURRENCY
     active: bool = True
     in_stock: bool = True
@@ -63,7 +65,11 @@ class OrderIn(BaseModel):
     refunded_at: datetime | None = None
     currency: Currency = DEFAULT_CURRENCY
     total: float | None = Field(
-        None, ge=0, le=MAX_AMOUNT, allow_inf_nan=False, description="Amount paid; defaults to the sum of the items."
+        None,
+        ge=0,
+        le=MAX_AMOUNT,
+        allow_inf_nan=False,
+        description="Amount paid; defaults to the sum of the items.",
     )
     channel: str | None = Field(None, max_length=32)
     campaign: str | None = Field(None, max_length=200)
@@ -83,7 +89,9 @@ class OrderIn(BaseModel):
         return self
 
     def identity_fields(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("external_id", "email", "phone", "anonymous_id") if getattr(self, k)}
+        return {
+            k: getattr(self, k) for k in ("external_id", "email", "phone", "anonymous_id") if getattr(self, k)
+        }
 
 
 class SpendIn(BaseModel):

@@ -38,16 +38,34 @@ _CHUNK = 500
 def upsert_products(conn: Connection, items: Sequence[ProductIn]) -> int:
     """Create or update products by SKU (the last row wins for a SKU given twice)."""
     now = utcnow()
-    rows = {
-        p.sku: {**p.model_dump(), "created_at": now, "updated_at": now} for p in items
-    }
-    columns = ["name", "category", "price", "cost", "currency", "active", "in_stock", "attributes", "updated_at"]
+    rows = {p.sku: {**p.model_dump(), "created_at": now, "updated_at": now} for p in items}
+    columns = [
+        "name",
+        "category",
+        "price",
+        "cost",
+        "currency",
+        "active",
+        "in_stock",
+        "attributes",
+        "updated_at",
+    ]
     upsert_many(conn, products, list(rows.values()), ["sku"], columns)
     return len(rows)
 
 
 def _product(r: Any) -> Product:
-    return Product(r.sku, r.name, r.category, r.price, r.cost, r.currency, r.active, r.in_stock, r.attributes or {})
+    return Product(
+        r.sku,
+        r.name,
+        r.category,
+        r.price,
+        r.cost,
+        r.currency,
+        r.active,
+        r.in_stock,
+        r.attributes or {},
+    )
 
 
 def get_product(engine: Engine, sku: str) -> Product:
@@ -58,7 +76,9 @@ def get_product(engine: Engine, sku: str) -> Product:
     return _product(row)
 
 
-def list_products(engine: Engine, category: str | None = None, limit: int = 100, offset: int = 0) -> list[Product]:
+def list_products(
+    engine: Engine, category: str | None = None, limit: int = 100, offset: int = 0
+) -> list[Product]:
     query = select(products).order_by(products.c.sku).limit(limit).offset(offset)
     if category:
         query = query.where(products.c.category == category)
@@ -93,7 +113,10 @@ def ingest_orders(conn: Connection, batch: Sequence[OrderIn], *, actor: str = "i
         else:
             items = {i.sku: i for i in prior.items} | {i.sku: i for i in order.items}
             merged[order.order_id] = order.model_copy(
-                update={"items": list(items.values()), "total": order.total if order.total is not None else prior.total}
+                update={
+                    "items": list(items.values()),
+                    "total": order.total if order.total is not None else prior.total,
+                }
             )
     unique = list(merged.values())
     identity_rows = [identities_from(o.identity_fields()) for o in unique]
@@ -116,7 +139,9 @@ def ingest_orders(conn: Connection, batch: Sequence[OrderIn], *, actor: str = "i
     def header(o: OrderIn) -> dict[str, Any]:
         refunded_at = None
         if o.status == "refunded":  # keep the first refund time when a refund is re-sent
-            refunded_at = o.refunded_at or (existing[o.order_id][1] if o.order_id in existing else None) or now
+            refunded_at = (
+                o.refunded_at or (existing[o.order_id][1] if o.order_id in existing else None) or now
+            )
         return {
             "customer_id": customer_of[o.order_id],
             "status": o.status,
@@ -132,21 +157,30 @@ def ingest_orders(conn: Connection, batch: Sequence[OrderIn], *, actor: str = "i
     new = [o for o in unique if o.order_id not in existing]
     pk: dict[str, int] = {oid: ident for oid, (ident, _) in existing.items()}
     if new:
-        new_ids = conn.execute(
-            insert(orders).returning(orders.c.id, sort_by_parameter_order=True),
-            [{"order_id": o.order_id, "created_at": now, **header(o)} for o in new],
-        ).scalars().all()
+        new_ids = (
+            conn.execute(
+                insert(orders).returning(orders.c.id, sort_by_parameter_order=True),
+                [{"order_id": o.order_id, "created_at": now, **header(o)} for o in new],
+            )
+            .scalars()
+            .all()
+        )
         pk.update(zip((o.order_id for o in new), new_ids, strict=True))
     changed = [o for o in unique if o.order_id in existing]
     if changed:
         conn.execute(
-            update(orders).where(orders.c.id == bindparam("pk")).values(
-                {k: bindparam(f"v_{k}") for k in header(changed[0])}
-            ),
+            update(orders)
+            .where(orders.c.id == bindparam("pk"))
+            .values({k: bindparam(f"v_{k}") for k in header(changed[0])}),
             [{"pk": pk[o.order_id], **{f"v_{k}": v for k, v in header(o).items()}} for o in changed],
         )
     item_rows = [
-        {"order_pk": pk[o.order_id], "sku": i.sku, "quantity": i.quantity, "unit_price": i.unit_price}
+        {
+            "order_pk": pk[o.order_id],
+            "sku": i.sku,
+            "quantity": i.quantity,
+            "unit_price": i.unit_price,
+        }
         for o in unique
         for i in o.items
     ]
@@ -191,9 +225,13 @@ def _record_order_events(
             props["campaign"] = o.campaign
         channel = o.channel or "web"
         if o.status != "cancelled":
-            events.append(ValidEvent(f"order:{o.order_id}:purchase", "purchase", channel, o.ordered_at, {}, props))
+            events.append(
+                ValidEvent(f"order:{o.order_id}:purchase", "purchase", channel, o.ordered_at, {}, props)
+            )
         if o.status == "refunded":
-            events.append(ValidEvent(f"order:{o.order_id}:refund", "refund", channel, o.refunded_at or now, {}, props))
+            events.append(
+                ValidEvent(f"order:{o.order_id}:refund", "refund", channel, o.refunded_at or now, {}, props)
+            )
     if events:
         store_events(conn, events, [customer_of[e.properties["order_id"]] for e in events])
 
@@ -208,11 +246,24 @@ def _orders_with_items(conn: Connection, rows: list[Any]) -> list[Order]:
     items: dict[int, list[OrderItem]] = {}
     for start in range(0, len(pks), _CHUNK):
         for it in conn.execute(
-            select(order_items).where(order_items.c.order_pk.in_(pks[start : start + _CHUNK])).order_by(order_items.c.id)
+            select(order_items)
+            .where(order_items.c.order_pk.in_(pks[start : start + _CHUNK]))
+            .order_by(order_items.c.id)
         ):
             items.setdefault(it.order_pk, []).append(OrderItem(it.sku, it.quantity, it.unit_price))
     return [
-        Order(r.order_id, r.customer_id, r.status, r.ordered_at, r.refunded_at, r.currency, r.total, r.channel, r.campaign, items.get(r.id, []))
+        Order(
+            r.order_id,
+            r.customer_id,
+            r.status,
+            r.ordered_at,
+            r.refunded_at,
+            r.currency,
+            r.total,
+            r.channel,
+            r.campaign,
+            items.get(r.id, []),
+        )
         for r in rows
     ]
 
@@ -259,12 +310,22 @@ def order_summary(engine: Engine, customer_id: int) -> OrderSummary:
 def record_spend(conn: Connection, items: Sequence[SpendIn]) -> int:
     """Create or replace spend rows (one per channel, campaign and period)."""
     rows = {(s.channel, s.campaign, s.period_start, s.period_end): s.model_dump() for s in items}
-    upsert_many(conn, marketing_spend, list(rows.values()), ["channel", "campaign", "period_start", "period_end"], ["amount", "currency"])
+    upsert_many(
+        conn,
+        marketing_spend,
+        list(rows.values()),
+        ["channel", "campaign", "period_start", "period_end"],
+        ["amount", "currency"],
+    )
     return len(rows)
 
 
-def list_spend(engine: Engine, channel: str | None = None, start: date | None = None, end: date | None = None) -> list[Spend]:
-    query = select(marketing_spend).order_by(marketing_spend.c.period_start, marketing_spend.c.channel, marketing_spend.c.campaign)
+def list_spend(
+    engine: Engine, channel: str | None = None, start: date | None = None, end: date | None = None
+) -> list[Spend]:
+    query = select(marketing_spend).order_by(
+        marketing_spend.c.period_start, marketing_spend.c.channel, marketing_spend.c.campaign
+    )
     if channel:
         query = query.where(marketing_spend.c.channel == channel)
     if start:
@@ -272,4 +333,7 @@ def list_spend(engine: Engine, channel: str | None = None, start: date | None = 
     if end:
         query = query.where(marketing_spend.c.period_start <= end)
     with engine.connect() as conn:
-        return [Spend(r.channel, r.campaign, r.period_start, r.period_end, r.amount, r.currency) for r in conn.execute(query)]
+        return [
+            Spend(r.channel, r.campaign, r.period_start, r.period_end, r.amount, r.currency)
+            for r in conn.execute(query)
+        ]

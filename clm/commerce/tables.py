@@ -1,6 +1,17 @@
 """Tables of the commerce domain."""
 
-from sqlalchemy import Boolean, Column, Date, ForeignKey, Index, Integer, Numeric, String, Table, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    UniqueConstraint,
+)
 
 from clm.store.schema import JSONType, PKType, UTCDateTime, metadata
 

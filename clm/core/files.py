@@ -70,7 +70,7 @@ class DataFile:
     def rows(self) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
         with open(self.path, "rb") as raw:
             self._raw = raw
-            stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if self.path.suffix == ".gz" else raw
+            stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if self.path.suffix == ".gz" else raw  # type: ignore[assignment]
             text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
             try:
                 if self.format == "jsonl":
@@ -117,7 +117,9 @@ class DataFile:
         for line_no, line in enumerate(text, start=1):
             if not line.strip():
                 continue
-            problem = _text_problem(line) or ("the line contains a NUL character" if "\\u0000" in line else None)
+            problem = _text_problem(line) or (
+                "the line contains a NUL character" if "\\u0000" in line else None
+            )
             if problem:
                 yield line_no, BadRow(problem)
                 continue

@@ -11,7 +11,7 @@ import csv
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Generic, TypeVar
+from typing import IO, Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -94,7 +94,7 @@ class _RejectionLog:
         if self.path is None:
             return
         if self._writer is None:
-            self._file = open(self.path, "w", newline="", encoding="utf-8")
+            self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
             self._writer = csv.writer(self._file)
             self._writer.writerow(["line", "reason"])
         self._writer.writerow([rejection.line, rejection.reason])

@@ -6,24 +6,24 @@ validated (and reported) only against the shape the sender meant.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import Discriminator, Tag
+from pydantic import Discriminator
 
 # Error locations carry the chosen shape as a tag; the API's error formatter drops these.
 SHAPE_TAGS = ("single", "batch")
 
 
-def one_or_batch(single: type, batch: type, key: str) -> Any:
+def batch_or_single(key: str) -> Discriminator:
+    """Use as `Annotated[Annotated[Batch, Tag("batch")] | Annotated[Item, Tag("single")],
+    batch_or_single("items")]`: a JSON object with `key` is a batch, anything else one item."""
+
     def shape(value: Any) -> str:
         if isinstance(value, dict):
             return "batch" if key in value else "single"
         return "batch" if hasattr(value, key) else "single"
 
-    return Annotated[
-        Annotated[batch, Tag("batch")] | Annotated[single, Tag("single")],
-        Discriminator(shape),
-    ]
+    return Discriminator(shape)
 
 
 # Largest id a 64-bit database key can hold; larger numbers can only be "not found".

@@ -14,7 +14,13 @@ from clm.core.payloads import MAX_ID
 from clm.customers.identities import normalize_identity
 from clm.customers.merge import merge_customers, suspected_duplicates
 from clm.customers.schemas import CONSENT_CHANNELS, Customer, CustomerIn, DuplicatePair
-from clm.customers.service import find_customers, get_customer, list_customers, set_consent, upsert_customer
+from clm.customers.service import (
+    find_customers,
+    get_customer,
+    list_customers,
+    set_consent,
+    upsert_customer,
+)
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
 
@@ -35,7 +41,10 @@ class ConsentIn(BaseModel):
 
 @router.post("", response_model=Customer, status_code=200, responses={201: {"model": Customer}})
 def upsert(
-    item: CustomerIn, request: Request, response: Response, principal: Principal = Depends(requires("write"))
+    item: CustomerIn,
+    request: Request,
+    response: Response,
+    principal: Principal = Depends(requires("write")),
 ) -> Customer:
     """Create a profile, or update the one that has any of the given identities
     (external_id, email, phone, anonymous_id). 201 when a profile was created."""
@@ -57,7 +66,12 @@ def search(
 ) -> list[Customer]:
     """Find profiles by identity (normalised as on ingestion: any phone format, any email
     case); without one, list profiles newest first, page by page."""
-    given = {"external_id": external_id, "email": email, "phone": phone, "anonymous_id": anonymous_id}
+    given = {
+        "external_id": external_id,
+        "email": email,
+        "phone": phone,
+        "anonymous_id": anonymous_id,
+    }
     engine = request.app.state.engine
     if not any(given.values()):
         return list_customers(engine, limit, offset)
@@ -81,13 +95,18 @@ def duplicates(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 1
 def merge(body: MergeIn, request: Request, principal: Principal = Depends(requires("write"))) -> Customer:
     """Merge profiles into the survivor: events, orders, identities and consents move to it."""
     engine = request.app.state.engine
-    survivor = merge_customers(engine, body.survivor_id, body.merged_ids, reason=body.reason, actor=principal.actor)
+    survivor = merge_customers(
+        engine, body.survivor_id, body.merged_ids, reason=body.reason, actor=principal.actor
+    )
     return get_customer(engine, survivor)
 
 
 @router.post("/{customer_id}/consents", response_model=Customer)
 def consent(
-    customer_id: Annotated[int, Path(ge=1, le=MAX_ID)], body: ConsentIn, request: Request, principal: Principal = Depends(requires("write"))
+    customer_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    body: ConsentIn,
+    request: Request,
+    principal: Principal = Depends(requires("write")),
 ) -> Customer:
     """Record that a customer granted or withdrew consent for a channel."""
     assert body.channel in CONSENT_CHANNELS

@@ -27,7 +27,9 @@ def normalize_phone(value: str, region: str | None = None) -> str:
     """E.164 form (+8613812345678); numbers without a country code use the default region."""
     text = value.strip()
     try:
-        parsed = phonenumbers.parse(text, None if text.startswith("+") else (region or settings().default_phone_region))
+        parsed = phonenumbers.parse(
+            text, None if text.startswith("+") else (region or settings().default_phone_region)
+        )
     except phonenumbers.NumberParseException:
         raise InvalidInput(f"{value!r} is not a phone number", "phone")
     if not phonenumbers.is_possible_number(parsed):

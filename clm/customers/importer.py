@@ -73,10 +73,18 @@ def import_customers(
             resolution = upsert_customers(conn, [item for _, item in chunk], actor=actor)
         return ChunkOutcome(
             accepted=len(chunk),
-            counters={"customers_created": len(resolution.created), "merges": len(resolution.merges)},
+            counters={
+                "customers_created": len(resolution.created),
+                "merges": len(resolution.merges),
+            },
         )
 
     return run_import(
-        "customers", data, customer_from_row, write,
-        chunk_size=chunk_size, rejections_path=rejections_path, progress=progress,
+        "customers",
+        data,
+        customer_from_row,
+        write,
+        chunk_size=chunk_size,
+        rejections_path=rejections_path,
+        progress=progress,
     )

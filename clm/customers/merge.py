@@ -10,15 +10,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, inspect, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    delete,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import aliased
 
 from clm.auth.service import record_audit
 from clm.core.errors import InvalidInput, NotFound
 from clm.core.timeutil import utcnow
 from clm.customers.schemas import PROFILE_FIELDS, DuplicatePair
-from clm.store.sql import strpos
 from clm.customers.tables import consents, customer_identities, customer_merges, customers
+from clm.store.sql import strpos
 
 # Our own tables are merged explicitly below; everything else referencing customers is generic.
 _OWN_TABLES = {"customers", "customer_identities", "consents", "customer_merges"}
@@ -81,11 +93,25 @@ def merge_into(
     conn.execute(
         insert(customer_merges),
         [
-            {"survivor_id": survivor, "merged_id": m, "merged_at": now, "reason": reason, "actor": actor, "details": details}
+            {
+                "survivor_id": survivor,
+                "merged_id": m,
+                "merged_at": now,
+                "reason": reason,
+                "actor": actor,
+                "details": details,
+            }
             for m in merged
         ],
     )
-    record_audit(conn, actor, "customer.merge", "customer", str(survivor), {"merged": list(merged), "reason": reason})
+    record_audit(
+        conn,
+        actor,
+        "customer.merge",
+        "customer",
+        str(survivor),
+        {"merged": list(merged), "reason": reason},
+    )
 
 
 def _merge_profile_fields(conn: Connection, survivor: int, merged: Sequence[int], now: Any) -> None:
@@ -116,12 +142,16 @@ def _merge_profile_fields(conn: Connection, survivor: int, merged: Sequence[int]
 
 def _merge_consents(conn: Connection, survivor: int, merged: Sequence[int]) -> None:
     """Per channel the stricter answer wins: a withdrawal on any profile withdraws for all."""
-    rows = conn.execute(select(consents).where(consents.c.customer_id.in_([survivor, *merged]))).mappings().all()
+    rows = (
+        conn.execute(select(consents).where(consents.c.customer_id.in_([survivor, *merged]))).mappings().all()
+    )
     by_channel: dict[str, dict[str, Any]] = {}
     for r in rows:
         best = by_channel.get(r["channel"])
         stricter = best is None or (best["granted"] and not r["granted"])
-        same_but_newer = best is not None and best["granted"] == r["granted"] and r["updated_at"] > best["updated_at"]
+        same_but_newer = (
+            best is not None and best["granted"] == r["granted"] and r["updated_at"] > best["updated_at"]
+        )
         if stricter or same_but_newer:
             by_channel[r["channel"]] = dict(r)
     conn.execute(delete(consents).where(consents.c.customer_id.in_([survivor, *merged])))
@@ -140,10 +170,16 @@ def _references(conn: Connection) -> list[tuple[str, str, list[list[str]]]]:
             for fk in insp.get_foreign_keys(table):
                 if fk["referred_table"] == "customers" and fk["referred_columns"] == ["id"]:
                     column = fk["constrained_columns"][0]
-                    uniques = [u["column_names"] for u in insp.get_unique_constraints(table)]
+                    uniques: list[list[str]] = [
+                        [c for c in u["column_names"] if c] for u in insp.get_unique_constraints(table)
+                    ]
                     pk = insp.get_pk_constraint(table)["constrained_columns"]
                     uniques += [pk] if pk else []
-                    uniques += [ix["column_names"] for ix in insp.get_indexes(table) if ix.get("unique")]
+                    uniques += [
+                        [c for c in ix["column_names"] if c]
+                        for ix in insp.get_indexes(table)
+                        if ix.get("unique")
+                    ]
                     found.append((table, column, [u for u in uniques if column in u]))
         _reference_cache[key] = found
     return _reference_cache[key]
@@ -161,7 +197,9 @@ def _move_references(conn: Connection, survivor: int, merged: Sequence[int]) -> 
         t, c = quote(table), quote(column)
         clashes = [
             "NOT EXISTS (SELECT 1 FROM {t} AS other WHERE other.{c} = :survivor{rest})".format(
-                t=t, c=c, rest="".join(f" AND other.{quote(o)} = {t}.{quote(o)}" for o in cols if o != column)
+                t=t,
+                c=c,
+                rest="".join(f" AND other.{quote(o)} = {t}.{quote(o)}" for o in cols if o != column),
             )
             for cols in unique_sets
         ]
@@ -189,7 +227,10 @@ def suspected_duplicates(engine: Engine, limit: int = 100) -> list[DuplicatePair
     rules = [
         ("same name and birthday", a.c.birthday == b.c.birthday),
         ("same name and email user name", and_(local_part == other_local, a.c.email != b.c.email)),
-        ("same name, city and occupation", and_(a.c.city == b.c.city, a.c.occupation == b.c.occupation)),
+        (
+            "same name, city and occupation",
+            and_(a.c.city == b.c.city, a.c.occupation == b.c.occupation),
+        ),
     ]
     found: dict[tuple[int, int], DuplicatePair] = {}  # strongest rule first
     with engine.connect() as conn:

@@ -61,7 +61,7 @@ class CustomerIn(BaseModel):
     first_seen_at: datetime | None = None
     attributes: dict[str, Any] = Field(default_factory=dict, description="Custom attributes.")
     consents: dict[str, bool] = Field(
-        default_factory=dict, description="Consent per channel, e.g. {\"email\": true, \"sms\": false}."
+        default_factory=dict, description='Consent per channel, e.g. {"email": true, "sms": false}.'
     )
     consent_source: str | None = Field(None, max_length=200, description="Where consent was given.")
 
@@ -126,13 +126,17 @@ class CustomerIn(BaseModel):
     def _consents(cls, v: dict[str, bool]) -> dict[str, bool]:
         unknown = set(v) - set(CONSENT_CHANNELS)
         if unknown:
-            raise ValueError(f"unknown consent channel(s) {sorted(unknown)}; use {', '.join(CONSENT_CHANNELS)}")
+            raise ValueError(
+                f"unknown consent channel(s) {sorted(unknown)}; use {', '.join(CONSENT_CHANNELS)}"
+            )
         return v
 
     @model_validator(mode="after")
     def _has_identity(self) -> CustomerIn:
         if not (self.external_id or self.email or self.phone or self.anonymous_id):
-            raise ValueError("a customer needs at least one identity: external_id, email, phone or anonymous_id")
+            raise ValueError(
+                "a customer needs at least one identity: external_id, email, phone or anonymous_id"
+            )
         return self
 
     def identities(self) -> dict[str, str]:

@@ -120,7 +120,8 @@ def _lock_identities(conn: Connection, keys: Iterable[tuple[str, str]]) -> None:
     buckets = sorted({zlib.crc32(f"{k}:{v}".encode()) % _LOCK_BUCKETS for k, v in keys})
     if buckets:
         conn.exec_driver_sql(
-            "SELECT pg_advisory_xact_lock(%(cls)s, b) FROM (SELECT unnest(%(buckets)s::int[]) AS b ORDER BY 1) s",
+            "SELECT pg_advisory_xact_lock(%(cls)s, b) "
+            "FROM (SELECT unnest(%(buckets)s::int[]) AS b ORDER BY 1) s",
             {"cls": _LOCK_CLASS, "buckets": buckets},
         )
 
@@ -156,12 +157,18 @@ def _create_profiles(
         seed = seeds[i] if seeds else None
         profile = new.get(root)
         if profile is None:
-            profile = new[root] = {"first_seen_at": None, "acquisition_channel": None, "acquisition_campaign": None}
+            profile = new[root] = {
+                "first_seen_at": None,
+                "acquisition_channel": None,
+                "acquisition_campaign": None,
+            }
         for kind in _PRIMARY_COLUMNS:
             if kind in identity_rows[i]:
                 profile.setdefault(kind, identity_rows[i][kind])
-        if seed is not None and seed.first_seen_at is not None and (
-            profile["first_seen_at"] is None or seed.first_seen_at < profile["first_seen_at"]
+        if (
+            seed is not None
+            and seed.first_seen_at is not None
+            and (profile["first_seen_at"] is None or seed.first_seen_at < profile["first_seen_at"])
         ):
             profile["first_seen_at"] = seed.first_seen_at
             profile["acquisition_channel"] = seed.acquisition_channel
@@ -184,9 +191,11 @@ def _create_profiles(
         }
         for r in order
     ]
-    ids = conn.execute(
-        insert(customers).returning(customers.c.id, sort_by_parameter_order=True), rows
-    ).scalars().all()
+    ids = (
+        conn.execute(insert(customers).returning(customers.c.id, sort_by_parameter_order=True), rows)
+        .scalars()
+        .all()
+    )
     for root, customer_id in zip(order, ids, strict=True):
         owner[root] = customer_id
     return set(ids)
@@ -202,7 +211,12 @@ def _attach_new_identities(
 ) -> None:
     now = utcnow()
     rows = [
-        {"customer_id": owner[uf.find(("i", kind, value))], "kind": kind, "value": value, "created_at": now}
+        {
+            "customer_id": owner[uf.find(("i", kind, value))],
+            "kind": kind,
+            "value": value,
+            "created_at": now,
+        }
         for kind, value in keys
         if (kind, value) not in known
     ]
@@ -236,9 +250,7 @@ def note_first_seen(conn: Connection, first_seen: dict[int, datetime]) -> None:
 
 def upsert_customers(conn: Connection, items: Sequence[CustomerIn], *, actor: str) -> Resolution:
     """Create or update profiles in one pass; provided fields overwrite, attributes are merged."""
-    seeds = [
-        ProfileSeed(i.first_seen_at, i.acquisition_channel, i.acquisition_campaign) for i in items
-    ]
+    seeds = [ProfileSeed(i.first_seen_at, i.acquisition_channel, i.acquisition_campaign) for i in items]
     resolution = resolve_customers(conn, [i.identities() for i in items], seeds, actor=actor)
     ids = sorted(set(resolution.customer_ids))
     current: dict[int, dict[str, Any]] = {}
@@ -284,13 +296,27 @@ def upsert_customer(engine: Engine, item: CustomerIn, *, actor: str) -> tuple[Cu
 
 
 def set_consent(
-    engine: Engine, customer_id: int, channel: str, granted: bool, *, source: str, at: datetime | None = None
+    engine: Engine,
+    customer_id: int,
+    channel: str,
+    granted: bool,
+    *,
+    source: str,
+    at: datetime | None = None,
 ) -> Customer:
     with engine.begin() as conn:
         cid = live_id(conn, customer_id)
         _write_consents(
             conn,
-            [{"customer_id": cid, "channel": channel, "granted": granted, "updated_at": at or utcnow(), "source": source}],
+            [
+                {
+                    "customer_id": cid,
+                    "channel": channel,
+                    "granted": granted,
+                    "updated_at": at or utcnow(),
+                    "source": source,
+                }
+            ],
         )
         return _load(conn, cid)
 
@@ -307,7 +333,12 @@ def _write_consents(conn: Connection, rows: list[dict[str, Any]]) -> None:
         )
     }
     # A consent record older than the one we hold is history, not news: keep the newer.
-    fresh = [r for r in rows if existing.get((r["customer_id"], r["channel"])) is None or existing[(r["customer_id"], r["channel"])] <= r["updated_at"]]
+    fresh = [
+        r
+        for r in rows
+        if existing.get((r["customer_id"], r["channel"])) is None
+        or existing[(r["customer_id"], r["channel"])] <= r["updated_at"]
+    ]
     updates = [r for r in fresh if (r["customer_id"], r["channel"]) in existing]
     inserts = [r for r in fresh if (r["customer_id"], r["channel"]) not in existing]
     if updates:
@@ -315,7 +346,16 @@ def _write_consents(conn: Connection, rows: list[dict[str, Any]]) -> None:
             update(consents)
             .where(consents.c.customer_id == bindparam("cid"), consents.c.channel == bindparam("ch"))
             .values(granted=bindparam("g"), updated_at=bindparam("at"), source=bindparam("src")),
-            [{"cid": r["customer_id"], "ch": r["channel"], "g": r["granted"], "at": r["updated_at"], "src": r["source"]} for r in updates],
+            [
+                {
+                    "cid": r["customer_id"],
+                    "ch": r["channel"],
+                    "g": r["granted"],
+                    "at": r["updated_at"],
+                    "src": r["source"],
+                }
+                for r in updates
+            ],
         )
     if inserts:
         conn.execute(insert(consents), inserts)

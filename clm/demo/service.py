@@ -55,7 +55,9 @@ class DemoSummary:
     events_by_type: list[tuple[str, int]] = field(default_factory=list)
 
 
-def build_demo(engine: Engine, config: DemoConfig, progress: Callable[[int], None] | None = None) -> DemoSummary:
+def build_demo(
+    engine: Engine, config: DemoConfig, progress: Callable[[int], None] | None = None
+) -> DemoSummary:
     """Simulate `config.customers` customers and store them; refuses a store that has customers."""
     with engine.connect() as conn:
         existing = conn.execute(select(func.count()).select_from(customers)).scalar_one()
@@ -65,7 +67,10 @@ def build_demo(engine: Engine, config: DemoConfig, progress: Callable[[int], Non
             "or `--db` to build the demo elsewhere"
         )
     with engine.begin() as conn:
-        upsert_products(conn, [ProductIn(sku=s, name=n, category=c, price=p, cost=k) for s, n, c, p, k in PRODUCTS])
+        upsert_products(
+            conn,
+            [ProductIn(sku=s, name=n, category=c, price=p, cost=k) for s, n, c, p, k in PRODUCTS],
+        )
     acquisitions: dict[tuple[str, str], int] = {}
     done = 0
     for index, first in enumerate(range(0, config.customers, CHUNK_CUSTOMERS)):
@@ -90,7 +95,9 @@ def _store_chunk(engine: Engine, config: DemoConfig, index: int, chunk: Chunk) -
         return start + timedelta(days=days)
 
     with engine.begin() as conn:
-        resolution = upsert_customers(conn, [CustomerIn.model_validate(c) for c in chunk.customers], actor="demo")
+        resolution = upsert_customers(
+            conn, [CustomerIn.model_validate(c) for c in chunk.customers], actor="demo"
+        )
         ids = resolution.customer_ids
         conn.execute(
             insert(demo_truth),
@@ -117,7 +124,10 @@ def _store_chunk(engine: Engine, config: DemoConfig, index: int, chunk: Chunk) -
                 total=o["total"],
                 channel=o["channel"],
                 campaign=None,
-                items=[OrderItemIn.model_construct(sku=s, quantity=1, unit_price=price) for s, price in o["items"]],
+                items=[
+                    OrderItemIn.model_construct(sku=s, quantity=1, unit_price=price)
+                    for s, price in o["items"]
+                ],
             )
             for o in chunk.orders
         ]
@@ -146,7 +156,9 @@ def summarize(engine: Engine) -> DemoSummary:
             select(func.count(), func.min(events.c.occurred_at), func.max(events.c.occurred_at))
         ).one()
         truth_total, truth_alive = conn.execute(
-            select(func.count(), func.count().filter(demo_truth.c.alive_at_end)).where(demo_truth.c.segment == "buyer")
+            select(func.count(), func.count().filter(demo_truth.c.alive_at_end)).where(
+                demo_truth.c.segment == "buyer"
+            )
         ).one()
         buyers = (
             select(orders.c.customer_id, func.sum(orders.c.total).filter(completed).label("revenue"))
@@ -166,14 +178,20 @@ def summarize(engine: Engine) -> DemoSummary:
             .order_by(customers.c.acquisition_channel)
         ).all()
         spend_by_channel = dict(
-            conn.execute(select(marketing_spend.c.channel, func.sum(marketing_spend.c.amount)).group_by(marketing_spend.c.channel)).all()
+            conn.execute(
+                select(marketing_spend.c.channel, func.sum(marketing_spend.c.amount)).group_by(
+                    marketing_spend.c.channel
+                )
+            ).all()
         )
         month = year_month(customers.c.first_seen_at)
-        new_per_month = conn.execute(select(month, func.count()).where(live).group_by(month).order_by(month)).all()
+        new_per_month = conn.execute(
+            select(month, func.count()).where(live).group_by(month).order_by(month)
+        ).all()
         by_type = conn.execute(
             select(events.c.type, func.count()).group_by(events.c.type).order_by(func.count().desc())
         ).all()
-    rows: list[Any] = channel_rows
+    rows: list[Any] = list(channel_rows)
     return DemoSummary(
         customers=int(n_customers),
         orders=int(n_orders),
@@ -183,7 +201,8 @@ def summarize(engine: Engine) -> DemoSummary:
         last_event=last_event,
         alive_share=(truth_alive / truth_total) if truth_total else 0.0,
         by_channel=[
-            ChannelRow(ch or "unknown", int(c), int(b), float(r), float(spend_by_channel.get(ch, 0.0))) for ch, c, b, r in rows
+            ChannelRow(ch or "unknown", int(c), int(b), float(r), float(spend_by_channel.get(ch, 0.0)))
+            for ch, c, b, r in rows
         ],
         new_per_month=[(m, int(c)) for m, c in new_per_month if m],
         events_by_type=[(t, int(c)) for t, c in by_type],

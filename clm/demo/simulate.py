@@ -51,7 +51,9 @@ class DemoConfig:
     customers: int = 10_000
     seed: int = 42
     days: int = 730
-    end: datetime = field(default_factory=lambda: datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0))
+    end: datetime = field(
+        default_factory=lambda: datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    )
 
     @property
     def start(self) -> datetime:
@@ -105,7 +107,9 @@ def simulate_chunk(config: DemoConfig, index: int, first: int, count: int) -> Ch
     capped = repeats >= MAX_REPEATS
     dropped = buyer & ~capped & (last_lifetime <= T)
     interest = acquired + rng.exponential(30.0, size=n)  # prospects lose interest
-    dropped_at = np.where(buyer, np.where(dropped, last_lifetime, np.nan), np.where(interest <= T, interest, np.nan))
+    dropped_at = np.where(
+        buyer, np.where(dropped, last_lifetime, np.nan), np.where(interest <= T, interest, np.nan)
+    )
     alive_at_end = np.where(buyer, ~dropped, interest > T)
 
     keep = repeat_times <= T
@@ -115,17 +119,29 @@ def simulate_chunk(config: DemoConfig, index: int, first: int, count: int) -> Ch
     purchase_owner, purchase_time = purchase_owner[order_sort], purchase_time[order_sort]
     values = rng.gamma(GG_P, 1.0 / nu[purchase_owner])
 
-    active_until = np.where(buyer, np.minimum(np.nan_to_num(dropped_at, nan=T) + 21.0, T), np.minimum(interest, T))
+    active_until = np.where(
+        buyer, np.minimum(np.nan_to_num(dropped_at, nan=T) + 21.0, T), np.minimum(interest, T)
+    )
 
     profiles = _profiles(rng, config, first, n, channel_ix, acquired)
     preferred = [prof["attributes"]["preferred_category"] for prof in profiles]
     events: list[tuple[int, str, str, float, dict[str, Any]]] = []
     for i in range(n):
         ch = _CHANNEL_NAMES[channel_ix[i]]
-        events.append((i, "signup", ch, float(acquired[i]), {"utm_source": ch, "utm_campaign": profiles[i]["acquisition_campaign"]}))
+        events.append(
+            (
+                i,
+                "signup",
+                ch,
+                float(acquired[i]),
+                {"utm_source": ch, "utm_campaign": profiles[i]["acquisition_campaign"]},
+            )
+        )
         events.append((i, "page_view", ch, float(acquired[i]) - 0.01, {"page": "/"}))
 
-    orders = _orders(rng, config, first, purchase_owner, purchase_time, values, preferred, channel_ix, events, p)
+    orders = _orders(
+        rng, config, first, purchase_owner, purchase_time, values, preferred, channel_ix, events, p
+    )
     _browsing(rng, n, acquired, active_until, lam, preferred, events)
     _email_and_sms(rng, config, n, acquired, active_until, profiles, events)
     _other_touches(rng, n, acquired, active_until, channel_ix, buyer, first_buy, events)
@@ -140,7 +156,9 @@ def simulate_chunk(config: DemoConfig, index: int, first: int, count: int) -> Ch
             "dropout_prob": float(p[i]),
             "mean_order_value": float(mean_value[i]),
             "acquired_at": config.start + timedelta(days=float(acquired[i])),
-            "dropped_out_at": None if np.isnan(dropped_at[i]) else config.start + timedelta(days=float(dropped_at[i])),
+            "dropped_out_at": None
+            if np.isnan(dropped_at[i])
+            else config.start + timedelta(days=float(dropped_at[i])),
             "alive_at_end": bool(alive_at_end[i]),
             "observed_until": observed,
             "duplicate_of": None,
@@ -157,7 +175,12 @@ def simulate_chunk(config: DemoConfig, index: int, first: int, count: int) -> Ch
 
 
 def _profiles(
-    rng: np.random.Generator, config: DemoConfig, first: int, n: int, channel_ix: np.ndarray, acquired: np.ndarray
+    rng: np.random.Generator,
+    config: DemoConfig,
+    first: int,
+    n: int,
+    channel_ix: np.ndarray,
+    acquired: np.ndarray,
 ) -> list[dict[str, Any]]:
     surname = rng.integers(len(SURNAMES), size=n)
     given = rng.integers(len(GIVEN_NAMES), size=n)
@@ -233,7 +256,9 @@ def _orders(
         skus = _basket(preferred[i], float(values[j]), extra[j], pick[j])
         discount = 1.0 if extra[j, 2] < 0.7 else 0.9  # some orders use a 10% coupon
         total = round(sum(_PRICE[s] for s in skus) * discount, 2)
-        status = "refunded" if status_draw[j] < 0.04 else "cancelled" if status_draw[j] < 0.06 else "completed"
+        status = (
+            "refunded" if status_draw[j] < 0.04 else "cancelled" if status_draw[j] < 0.06 else "completed"
+        )
         if status == "refunded" and t + float(refund_delay[j]) >= config.days:
             status = "completed"  # the refund would fall after the end of the simulation
         offline = _CHANNEL_NAMES[channel_ix[i]] == "offline" and app_share[j] < 0.6
@@ -252,22 +277,49 @@ def _orders(
             }
         )
         if channel != "offline":  # the path to the purchase
-            events.append((i, "product_view", channel, t - 0.04, {"sku": skus[0], "category": _CATEGORY[skus[0]]}))
+            events.append(
+                (
+                    i,
+                    "product_view",
+                    channel,
+                    t - 0.04,
+                    {"sku": skus[0], "category": _CATEGORY[skus[0]]},
+                )
+            )
             events.append((i, "add_to_cart", channel, t - 0.03, {"sku": skus[0]}))
             events.append((i, "checkout_started", channel, t - 0.01, {"value": total}))
         if status == "completed" and survey[j] < 0.25:
             score = int(np.clip(round(9.3 - 7.0 * dropout[i] + nps_noise[j]), 0, 10))
-            events.append((i, "survey_response", "email", t + 4.0, {"survey": "nps", "score": score, "order_id": order_id}))
+            events.append(
+                (
+                    i,
+                    "survey_response",
+                    "email",
+                    t + 4.0,
+                    {"survey": "nps", "score": score, "order_id": order_id},
+                )
+            )
         if ticket[j] < 0.06:
             opened = t + float(ticket_delay[j])
             topic = TICKET_TOPICS[j % len(TICKET_TOPICS)]
-            props = {"ticket_id": f"T-{order_id}", "topic": topic, "priority": "high" if topic == "defect" else "normal"}
+            props = {
+                "ticket_id": f"T-{order_id}",
+                "topic": topic,
+                "priority": "high" if topic == "defect" else "normal",
+            }
             events.append((i, "ticket_opened", "support", opened, props))
             events.append((i, "ticket_resolved", "support", opened + float(ticket_hours[j]) / 24.0, props))
             if survey[j] > 0.5:
                 csat = int(np.clip(round(4.3 - 2.0 * dropout[i] + csat_noise[j]), 1, 5))
-                events.append((i, "survey_response", "email", opened + float(ticket_hours[j]) / 24.0 + 0.2,
-                               {"survey": "csat", "score": csat, "ticket_id": props["ticket_id"]}))
+                events.append(
+                    (
+                        i,
+                        "survey_response",
+                        "email",
+                        opened + float(ticket_hours[j]) / 24.0 + 0.2,
+                        {"survey": "csat", "score": csat, "ticket_id": props["ticket_id"]},
+                    )
+                )
     return orders
 
 
@@ -311,7 +363,15 @@ def _browsing(
         pool = _BY_CATEGORY[preferred[i]] if pick[k] < 0.7 else _SKUS
         sku = pool[int(pick[k] * 997) % len(pool)]
         for v in range(int(views[k])):
-            events.append((i, "product_view", channel, t + 0.002 * (v + 1), {"sku": sku, "category": _CATEGORY[sku]}))
+            events.append(
+                (
+                    i,
+                    "product_view",
+                    channel,
+                    t + 0.002 * (v + 1),
+                    {"sku": sku, "category": _CATEGORY[sku]},
+                )
+            )
         if cart[k] < 0.10:
             events.append((i, "add_to_cart", channel, t + 0.01, {"sku": sku}))
             if cart[k] < 0.03:
@@ -347,9 +407,9 @@ def _email_and_sms(
             events.append((i, "email_click", "email", t + 0.01, {"campaign": campaign, "url": "/deals"}))
     sms_ok = np.array([p["consents"]["sms"] for p in profiles])
     clicks = rng.poisson(np.where(sms_ok, (active_until - acquired) / 60.0 * 0.15, 0.0))
-    for i in np.flatnonzero(clicks):
-        for t in acquired[i] + rng.random(int(clicks[i])) * (active_until[i] - acquired[i]):
-            events.append((int(i), "sms_click", "sms", float(t), {"campaign": "flash-sale"}))
+    for c in np.flatnonzero(clicks):
+        for t in acquired[c] + rng.random(int(clicks[c])) * (active_until[c] - acquired[c]):
+            events.append((int(c), "sms_click", "sms", float(t), {"campaign": "flash-sale"}))
 
 
 def _other_touches(
@@ -435,5 +495,12 @@ def monthly_spend(acquisitions: dict[tuple[str, str], int], rng: np.random.Gener
         start = date(year, mon, 1)
         end = (date(year + mon // 12, mon % 12 + 1, 1)) - timedelta(days=1)
         amount = count * CHANNELS[channel][1] * float(rng.lognormal(0.0, 0.12))
-        rows.append({"channel": channel, "period_start": start, "period_end": end, "amount": round(amount, 2)})
+        rows.append(
+            {
+                "channel": channel,
+                "period_start": start,
+                "period_end": end,
+                "amount": round(amount, 2),
+            }
+        )
     return rows

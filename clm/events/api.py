@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, Tag
 
 from clm.auth.http import requires
 from clm.auth.service import Principal
 from clm.core.errors import InvalidInput
-from clm.core.payloads import one_or_batch
+from clm.core.payloads import batch_or_single
 from clm.core.timeutil import utcnow
 from clm.events.schemas import EventIn, ValidEvent
 from clm.events.service import ingest
@@ -22,12 +24,16 @@ class EventBatch(BaseModel):
     events: list[EventIn] = Field(..., min_length=1, max_length=MAX_BATCH)
 
 
-EventsPayload = one_or_batch(EventIn, EventBatch, "events")
+EventsPayload = Annotated[
+    Annotated[EventBatch, Tag("batch")] | Annotated[EventIn, Tag("single")], batch_or_single("events")
+]
 
 
 class IngestOut(BaseModel):
     accepted: int = Field(..., description="Events stored now.")
-    duplicates: int = Field(..., description="Events already stored earlier (same event_id); not stored again.")
+    duplicates: int = Field(
+        ..., description="Events already stored earlier (same event_id); not stored again."
+    )
     customer_ids: list[int] = Field(..., description="Profiles the events were attached to.")
 
 
@@ -47,4 +53,8 @@ def post_events(
             where = f"events[{i}]." if isinstance(payload, EventBatch) else ""
             raise InvalidInput(exc.reason, f"{where}{exc.field or 'event'}")
     result = ingest(request.app.state.engine, batch, actor=principal.actor)
-    return IngestOut(accepted=result.accepted, duplicates=result.duplicates, customer_ids=sorted(result.customer_ids))
+    return IngestOut(
+        accepted=result.accepted,
+        duplicates=result.duplicates,
+        customer_ids=sorted(result.customer_ids),
+    )

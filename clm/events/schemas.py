@@ -35,7 +35,20 @@ EVENT_TYPES = (
     "ticket_resolved",
     "survey_response",
 )
-CHANNELS = ("web", "app", "email", "sms", "social", "ads", "search", "referral", "offline", "sales", "support", "push")
+CHANNELS = (
+    "web",
+    "app",
+    "email",
+    "sms",
+    "social",
+    "ads",
+    "search",
+    "referral",
+    "offline",
+    "sales",
+    "support",
+    "push",
+)
 DEFAULT_CHANNEL = "web"
 
 # Custom types and channels are allowed; they only need to be tidy identifiers.
@@ -88,10 +101,13 @@ def _timestamp(value: object, now: datetime) -> datetime:
     return ts
 
 
-def content_event_id(kind: str, occurred_at: datetime, identities: dict[str, str], properties: dict[str, Any]) -> str:
+def content_event_id(
+    kind: str, occurred_at: datetime, identities: dict[str, str], properties: dict[str, Any]
+) -> str:
     """A deterministic id for events sent without one, so re-sending the same file stores it once."""
     payload = orjson.dumps(
-        [kind, occurred_at.isoformat(), sorted(identities.items()), properties], option=orjson.OPT_SORT_KEYS
+        [kind, occurred_at.isoformat(), sorted(identities.items()), properties],
+        option=orjson.OPT_SORT_KEYS,
     )
     return "h:" + hashlib.blake2b(payload, digest_size=16).hexdigest()
 
@@ -111,7 +127,8 @@ def validate_event(fields: dict[str, Any], now: datetime | None = None) -> Valid
     identities = identities_from(fields)
     if not identities:
         raise InvalidInput(
-            "an event needs at least one identity: external_id, email, phone or anonymous_id", "identity"
+            "an event needs at least one identity: external_id, email, phone or anonymous_id",
+            "identity",
         )
     properties = fields.get("properties") or {}
     if isinstance(properties, str):
@@ -140,14 +157,22 @@ class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     event_id: str | None = Field(
-        None, min_length=1, max_length=128, description="Your unique id for this event (idempotency key)."
+        None,
+        min_length=1,
+        max_length=128,
+        description="Your unique id for this event (idempotency key).",
     )
     type: str = Field(
-        ..., min_length=1, max_length=64, description=f"One of {', '.join(EVENT_TYPES)}, or a custom type."
+        ...,
+        min_length=1,
+        max_length=64,
+        description=f"One of {', '.join(EVENT_TYPES)}, or a custom type.",
     )
     timestamp: datetime = Field(..., description="When it happened (ISO 8601; naive means UTC).")
     channel: str | None = Field(
-        None, max_length=32, description=f"Where it happened: {', '.join(CHANNELS)}, or custom. Default web."
+        None,
+        max_length=32,
+        description=f"Where it happened: {', '.join(CHANNELS)}, or custom. Default web.",
     )
     external_id: str | None = Field(None, max_length=200)
     email: str | None = Field(None, max_length=320)
@@ -165,7 +190,9 @@ class EventIn(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> EventIn:
         if not (self.external_id or self.email or self.phone or self.anonymous_id):
-            raise ValueError("an event needs at least one identity: external_id, email, phone or anonymous_id")
+            raise ValueError(
+                "an event needs at least one identity: external_id, email, phone or anonymous_id"
+            )
         return self
 
     def to_valid(self, now: datetime | None = None) -> ValidEvent:

@@ -17,7 +17,15 @@ from clm.events.tables import events
 from clm.store.bulk import insert_ignore_many
 from clm.store.schema import to_db_timestamp
 
-_COLUMNS = ("event_id", "customer_id", "type", "channel", "occurred_at", "received_at", "properties")
+_COLUMNS = (
+    "event_id",
+    "customer_id",
+    "type",
+    "channel",
+    "occurred_at",
+    "received_at",
+    "properties",
+)
 
 
 @dataclass
@@ -42,14 +50,20 @@ def _seed(event: ValidEvent) -> ProfileSeed:
     props = event.properties
     source = props.get("utm_source") or props.get("acquisition_channel")
     campaign = props.get("utm_campaign") or props.get("campaign")
-    return ProfileSeed(event.occurred_at, str(source) if source else event.channel, str(campaign) if campaign else None)
+    return ProfileSeed(
+        event.occurred_at,
+        str(source) if source else event.channel,
+        str(campaign) if campaign else None,
+    )
 
 
 def ingest_events(conn: Connection, batch: Sequence[ValidEvent], *, actor: str = "ingest") -> IngestResult:
     """Store validated events inside the caller's transaction; events already stored are skipped."""
     if not batch:
         return IngestResult()
-    resolution = resolve_customers(conn, [e.identities for e in batch], [_seed(e) for e in batch], actor=actor)
+    resolution = resolve_customers(
+        conn, [e.identities for e in batch], [_seed(e) for e in batch], actor=actor
+    )
     ids = resolution.customer_ids
     earliest: dict[int, datetime] = {}
     for event, cid in zip(batch, ids, strict=True):
@@ -104,7 +118,16 @@ def timeline(engine: Engine, customer_id: int, limit: int = 50, offset: int = 0)
     )
     with engine.connect() as conn:
         return [
-            Event(r.id, r.event_id, r.customer_id, r.type, r.channel, r.occurred_at, r.received_at, r.properties or {})
+            Event(
+                r.id,
+                r.event_id,
+                r.customer_id,
+                r.type,
+                r.channel,
+                r.occurred_at,
+                r.received_at,
+                r.properties or {},
+            )
             for r in conn.execute(query)
         ]
 

@@ -9,9 +9,9 @@ __all__ = [
     "PKType",
     "UTCDateTime",
     "insert_ignore_many",
-    "upsert_many",
     "is_postgres",
     "make_engine",
     "metadata",
     "normalize_url",
+    "upsert_many",
 ]

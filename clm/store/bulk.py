@@ -41,13 +41,13 @@ def _sqlite_insert(
         f"VALUES ({', '.join('?' * len(columns))}) "
         f"ON CONFLICT ({', '.join(conflict_columns)}) DO NOTHING"
     )
-    before = dbapi.total_changes  # type: ignore[attr-defined]
+    before = dbapi.total_changes
     cursor = dbapi.cursor()
     try:
         cursor.executemany(sql, rows)
     finally:
         cursor.close()
-    return int(dbapi.total_changes - before)  # type: ignore[attr-defined]
+    return int(dbapi.total_changes - before)
 
 
 def _pg_copy_insert(
@@ -63,7 +63,7 @@ def _pg_copy_insert(
     assert dbapi is not None
     stage = f"_stage_{table.name}"
     cols = ", ".join(columns)
-    with dbapi.cursor() as cursor:
+    with dbapi.cursor() as cursor:  # type: ignore[attr-defined]
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DROP AS "
             f"SELECT {cols} FROM {table.name} WITH NO DATA"

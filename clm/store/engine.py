@@ -27,9 +27,7 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     except Exception:
         raise UnusableInput(f"not a database URL: {url!r}")
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(
-            url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
-        )
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
         _configure_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":

@@ -9,7 +9,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 
-class strpos(FunctionElement[int]):  # noqa: N801 - reads like the SQL function it is
+class strpos(FunctionElement[int]):
     """1-based position of `needle` in `haystack`, 0 when absent."""
 
     type = Integer()
@@ -27,7 +27,7 @@ def _strpos_pg(element: strpos, compiler: Any, **kw: Any) -> str:
     return f"strpos({compiler.process(element.clauses, **kw)})"
 
 
-class year_month(FunctionElement[str]):  # noqa: N801
+class year_month(FunctionElement[str]):
     """'YYYY-MM' of a UTC timestamp, for grouping by calendar month."""
 
     type = String()

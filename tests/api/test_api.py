@@ -53,10 +53,12 @@ def test_revoked_key_stops_working(client, personas, engine):
 
 
 def test_422_names_the_bad_field_and_stores_nothing(client, personas):
-    batch = {"events": [
-        {"type": "signup", "timestamp": "2025-01-01T00:00:00Z", "email": "a@b.co"},
-        {"type": "signup", "timestamp": "not a time", "email": "a@b.co"},
-    ]}
+    batch = {
+        "events": [
+            {"type": "signup", "timestamp": "2025-01-01T00:00:00Z", "email": "a@b.co"},
+            {"type": "signup", "timestamp": "not a time", "email": "a@b.co"},
+        ]
+    }
     response = client.post("/api/v1/events", json=batch, headers=personas.headers("mark"))
     assert response.status_code == 422
     body = response.json()["error"]
@@ -70,7 +72,9 @@ def test_422_names_the_bad_field_and_stores_nothing(client, personas):
 
 def test_batches_are_limited_to_1000(client, personas):
     event = {"type": "page_view", "timestamp": "2025-01-01T00:00:00Z", "external_id": "u"}
-    response = client.post("/api/v1/events", json={"events": [event] * 1001}, headers=personas.headers("mark"))
+    response = client.post(
+        "/api/v1/events", json={"events": [event] * 1001}, headers=personas.headers("mark")
+    )
     assert response.status_code == 422 and "at most 1000" in response.json()["error"]["message"]
 
 
@@ -79,16 +83,31 @@ def test_ingest_then_read_the_customer(client, personas):
     created = client.post("/api/v1/customers", json={"email": "Ann@X.com", "first_name": "Ann"}, headers=h)
     assert created.status_code == 201
     cid = created.json()["id"]
-    assert client.post("/api/v1/customers", json={"email": "ann@x.com", "city": "Xi'an"}, headers=h).status_code == 200
-    events = {"events": [
-        {"event_id": f"e{i}", "type": "product_view", "timestamp": f"2025-01-0{i + 1}T00:00:00Z",
-         "email": "ann@x.com", "properties": {"sku": "A"}} for i in range(3)
-    ]}
+    assert (
+        client.post("/api/v1/customers", json={"email": "ann@x.com", "city": "Xi'an"}, headers=h).status_code
+        == 200
+    )
+    events = {
+        "events": [
+            {
+                "event_id": f"e{i}",
+                "type": "product_view",
+                "timestamp": f"2025-01-0{i + 1}T00:00:00Z",
+                "email": "ann@x.com",
+                "properties": {"sku": "A"},
+            }
+            for i in range(3)
+        ]
+    }
     first = client.post("/api/v1/events", json=events, headers=h).json()
     again = client.post("/api/v1/events", json=events, headers=h).json()
     assert (first["accepted"], again["accepted"], again["duplicates"]) == (3, 0, 3)
-    order = {"order_id": "o1", "email": "ann@x.com", "ordered_at": "2025-01-05T10:00:00Z",
-             "items": [{"sku": "A", "quantity": 2, "unit_price": 15}]}
+    order = {
+        "order_id": "o1",
+        "email": "ann@x.com",
+        "ordered_at": "2025-01-05T10:00:00Z",
+        "items": [{"sku": "A", "quantity": 2, "unit_price": 15}],
+    }
     assert client.post("/api/v1/orders", json=order, headers=h).json()["created"] == 1
     view = client.get(f"/api/v1/customers/{cid}", headers=personas.headers("vic")).json()
     assert view["profile"]["city"] == "Xi'an"
@@ -104,9 +123,13 @@ def test_merge_and_consent_endpoints(client, personas):
     h = personas.headers("alice")
     a = client.post("/api/v1/customers", json={"email": "a@x.com"}, headers=h).json()["id"]
     b = client.post("/api/v1/customers", json={"phone": "+8613800000000"}, headers=h).json()["id"]
-    merged = client.post("/api/v1/customers/merge", json={"survivor_id": a, "merged_ids": [b]}, headers=h).json()
+    merged = client.post(
+        "/api/v1/customers/merge", json={"survivor_id": a, "merged_ids": [b]}, headers=h
+    ).json()
     assert merged["merged_from"] == [b]
-    consent = client.post(f"/api/v1/customers/{b}/consents", json={"channel": "sms", "granted": False}, headers=h)
+    consent = client.post(
+        f"/api/v1/customers/{b}/consents", json={"channel": "sms", "granted": False}, headers=h
+    )
     assert consent.json()["consents"][0]["granted"] is False and consent.json()["id"] == a
 
 

@@ -6,9 +6,9 @@ match the documented schema."""
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from clm.api import create_app
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 OPERATIONS = sorted(
     f"{method.upper()} {path}"
@@ -20,7 +20,9 @@ OPERATIONS = sorted(
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_api_conforms_to_its_schema(engine, personas, label):
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(engine))
-    [operation] = [r.ok() for r in schema.get_all_operations() if f"{r.ok().method.upper()} {r.ok().path}" == label]
+    [operation] = [
+        r.ok() for r in schema.get_all_operations() if f"{r.ok().method.upper()} {r.ok().path}" == label
+    ]
     headers = personas.headers("alice")
 
     @given(case=operation.as_strategy())

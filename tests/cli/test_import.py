@@ -32,9 +32,16 @@ def test_good_rows_are_kept_and_each_bad_row_is_named(engine, db_url, write_file
     code = main(["--db", db_url, "import", "events", str(path), "--rejections", str(rejections), "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 1
-    assert (report["rows"], report["accepted"], report["duplicates"], report["rejected"]) == (7, 3, 1, 3)
+    assert (report["rows"], report["accepted"], report["duplicates"], report["rejected"]) == (
+        7,
+        3,
+        1,
+        3,
+    )
     assert [(r["line"], r["reason"].split(":")[0]) for r in report["rejections"]] == [
-        (4, "timestamp"), (5, "identity"), (6, "email"),
+        (4, "timestamp"),
+        (5, "identity"),
+        (6, "email"),
     ]
     with open(rejections, newline="") as f:
         assert [row["line"] for row in csv.DictReader(f)] == ["4", "5", "6"]
@@ -49,8 +56,26 @@ def test_good_rows_are_kept_and_each_bad_row_is_named(engine, db_url, write_file
 
 
 def test_all_good_exits_zero_and_mapping_renames_columns(engine, db_url, write_file, capsys):
-    path = write_file("ev.jsonl", '{"uid": "u1", "kind": "signup", "at": "2025-01-01"}\n{"uid": "u2", "kind": "signup", "at": 1735689600}\n')
-    code = main(["--db", db_url, "import", "events", str(path), "--map", "uid=external_id", "--map", "kind=type", "--map", "at=timestamp"])
+    path = write_file(
+        "ev.jsonl",
+        '{"uid": "u1", "kind": "signup", "at": "2025-01-01"}\n'
+        '{"uid": "u2", "kind": "signup", "at": 1735689600}\n',
+    )
+    code = main(
+        [
+            "--db",
+            db_url,
+            "import",
+            "events",
+            str(path),
+            "--map",
+            "uid=external_id",
+            "--map",
+            "kind=type",
+            "--map",
+            "at=timestamp",
+        ]
+    )
     assert code == 0
     assert "accepted" in capsys.readouterr().out
     assert stored_events(engine) == 2
@@ -73,19 +98,49 @@ def test_customers_import_with_consent_and_attributes(engine, db_url, write_file
         ",,,Nobody,,,,\n"
         "C3,cat@x.com,,Cat,,,,31/12/1990\n",
     )
-    code = main(["--db", db_url, "import", "customers", str(path), "--json", "--rejections", str(path) + ".rej"])
+    code = main(
+        [
+            "--db",
+            db_url,
+            "import",
+            "customers",
+            str(path),
+            "--json",
+            "--rejections",
+            str(path) + ".rej",
+        ]
+    )
     report = json.loads(capsys.readouterr().out)
     assert code == 1 and report["accepted"] == 1 and report["rejected"] == 3
     assert [r["line"] for r in report["rejections"]] == [3, 4, 5]
-    assert "consent_sms" not in report["rejections"][0]["reason"] and "consent_email" in report["rejections"][0]["reason"]
+    assert (
+        "consent_sms" not in report["rejections"][0]["reason"]
+        and "consent_email" in report["rejections"][0]["reason"]
+    )
     [ann] = find_customers(engine, {"external_id": "C1"})
     assert ann.phone == "+8613812345678" and ann.attributes == {"loyalty_card": "G-1"}
     assert {c.channel: c.granted for c in ann.consents} == {"email": True, "sms": False}
 
 
 def test_orders_csv_one_row_per_item_and_products(engine, db_url, write_file, capsys):
-    products = write_file("p.csv", "sku,name,category,price,cost\nA,Phone,phones,100,70\nB,Case,acc,10,2\nC,Bad,acc,-1,\n")
-    assert main(["--db", db_url, "import", "products", str(products), "--rejections", str(products) + ".rej"]) == 1
+    products = write_file(
+        "p.csv",
+        "sku,name,category,price,cost\nA,Phone,phones,100,70\nB,Case,acc,10,2\nC,Bad,acc,-1,\n",
+    )
+    assert (
+        main(
+            [
+                "--db",
+                db_url,
+                "import",
+                "products",
+                str(products),
+                "--rejections",
+                str(products) + ".rej",
+            ]
+        )
+        == 1
+    )
     assert get_product(engine, "B").price == 10.0
     capsys.readouterr()
     orders = write_file(
@@ -95,13 +150,29 @@ def test_orders_csv_one_row_per_item_and_products(engine, db_url, write_file, ca
         "o1,u1,2025-01-01T10:00:00Z,completed,B,2,10\n"
         "o2,u2,2025-01-02T10:00:00Z,shipped,A,1,100\n",
     )
-    code = main(["--db", db_url, "import", "orders", str(orders), "--json", "--rejections", str(orders) + ".rej"])
+    code = main(
+        [
+            "--db",
+            db_url,
+            "import",
+            "orders",
+            str(orders),
+            "--json",
+            "--rejections",
+            str(orders) + ".rej",
+        ]
+    )
     report = json.loads(capsys.readouterr().out)
-    assert code == 1 and report["rejections"][0]["line"] == 4 and "status" in report["rejections"][0]["reason"]
+    assert (
+        code == 1 and report["rejections"][0]["line"] == 4 and "status" in report["rejections"][0]["reason"]
+    )
     o1 = get_order(engine, "o1")
     assert o1.total == 120.0 and len(o1.items) == 2
 
 
 def test_spend_import(engine, db_url, write_file, capsys):
-    path = write_file("s.csv", "channel,campaign,period_start,period_end,amount\nads,spring,2025-03-01,2025-03-31,5000\n")
+    path = write_file(
+        "s.csv",
+        "channel,campaign,period_start,period_end,amount\nads,spring,2025-03-01,2025-03-31,5000\n",
+    )
     assert main(["--db", db_url, "import", "spend", str(path)]) == 0

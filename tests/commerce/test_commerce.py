@@ -28,10 +28,25 @@ def order(**kw):
 
 
 def test_an_order_is_worth_its_items_unless_a_total_is_given(engine):
-    ingest_order_batch(engine, [order(items=[{"sku": "A", "quantity": 2, "unit_price": 10.5}, {"sku": "B", "unit_price": 4}])], actor="t")
+    ingest_order_batch(
+        engine,
+        [
+            order(
+                items=[
+                    {"sku": "A", "quantity": 2, "unit_price": 10.5},
+                    {"sku": "B", "unit_price": 4},
+                ]
+            )
+        ],
+        actor="t",
+    )
     o = get_order(engine, "o1")
     assert o.total == 25.0 and o.status == "completed" and len(o.items) == 2
-    ingest_order_batch(engine, [order(order_id="o2", total=99.9, items=[{"sku": "A", "unit_price": 120}])], actor="t")
+    ingest_order_batch(
+        engine,
+        [order(order_id="o2", total=99.9, items=[{"sku": "A", "unit_price": 120}])],
+        actor="t",
+    )
     assert get_order(engine, "o2").total == 99.9
 
 
@@ -47,7 +62,9 @@ def test_refund_updates_the_order_and_records_one_refund_event(engine):
     cid = result.customer_ids.pop()
     refunded_at = datetime(2025, 5, 3, tzinfo=UTC)
     for _ in range(2):  # re-sending the refund changes nothing
-        r = ingest_order_batch(engine, [order(total=80, status="refunded", refunded_at=refunded_at)], actor="t")
+        r = ingest_order_batch(
+            engine, [order(total=80, status="refunded", refunded_at=refunded_at)], actor="t"
+        )
         assert (r.created, r.updated) == (0, 1)
     o = get_order(engine, "o1")
     assert o.status == "refunded" and o.refunded_at == refunded_at
@@ -57,7 +74,9 @@ def test_refund_updates_the_order_and_records_one_refund_event(engine):
 
 
 def test_cancelled_orders_have_no_purchase_event_and_no_revenue(engine):
-    result = ingest_order_batch(engine, [order(total=10, status="cancelled"), order(order_id="o2", total=30)], actor="t")
+    result = ingest_order_batch(
+        engine, [order(total=10, status="cancelled"), order(order_id="o2", total=30)], actor="t"
+    )
     cid = result.customer_ids.pop()
     assert event_counts(engine, cid) == {"purchase": 1}
     assert order_summary(engine, cid).revenue == 30.0
@@ -77,7 +96,9 @@ def test_order_validation():
 def test_products_upsert_by_sku(engine):
     with engine.begin() as conn:
         upsert_products(conn, [ProductIn(sku="A", name="Case", category="acc", price=99, cost=20)])
-        upsert_products(conn, [ProductIn(sku="A", name="Phone case", category="acc", price=89, in_stock=False)])
+        upsert_products(
+            conn, [ProductIn(sku="A", name="Phone case", category="acc", price=89, in_stock=False)]
+        )
     p = get_product(engine, "A")
     assert (p.name, p.price, p.cost, p.in_stock) == ("Phone case", 89.0, None, False)
     assert [x.sku for x in list_products(engine, category="acc")] == ["A"]
@@ -88,7 +109,13 @@ def test_products_upsert_by_sku(engine):
 def test_spend_is_replaced_per_channel_campaign_and_period(engine):
     may = {"period_start": date(2025, 5, 1), "period_end": date(2025, 5, 31)}
     with engine.begin() as conn:
-        record_spend(conn, [SpendIn(channel="ads", amount=1000, **may), SpendIn(channel="ads", campaign="x", amount=5, **may)])
+        record_spend(
+            conn,
+            [
+                SpendIn(channel="ads", amount=1000, **may),
+                SpendIn(channel="ads", campaign="x", amount=5, **may),
+            ],
+        )
         record_spend(conn, [SpendIn(channel="ads", amount=1200, **may)])
     rows = list_spend(engine, channel="ads")
     assert [(s.campaign, s.amount) for s in rows] == [("", 1200.0), ("x", 5.0)]

@@ -11,7 +11,9 @@ from clm.core.timeutil import parse_date, parse_timestamp
 
 
 def test_csv_rows_carry_their_line_numbers_and_skip_empty_cells(write_file):
-    path = write_file("e.csv", 'type,timestamp,note\npage_view,2025-01-01,"multi\nline"\nsignup,2025-01-02,\n')
+    path = write_file(
+        "e.csv", 'type,timestamp,note\npage_view,2025-01-01,"multi\nline"\nsignup,2025-01-02,\n'
+    )
     rows = list(DataFile(path).rows())
     assert rows == [
         (3, {"type": "page_view", "timestamp": "2025-01-01", "note": "multi\nline"}),

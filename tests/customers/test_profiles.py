@@ -24,7 +24,9 @@ def event(kind="page_view", ts="2025-03-01T12:00:00Z", **fields):
 
 def test_upsert_creates_then_updates_the_same_profile_by_any_identity(engine):
     first, created = upsert_customer(
-        engine, CustomerIn(email="Ann@Example.com", first_name="Ann", attributes={"vip": True}), actor="t"
+        engine,
+        CustomerIn(email="Ann@Example.com", first_name="Ann", attributes={"vip": True}),
+        actor="t",
     )
     assert created and first.email == "ann@example.com"
     second, created = upsert_customer(
@@ -35,7 +37,10 @@ def test_upsert_creates_then_updates_the_same_profile_by_any_identity(engine):
     assert not created and second.id == first.id
     assert second.phone == "+8613812345678" and second.first_name == "Ann" and second.city == "Hangzhou"
     assert second.attributes == {"vip": True, "size": "M"}
-    assert {(i.kind, i.value) for i in second.identities} == {("email", "ann@example.com"), ("phone", "+8613812345678")}
+    assert {(i.kind, i.value) for i in second.identities} == {
+        ("email", "ann@example.com"),
+        ("phone", "+8613812345678"),
+    }
     assert [c.id for c in find_customers(engine, {"phone": "+8613812345678"})] == [first.id]
 
 
@@ -49,11 +54,23 @@ def test_customer_input_is_validated():
 
 
 def test_an_event_sharing_a_phone_merges_two_profiles_with_all_their_history(engine):
-    a, _ = upsert_customer(engine, CustomerIn(email="a@x.com", first_name="Ann", consents={"email": True, "sms": True}), actor="t")
-    b, _ = upsert_customer(engine, CustomerIn(phone="+8613900000001", birthday=date(1990, 5, 4), consents={"email": False}), actor="t")
+    a, _ = upsert_customer(
+        engine,
+        CustomerIn(email="a@x.com", first_name="Ann", consents={"email": True, "sms": True}),
+        actor="t",
+    )
+    b, _ = upsert_customer(
+        engine,
+        CustomerIn(phone="+8613900000001", birthday=date(1990, 5, 4), consents={"email": False}),
+        actor="t",
+    )
     ingest(engine, [event(email="a@x.com", event_id="e-a")], actor="t")
     ingest(engine, [event(phone="+8613900000001", event_id="e-b")], actor="t")
-    ingest_order_batch(engine, [OrderIn(order_id="o-b", phone="+8613900000001", ordered_at=T0, total=50)], actor="t")
+    ingest_order_batch(
+        engine,
+        [OrderIn(order_id="o-b", phone="+8613900000001", ordered_at=T0, total=50)],
+        actor="t",
+    )
 
     # One event carries both identities: the two profiles are one person.
     result = ingest(engine, [event(email="a@x.com", phone="13900000001", event_id="e-both")], actor="t")
@@ -65,7 +82,12 @@ def test_an_event_sharing_a_phone_merges_two_profiles_with_all_their_history(eng
     assert {i.kind for i in merged.identities} == {"email", "phone"}
     # The stricter consent wins: b withdrew email consent, so the merged profile has none.
     assert {c.channel: c.granted for c in merged.consents} == {"email": False, "sms": True}
-    assert {e.event_id for e in timeline(engine, a.id)} == {"e-a", "e-b", "e-both", "order:o-b:purchase"}
+    assert {e.event_id for e in timeline(engine, a.id)} == {
+        "e-a",
+        "e-b",
+        "e-both",
+        "order:o-b:purchase",
+    }
     assert [o.order_id for o in customer_orders(engine, a.id)] == ["o-b"]
     # The merged id still leads to the survivor; the merge is on record.
     assert get_customer(engine, b.id).id == a.id
@@ -78,8 +100,12 @@ def test_a_batch_that_links_three_profiles_merges_into_the_oldest(engine):
     ids = [upsert_customer(engine, CustomerIn(external_id=f"u{i}"), actor="t")[0].id for i in range(3)]
     ingest(
         engine,
-        [event(external_id="u2", email="x@y.com", event_id="1"), event(email="x@y.com", anonymous_id="d1", event_id="2"),
-         event(anonymous_id="d1", external_id="u1", event_id="3"), event(external_id="u0", anonymous_id="d1", event_id="4")],
+        [
+            event(external_id="u2", email="x@y.com", event_id="1"),
+            event(email="x@y.com", anonymous_id="d1", event_id="2"),
+            event(anonymous_id="d1", external_id="u1", event_id="3"),
+            event(external_id="u0", anonymous_id="d1", event_id="4"),
+        ],
         actor="t",
     )
     survivor = get_customer(engine, ids[2])
@@ -89,7 +115,14 @@ def test_a_batch_that_links_three_profiles_merges_into_the_oldest(engine):
 
 
 def test_unknown_people_in_one_batch_who_share_an_identity_get_one_profile(engine):
-    result = ingest(engine, [event(anonymous_id="dev1", event_id="1"), event(anonymous_id="dev1", email="new@x.com", event_id="2")], actor="t")
+    result = ingest(
+        engine,
+        [
+            event(anonymous_id="dev1", event_id="1"),
+            event(anonymous_id="dev1", email="new@x.com", event_id="2"),
+        ],
+        actor="t",
+    )
     assert result.created_customers == 1 and len(result.customer_ids) == 1
     profile = get_customer(engine, result.customer_ids.pop())
     assert profile.email == "new@x.com"
@@ -125,7 +158,9 @@ def test_manual_merge_and_its_errors(engine):
 
 def test_suspected_duplicates_rank_birthday_matches_first(engine):
     def person(email, **kw):
-        return upsert_customer(engine, CustomerIn(email=email, first_name="Wei", last_name="Wang", **kw), actor="t")[0].id
+        return upsert_customer(
+            engine, CustomerIn(email=email, first_name="Wei", last_name="Wang", **kw), actor="t"
+        )[0].id
 
     a = person("wei@qq.com", birthday=date(1990, 1, 1), city="Beijing")
     b = person("wei.work@corp.cn", birthday=date(1990, 1, 1))

@@ -26,7 +26,12 @@ def test_the_same_event_id_is_stored_once(engine):
 
 
 def test_events_without_an_id_get_a_content_id_so_resending_is_safe(engine):
-    raw = {"type": "page_view", "timestamp": "2025-01-01T10:00:00Z", "external_id": "u1", "page": "/a"}
+    raw = {
+        "type": "page_view",
+        "timestamp": "2025-01-01T10:00:00Z",
+        "external_id": "u1",
+        "page": "/a",
+    }
     a, b = validate_event(raw), validate_event(dict(raw))
     assert a.event_id == b.event_id and a.event_id.startswith("h:")
     assert validate_event({**raw, "page": "/b"}).event_id != a.event_id
@@ -37,8 +42,15 @@ def test_events_without_an_id_get_a_content_id_so_resending_is_safe(engine):
 
 def test_flat_columns_become_properties_and_custom_types_are_allowed():
     e = validate_event(
-        {"type": "Coupon_Redeemed", "timestamp": "2025-01-01", "email": "A@B.co", "channel": "app",
-         "properties": '{"code": "X1"}', "properties.value": "10", "store": "SH-1"}
+        {
+            "type": "Coupon_Redeemed",
+            "timestamp": "2025-01-01",
+            "email": "A@B.co",
+            "channel": "app",
+            "properties": '{"code": "X1"}',
+            "properties.value": "10",
+            "store": "SH-1",
+        }
     )
     assert (e.type, e.channel, e.identities) == ("coupon_redeemed", "app", {"email": "a@b.co"})
     assert e.properties == {"code": "X1", "value": "10", "store": "SH-1"}
@@ -53,7 +65,10 @@ def test_flat_columns_become_properties_and_custom_types_are_allowed():
         ({"type": "signup", "timestamp": "2025-01-01"}, "at least one identity"),
         ({"type": "sign up!", "timestamp": "2025-01-01", "email": "a@b.co"}, "type"),
         ({"type": "signup", "timestamp": "2025-01-01", "email": "nope"}, "email"),
-        ({"type": "signup", "timestamp": "2025-01-01", "email": "a@b.co", "properties": "[1]"}, "properties"),
+        (
+            {"type": "signup", "timestamp": "2025-01-01", "email": "a@b.co", "properties": "[1]"},
+            "properties",
+        ),
         ({"type": "signup", "timestamp": "1970-01-02", "email": "a@b.co"}, "before 1990"),
     ],
 )
@@ -70,7 +85,14 @@ def test_future_events_are_refused():
 
 def test_all_standard_event_types_are_accepted_and_show_on_the_timeline(engine):
     batch = [
-        validate_event({"type": t, "timestamp": f"2025-01-01T00:{i:02d}:00Z", "external_id": "u1", "event_id": t})
+        validate_event(
+            {
+                "type": t,
+                "timestamp": f"2025-01-01T00:{i:02d}:00Z",
+                "external_id": "u1",
+                "event_id": t,
+            }
+        )
         for i, t in enumerate(EVENT_TYPES)
     ]
     result = ingest(engine, batch, actor="t")

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import clm.store.schema
-from sqlalchemy.dialects import postgresql
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -90,9 +90,7 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=True,
         ),
-        sa.Column(
-            "merged_into", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
-        ),
+        sa.Column("merged_into", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("created_at", clm.store.schema.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", clm.store.schema.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -155,9 +153,7 @@ def upgrade() -> None:
 
     op.create_table(
         "consents",
-        sa.Column(
-            "customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("channel", sa.String(length=32), nullable=False),
         sa.Column("granted", sa.Boolean(), nullable=False),
         sa.Column("updated_at", clm.store.schema.UTCDateTime(timezone=True), nullable=False),
@@ -175,9 +171,7 @@ def upgrade() -> None:
             autoincrement=True,
             nullable=False,
         ),
-        sa.Column(
-            "customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("value", sa.String(length=320), nullable=False),
         sa.Column("created_at", clm.store.schema.UTCDateTime(timezone=True), nullable=False),
@@ -190,9 +184,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("kind", "value", name=op.f("uq_customer_identities_kind_value")),
     )
     with op.batch_alter_table("customer_identities", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_customer_identities_customer_id"), ["customer_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_customer_identities_customer_id"), ["customer_id"], unique=False)
 
     op.create_table(
         "customer_merges",
@@ -202,12 +194,8 @@ def upgrade() -> None:
             autoincrement=True,
             nullable=False,
         ),
-        sa.Column(
-            "survivor_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "merged_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("survivor_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("merged_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("merged_at", clm.store.schema.UTCDateTime(timezone=True), nullable=False),
         sa.Column("reason", sa.String(length=500), nullable=False),
         sa.Column("actor", sa.String(length=200), nullable=False),
@@ -225,18 +213,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_customer_merges")),
     )
     with op.batch_alter_table("customer_merges", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_customer_merges_merged_id"), ["merged_id"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_customer_merges_survivor_id"), ["survivor_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_customer_merges_merged_id"), ["merged_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_customer_merges_survivor_id"), ["survivor_id"], unique=False)
 
     op.create_table(
         "demo_truth",
-        sa.Column(
-            "customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("segment", sa.String(length=32), nullable=False),
         sa.Column("purchase_rate", sa.Float(), nullable=False),
         sa.Column("dropout_prob", sa.Float(), nullable=False),
@@ -244,9 +226,7 @@ def upgrade() -> None:
         sa.Column("acquired_at", clm.store.schema.UTCDateTime(timezone=True), nullable=False),
         sa.Column("dropped_out_at", clm.store.schema.UTCDateTime(timezone=True), nullable=True),
         sa.Column("alive_at_end", sa.Boolean(), nullable=False),
-        sa.Column(
-            "duplicate_of", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
-        ),
+        sa.Column("duplicate_of", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("observed_until", clm.store.schema.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name=op.f("fk_demo_truth_customer_id_customers")
@@ -265,9 +245,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("event_id", sa.String(length=128), nullable=False),
-        sa.Column(
-            "customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("type", sa.String(length=64), nullable=False),
         sa.Column("channel", sa.String(length=32), nullable=False),
         sa.Column("occurred_at", clm.store.schema.UTCDateTime(timezone=True), nullable=False),
@@ -284,9 +262,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("event_id", name=op.f("uq_events_event_id")),
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_events_customer_time", ["customer_id", "occurred_at"], unique=False
-        )
+        batch_op.create_index("ix_events_customer_time", ["customer_id", "occurred_at"], unique=False)
         batch_op.create_index("ix_events_type_time", ["type", "occurred_at"], unique=False)
 
     op.create_table(
@@ -298,9 +274,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("order_id", sa.String(length=128), nullable=False),
-        sa.Column(
-            "customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("ordered_at", clm.store.schema.UTCDateTime(timezone=True), nullable=False),
         sa.Column("refunded_at", clm.store.schema.UTCDateTime(timezone=True), nullable=True),
@@ -317,9 +291,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("order_id", name=op.f("uq_orders_order_id")),
     )
     with op.batch_alter_table("orders", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_orders_customer_time", ["customer_id", "ordered_at"], unique=False
-        )
+        batch_op.create_index("ix_orders_customer_time", ["customer_id", "ordered_at"], unique=False)
         batch_op.create_index("ix_orders_time", ["ordered_at"], unique=False)
 
     op.create_table(

@@ -1,0 +1,92 @@
+"""The demo business: deterministic for a seed, realistic in shape, truth kept."""
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from clm.core.errors import Conflict
+from clm.customers.merge import suspected_duplicates
+from clm.demo.service import build_demo
+from clm.demo.simulate import BGNBD_A, BGNBD_ALPHA, BGNBD_B, BGNBD_R, DemoConfig, simulate_chunk
+from clm.demo.tables import demo_truth
+
+END = datetime(2026, 6, 30, tzinfo=UTC)
+
+
+def test_same_seed_same_business_other_seed_other_business():
+    a = simulate_chunk(DemoConfig(customers=300, seed=7, end=END), 0, 0, 300)
+    b = simulate_chunk(DemoConfig(customers=300, seed=7, end=END), 0, 0, 300)
+    c = simulate_chunk(DemoConfig(customers=300, seed=8, end=END), 0, 0, 300)
+    assert a.events == b.events and a.orders == b.orders and a.customers == b.customers
+    assert a.events != c.events
+
+
+def test_customer_parameters_follow_the_stated_population():
+    chunk = simulate_chunk(DemoConfig(customers=20_000, seed=1, end=END), 0, 0, 20_000)
+    truth = [t for t in chunk.truth if t["segment"] != "duplicate"]
+    lam = np.array([t["purchase_rate"] for t in truth])
+    p = np.array([t["dropout_prob"] for t in truth])
+    # Gamma(r, α) mean r/α and variance r/α²; Beta(a, b) mean a/(a+b) before channel multipliers.
+    assert lam.mean() == pytest.approx(BGNBD_R / BGNBD_ALPHA, rel=0.05)
+    assert lam.var() == pytest.approx(BGNBD_R / BGNBD_ALPHA**2, rel=0.1)
+    assert 0.8 < p.mean() / (BGNBD_A / (BGNBD_A + BGNBD_B)) < 1.25
+    # Buyers who dropped out bought nothing after their dropout time.
+    orders_by = {}
+    for o in chunk.orders:
+        orders_by.setdefault(o["customer_index"], []).append(o["ordered_at"])
+    start = DemoConfig(customers=1, end=END).start
+    for t in truth[:2000]:
+        if t["segment"] == "buyer" and t["dropped_out_at"] is not None:
+            dropped = (t["dropped_out_at"] - start).total_seconds() / 86400
+            assert max(orders_by[t["customer_index"]]) <= dropped + 1e-6
+
+
+def test_demo_builds_a_store_with_truth_and_refuses_to_build_twice(engine):
+    summary = build_demo(engine, DemoConfig(customers=400, seed=3, end=END))
+    assert summary.customers >= 400 and summary.orders > 200 and summary.events > 5_000
+    assert {row.channel for row in summary.by_channel} == {
+        "ads",
+        "social",
+        "search",
+        "referral",
+        "offline",
+    }
+    cac = {row.channel: row.cac for row in summary.by_channel}
+    assert cac["ads"] > cac["search"]  # paid ads cost more per customer than search
+    kinds = dict(summary.events_by_type)
+    for kind in (
+        "page_view",
+        "add_to_cart",
+        "purchase",
+        "refund",
+        "email_open",
+        "survey_response",
+        "ticket_opened",
+    ):
+        assert kinds.get(kind, 0) > 0, kind
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(demo_truth)).scalar_one() == summary.customers
+    assert summary.last_event is not None and summary.last_event <= END
+    with pytest.raises(Conflict, match="already holds"):
+        build_demo(engine, DemoConfig(customers=10, seed=3, end=END))
+
+
+def test_planted_duplicates_are_found(engine):
+    build_demo(engine, DemoConfig(customers=2_000, seed=5, end=END))
+    with engine.connect() as conn:
+        planted = {
+            (min(a, b), max(a, b))
+            for a, b in conn.execute(
+                select(demo_truth.c.customer_id, demo_truth.c.duplicate_of).where(
+                    demo_truth.c.duplicate_of.is_not(None)
+                )
+            )
+        }
+    found = {
+        (p.customer_id, p.other_id)
+        for p in suspected_duplicates(engine, limit=1000)
+        if p.reason == "same name and birthday"
+    }
+    assert planted and planted <= found
