@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,17 +25,14 @@ server.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point; returns the process exit code."""
+    """Console-script entry point; returns the process exit code.
+
+    Typer reports usage errors itself (exit 2); our own errors become one line on stderr.
+    """
     try:
-        result = app(args=argv, standalone_mode=False, prog_name="clm")
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
-        err.print("aborted")
-        return 1
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+        app(args=argv, prog_name="clm")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except UnusableInput as exc:
         err.print(f"error: {exc.message}", markup=False, highlight=False)
         return 2
@@ -50,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
-    return result if isinstance(result, int) else 0
+    return 0
 
 
 def run() -> None:

@@ -54,7 +54,7 @@ def _run(
     mapping: list[str] | None,
     rejections: Path | None,
     as_json: bool,
-) -> int:
+) -> None:
     data = DataFile(file, fmt, parse_mapping(mapping or []))
     eng = engine()
     rejections = rejections or Path.cwd() / f"{file.name}.rejections.csv"
@@ -64,7 +64,7 @@ def _run(
         print_json(report.as_dict())
     else:
         _show(report)
-    return report.exit_code
+    raise typer.Exit(report.exit_code)
 
 
 def _show(report: ImportReport) -> None:
@@ -99,10 +99,10 @@ def events(
     map: MapOpt = None,
     rejections: RejectsOpt = None,
     json: JsonOpt = False,
-) -> int:
+) -> None:
     """Events: type, timestamp, an identity (external_id, email, phone or anonymous_id),
     optional event_id, channel and properties (JSON); other columns become properties."""
-    return _run("events", import_events, file, format, map, rejections, json)
+    _run("events", import_events, file, format, map, rejections, json)
 
 
 @app.command()
@@ -112,10 +112,10 @@ def customers(
     map: MapOpt = None,
     rejections: RejectsOpt = None,
     json: JsonOpt = False,
-) -> int:
+) -> None:
     """Customer profiles, matched by any identity; consent_<channel> columns (yes/no) set
     consent, other columns become custom attributes."""
-    return _run("customers", import_customers, file, format, map, rejections, json)
+    _run("customers", import_customers, file, format, map, rejections, json)
 
 
 @app.command()
@@ -125,10 +125,10 @@ def orders(
     map: MapOpt = None,
     rejections: RejectsOpt = None,
     json: JsonOpt = False,
-) -> int:
+) -> None:
     """Orders: one row per line item (order_id, identity, ordered_at, status, sku, quantity,
     unit_price, optional total/currency/channel/campaign), or JSON with an `items` list."""
-    return _run("orders", import_orders, file, format, map, rejections, json)
+    _run("orders", import_orders, file, format, map, rejections, json)
 
 
 @app.command()
@@ -138,9 +138,9 @@ def products(
     map: MapOpt = None,
     rejections: RejectsOpt = None,
     json: JsonOpt = False,
-) -> int:
+) -> None:
     """Products: sku, name, category, price, cost, currency, active, in_stock."""
-    return _run("products", import_products, file, format, map, rejections, json)
+    _run("products", import_products, file, format, map, rejections, json)
 
 
 @app.command()
@@ -150,6 +150,6 @@ def spend(
     map: MapOpt = None,
     rejections: RejectsOpt = None,
     json: JsonOpt = False,
-) -> int:
+) -> None:
     """Marketing spend: channel, campaign, period_start, period_end, amount, currency."""
-    return _run("spend", import_spend, file, format, map, rejections, json)
+    _run("spend", import_spend, file, format, map, rejections, json)
