@@ -120,8 +120,12 @@ def ingest_orders(conn: Connection, batch: Sequence[OrderIn], *, actor: str = "i
             )
     unique = list(merged.values())
     identity_rows = [identities_from(o.identity_fields()) for o in unique]
-    seeds = [ProfileSeed(o.ordered_at, o.channel, o.campaign) for o in unique]
-    resolution = resolve_customers(conn, identity_rows, seeds, actor=actor)
+    resolution = resolve_customers(
+        conn,
+        identity_rows,
+        lambda i: ProfileSeed(unique[i].ordered_at, unique[i].channel, unique[i].campaign),
+        actor=actor,
+    )
     customer_of = dict(zip((o.order_id for o in unique), resolution.customer_ids, strict=True))
 
     existing: dict[str, tuple[int, Any]] = {}

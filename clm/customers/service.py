@@ -8,7 +8,7 @@ that carry identities of two profiles merge them (see `merge.merge_into`).
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,13 +27,28 @@ from clm.customers.schemas import (
     Resolution,
 )
 from clm.customers.tables import consents, customer_identities, customer_merges, customers
+from clm.store.bulk import insert_many, reserve_ids, update_if_earlier
 from clm.store.engine import is_postgres
+from clm.store.schema import to_db_timestamp
 
 _LOOKUP_CHUNK = 500
+_SQLITE_IN_CHUNK = 5000  # below SQLite's limit of 32,766 bound parameters
 _LOCK_BUCKETS = 256
 _LOCK_CLASS = 4242
 # The identity kinds that also have a column of the same name on the profile.
 _PRIMARY_COLUMNS = ("external_id", "email", "phone")
+_NEW_PROFILE_COLUMNS = (
+    "id",
+    "external_id",
+    "email",
+    "phone",
+    "first_seen_at",
+    "acquisition_channel",
+    "acquisition_campaign",
+    "attributes",
+    "created_at",
+    "updated_at",
+)
 
 
 class _UnionFind:
@@ -58,19 +73,22 @@ class _UnionFind:
 def resolve_customers(
     conn: Connection,
     identity_rows: Sequence[dict[str, str]],
-    seeds: Sequence[ProfileSeed | None] | None = None,
+    seed_of: Callable[[int], ProfileSeed | None] | None = None,
     *,
     actor: str = "ingest",
 ) -> Resolution:
     """Map each record's (normalised, non-empty) identities to one live profile id.
 
-    Unknown people get a new profile (seeded from their earliest record); a record whose
-    identities belong to several profiles merges them into the oldest.
+    Unknown people get a new profile, seeded by `seed_of(i)` for their earliest record `i`; a
+    record whose identities belong to several profiles merges them into the oldest.
     """
     keys = {(kind, value) for row in identity_rows for kind, value in row.items()}
     _lock_identities(conn, keys)
     known = _lookup_identities(conn, keys)
+    if all(len(row) == 1 for row in identity_rows):
+        return _resolve_single_identities(conn, identity_rows, seed_of, known)
 
+    # Union-find over identities and profiles; a record with one identity needs no union.
     uf = _UnionFind()
     anchors: list[tuple[str, str, str]] = []
     for row in identity_rows:
@@ -78,7 +96,6 @@ def resolve_customers(
         kind, value = next(items)
         anchor = ("i", kind, value)
         anchors.append(anchor)
-        uf.find(anchor)
         for other_kind, other_value in items:
             uf.union(anchor, ("i", other_kind, other_value))
     for (kind, value), customer_id in known.items():
@@ -106,9 +123,31 @@ def resolve_customers(
             merges.extend((survivor, o) for o in others)
 
     roots = [uf.find(a) for a in anchors]
-    created = _create_profiles(conn, identity_rows, seeds, roots, owner)
+    created = _create_profiles(conn, identity_rows, seed_of, roots, owner)
     _attach_new_identities(conn, keys, known, uf, owner, created)
     return Resolution([owner[r] for r in roots], frozenset(created), merges)
+
+
+def _resolve_single_identities(
+    conn: Connection,
+    identity_rows: Sequence[dict[str, str]],
+    seed_of: Callable[[int], ProfileSeed | None] | None,
+    known: dict[tuple[str, str], int],
+) -> Resolution:
+    """The common bulk case (each record names its customer one way): no merges are possible,
+    so no union-find is needed."""
+    row_keys = [next(iter(row.items())) for row in identity_rows]
+    owner: dict[Any, int] = dict(known)
+    created = _create_profiles(conn, identity_rows, seed_of, row_keys, owner)
+    if created:
+        now = to_db_timestamp(utcnow(), conn.dialect.name)
+        insert_many(
+            conn,
+            customer_identities,
+            ("customer_id", "kind", "value", "created_at"),
+            [(owner[key], key[0], key[1], now) for key in dict.fromkeys(row_keys) if key not in known],
+        )
+    return Resolution([owner[key] for key in row_keys], frozenset(created), [])
 
 
 def _lock_identities(conn: Connection, keys: Iterable[tuple[str, str]]) -> None:
@@ -127,26 +166,40 @@ def _lock_identities(conn: Connection, keys: Iterable[tuple[str, str]]) -> None:
 
 
 def _lookup_identities(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Owners of the given identities: one query per kind (per few thousand values on SQLite)."""
     by_kind: dict[str, list[str]] = {}
     for kind, value in keys:
         by_kind.setdefault(kind, []).append(value)
     found: dict[tuple[str, str], int] = {}
-    t = customer_identities
-    for kind, values in by_kind.items():
-        for start in range(0, len(values), _LOOKUP_CHUNK):
-            chunk = values[start : start + _LOOKUP_CHUNK]
-            rows = conn.execute(
-                select(t.c.value, t.c.customer_id).where(t.c.kind == kind, t.c.value.in_(chunk))
-            )
-            for value, customer_id in rows:
-                found[(kind, value)] = customer_id
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    cursor = dbapi.cursor()
+    try:
+        for kind, values in by_kind.items():
+            if is_postgres(conn):
+                cursor.execute(
+                    "SELECT value, customer_id FROM customer_identities WHERE kind = %s AND value = ANY(%s)",
+                    (kind, values),
+                )
+                found.update(((kind, v), cid) for v, cid in cursor.fetchall())
+                continue
+            for start in range(0, len(values), _SQLITE_IN_CHUNK):
+                chunk = values[start : start + _SQLITE_IN_CHUNK]
+                cursor.execute(
+                    "SELECT value, customer_id FROM customer_identities "
+                    f"WHERE kind = ? AND value IN ({', '.join('?' * len(chunk))})",
+                    (kind, *chunk),
+                )
+                found.update(((kind, v), cid) for v, cid in cursor.fetchall())
+    finally:
+        cursor.close()
     return found
 
 
 def _create_profiles(
     conn: Connection,
     identity_rows: Sequence[dict[str, str]],
-    seeds: Sequence[ProfileSeed | None] | None,
+    seed_of: Callable[[int], ProfileSeed | None] | None,
     roots: list[Any],
     owner: dict[Any, int],
 ) -> set[int]:
@@ -154,7 +207,6 @@ def _create_profiles(
     for i, root in enumerate(roots):
         if root in owner:
             continue
-        seed = seeds[i] if seeds else None
         profile = new.get(root)
         if profile is None:
             profile = new[root] = {
@@ -165,6 +217,7 @@ def _create_profiles(
         for kind in _PRIMARY_COLUMNS:
             if kind in identity_rows[i]:
                 profile.setdefault(kind, identity_rows[i][kind])
+        seed = seed_of(i) if seed_of else None
         if (
             seed is not None
             and seed.first_seen_at is not None
@@ -175,29 +228,29 @@ def _create_profiles(
             profile["acquisition_campaign"] = seed.acquisition_campaign
     if not new:
         return set()
-    now = utcnow()
-    order = list(new)
-    rows = [
-        {
-            "external_id": new[r].get("external_id"),
-            "email": new[r].get("email"),
-            "phone": new[r].get("phone"),
-            "first_seen_at": new[r]["first_seen_at"] or now,
-            "acquisition_channel": new[r]["acquisition_channel"],
-            "acquisition_campaign": new[r]["acquisition_campaign"],
-            "attributes": {},
-            "created_at": now,
-            "updated_at": now,
-        }
-        for r in order
-    ]
-    ids = (
-        conn.execute(insert(customers).returning(customers.c.id, sort_by_parameter_order=True), rows)
-        .scalars()
-        .all()
-    )
-    for root, customer_id in zip(order, ids, strict=True):
+    ids = reserve_ids(conn, customers, len(new))
+    dialect = conn.dialect.name
+    now = to_db_timestamp(utcnow(), dialect)
+    rows = []
+    for root, customer_id in zip(new, ids, strict=True):
         owner[root] = customer_id
+        p = new[root]
+        first_seen = to_db_timestamp(p["first_seen_at"], dialect) if p["first_seen_at"] else now
+        rows.append(
+            (
+                customer_id,
+                p.get("external_id"),
+                p.get("email"),
+                p.get("phone"),
+                first_seen,
+                p["acquisition_channel"],
+                p["acquisition_campaign"],
+                "{}",
+                now,
+                now,
+            )
+        )
+    insert_many(conn, customers, _NEW_PROFILE_COLUMNS, rows)
     return set(ids)
 
 
@@ -209,20 +262,20 @@ def _attach_new_identities(
     owner: dict[Any, int],
     created: set[int],
 ) -> None:
-    now = utcnow()
+    now = to_db_timestamp(utcnow(), conn.dialect.name)
     rows = [
-        {
-            "customer_id": owner[uf.find(("i", kind, value))],
-            "kind": kind,
-            "value": value,
-            "created_at": now,
-        }
+        {"customer_id": owner[uf.find(("i", kind, value))], "kind": kind, "value": value}
         for kind, value in keys
         if (kind, value) not in known
     ]
     if not rows:
         return
-    conn.execute(insert(customer_identities), rows)
+    insert_many(
+        conn,
+        customer_identities,
+        ("customer_id", "kind", "value", "created_at"),
+        [(r["customer_id"], r["kind"], r["value"], now) for r in rows],
+    )
     # An existing profile that gains its first email/phone/external id shows it on the profile.
     fills = [r for r in rows if r["kind"] in _PRIMARY_COLUMNS and r["customer_id"] not in created]
     for kind in _PRIMARY_COLUMNS:
@@ -237,21 +290,18 @@ def _attach_new_identities(
 
 
 def note_first_seen(conn: Connection, first_seen: dict[int, datetime]) -> None:
-    """Move profiles' first_seen_at earlier when older activity arrives (one statement)."""
-    if not first_seen:
-        return
-    conn.execute(
-        update(customers)
-        .where(customers.c.id == bindparam("cid"), customers.c.first_seen_at > bindparam("ts"))
-        .values(first_seen_at=bindparam("ts")),
-        [{"cid": cid, "ts": ts} for cid, ts in first_seen.items()],
-    )
+    """Move profiles' first_seen_at earlier when older activity arrives (set-based)."""
+    update_if_earlier(conn, customers, "first_seen_at", first_seen)
 
 
 def upsert_customers(conn: Connection, items: Sequence[CustomerIn], *, actor: str) -> Resolution:
     """Create or update profiles in one pass; provided fields overwrite, attributes are merged."""
-    seeds = [ProfileSeed(i.first_seen_at, i.acquisition_channel, i.acquisition_campaign) for i in items]
-    resolution = resolve_customers(conn, [i.identities() for i in items], seeds, actor=actor)
+
+    def seed_of(i: int) -> ProfileSeed:
+        item = items[i]
+        return ProfileSeed(item.first_seen_at, item.acquisition_channel, item.acquisition_campaign)
+
+    resolution = resolve_customers(conn, [i.identities() for i in items], seed_of, actor=actor)
     ids = sorted(set(resolution.customer_ids))
     current: dict[int, dict[str, Any]] = {}
     for start in range(0, len(ids), _LOOKUP_CHUNK):

@@ -6,6 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -82,6 +83,7 @@ class Event:
     properties: dict[str, Any]
 
 
+@lru_cache(maxsize=4096)  # types and channels repeat endlessly in a file
 def _name(value: object, field: str) -> str:
     text = str(value).strip().lower()
     if not _NAME.match(text):

@@ -62,7 +62,7 @@ def ingest_events(conn: Connection, batch: Sequence[ValidEvent], *, actor: str =
     if not batch:
         return IngestResult()
     resolution = resolve_customers(
-        conn, [e.identities for e in batch], [_seed(e) for e in batch], actor=actor
+        conn, [e.identities for e in batch], lambda i: _seed(batch[i]), actor=actor
     )
     ids = resolution.customer_ids
     earliest: dict[int, datetime] = {}

@@ -7,9 +7,12 @@ This is the hot path of ingestion. Rows arrive as tuples already in their stored
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table
+
+from clm.store.schema import to_db_timestamp
 
 
 def insert_ignore_many(
@@ -103,3 +106,79 @@ def upsert_many(
         set_={c: stmt.excluded[c] for c in update_columns},
     )
     conn.execute(stmt, list(rows))
+
+
+def insert_many(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Plain bulk insert of rows already in stored form (COPY on PostgreSQL)."""
+    if not rows:
+        return
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    cols = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        with dbapi.cursor() as cursor, cursor.copy(f"COPY {table.name} ({cols}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            for row in rows:
+                copy.write_row(row)
+        return
+    cursor = dbapi.cursor()
+    try:
+        cursor.executemany(
+            f"INSERT INTO {table.name} ({cols}) VALUES ({', '.join('?' * len(columns))})", rows
+        )
+    finally:
+        cursor.close()
+
+
+def reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
+    """Allocate `count` new primary keys for `table`, so rows can be bulk-inserted with known ids.
+
+    PostgreSQL draws them from the column's sequence (safe with concurrent writers); SQLite
+    continues after the current maximum, which is safe because a SQLite write transaction
+    holds the database's single write lock (see engine.py: BEGIN IMMEDIATE).
+    """
+    if count <= 0:
+        return []
+    if conn.dialect.name == "postgresql":
+        sequence = conn.exec_driver_sql(
+            "SELECT pg_get_serial_sequence(%(t)s, 'id')", {"t": table.name}
+        ).scalar_one()
+        return list(
+            conn.exec_driver_sql(
+                "SELECT nextval(%(s)s) FROM generate_series(1, %(n)s)", {"s": sequence, "n": count}
+            ).scalars()
+        )
+    start = conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table.name}").scalar_one()
+    return list(range(start + 1, start + count + 1))
+
+
+def update_if_earlier(conn: Connection, table: Table, column: str, values: dict[int, datetime]) -> None:
+    """Set `column` to the given time for each id where it is NULL or later (one pass)."""
+    if not values:
+        return
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    if conn.dialect.name == "postgresql":
+        with dbapi.cursor() as cursor:  # type: ignore[attr-defined]
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS _stage_times (id bigint, ts timestamptz) ON COMMIT DROP"
+            )
+            with cursor.copy("COPY _stage_times (id, ts) FROM STDIN") as copy:
+                for key, ts in values.items():
+                    copy.write_row((key, ts))
+            cursor.execute(
+                f"UPDATE {table.name} AS t SET {column} = s.ts FROM _stage_times AS s "
+                f"WHERE t.id = s.id AND (t.{column} IS NULL OR t.{column} > s.ts)"
+            )
+            cursor.execute("DROP TABLE _stage_times")
+        return
+    rows = [(ts, key, ts) for key, ts in ((k, to_db_timestamp(v, "sqlite")) for k, v in values.items())]
+    cursor = dbapi.cursor()
+    try:
+        cursor.executemany(
+            f"UPDATE {table.name} SET {column} = ? WHERE id = ? AND ({column} IS NULL OR {column} > ?)",
+            rows,
+        )
+    finally:
+        cursor.close()

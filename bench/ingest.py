@@ -1,0 +1,216 @@
+"""Ingestion benchmark (prints figures; not a test).
+
+1. Bulk import of a CSV of N events (default 5,000,000) with `clm import events`, into SQLite
+   and into PostgreSQL, in a child process: events/s and the child's peak memory.
+2. API ingestion: `clm serve` (one server process) and this process as the client, posting
+   batches of 500 events: events/s.
+
+Targets on the 2-core reference machine: bulk >= 150,000 events/s into each store, API >= 5,000
+events/s, import peak memory < 500 MB whatever the file size.
+
+    python bench/ingest.py                       # everything, 5M events
+    python bench/ingest.py --events 1000000 --skip-api
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+CLM = [sys.executable, "-m", "clm.cli"]
+TYPES = np.array(
+    ["page_view", "product_view", "add_to_cart", "checkout_started", "email_open", "email_click"]
+)
+CHANNELS = np.array(["web", "app", "email"])
+
+
+def make_csv(path: Path, events: int, customers: int, seed: int = 1) -> None:
+    """A realistic event file: ids, types, times over a year, a product property."""
+    rng = np.random.default_rng(seed)
+    start = np.datetime64("2025-01-01T00:00:00", "s")
+    with open(path, "w") as f:
+        f.write("event_id,type,timestamp,external_id,channel,sku\n")
+        done = 0
+        while done < events:
+            n = min(500_000, events - done)
+            ids = np.arange(done, done + n)
+            kinds = TYPES[rng.integers(len(TYPES), size=n)]
+            when = (start + rng.integers(0, 365 * 86400, size=n).astype("timedelta64[s]")).astype(str)
+            who = rng.integers(customers, size=n)
+            chan = CHANNELS[rng.integers(len(CHANNELS), size=n)]
+            sku = rng.integers(500, size=n)
+            lines = [
+                f"ev{i},{k},{t}Z,C{c},{ch},SKU{s}\n"
+                for i, k, t, c, ch, s in zip(ids, kinds, when, who, chan, sku, strict=True)
+            ]
+            f.writelines(lines)
+            done += n
+
+
+def fresh_postgres(url: str) -> str:
+    """Drop and create the benchmark database; return its URL."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from clm.store.engine import normalize_url
+
+    target = make_url(normalize_url(url))
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
+    return target.render_as_string(hide_password=False)
+
+
+def run_import(db_url: str, csv_path: Path, events: int) -> None:
+    subprocess.run([*CLM, "--db", db_url, "init"], check=True, capture_output=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    result = subprocess.run(
+        [
+            *CLM,
+            "--db",
+            db_url,
+            "import",
+            "events",
+            str(csv_path),
+            "--json",
+            "--rejections",
+            str(DATA / "rej.csv"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    elapsed = time.perf_counter() - t0
+    peak_mb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
+    if result.returncode not in (0, 1):
+        print(result.stderr)
+        raise SystemExit(f"import failed with exit code {result.returncode}")
+    backend = db_url.split(":")[0]
+    print(
+        f"bulk import into {backend:<20} {events:>10,} events in {elapsed:7.1f} s"
+        f" = {events / elapsed:>9,.0f} events/s, peak memory {peak_mb:,.0f} MB"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_api(db_url: str, events: int, batch: int = 500) -> None:
+    import httpx
+
+    subprocess.run([*CLM, "--db", db_url, "init"], check=True, capture_output=True)
+    key = subprocess.run(
+        [*CLM, "--db", db_url, "apikey", "create", "--role", "marketer", "--name", "bench"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    port = free_port()
+    server = subprocess.Popen(
+        [*CLM, "--db", db_url, "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+            for _ in range(100):
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            rng = np.random.default_rng(2)
+            bodies = []
+            for start in range(0, events, batch):
+                bodies.append(
+                    {
+                        "events": [
+                            {
+                                "event_id": f"api{i}",
+                                "type": "page_view",
+                                "timestamp": "2025-06-01T10:00:00Z",
+                                "external_id": f"C{int(c)}",
+                                "properties": {"page": "/p"},
+                            }
+                            for i, c in zip(
+                                range(start, min(start + batch, events)),
+                                rng.integers(50_000, size=batch),
+                                strict=False,
+                            )
+                        ]
+                    }
+                )
+            t0 = time.perf_counter()
+            for body in bodies:
+                response = client.post("/api/v1/events", json=body)
+                response.raise_for_status()
+            elapsed = time.perf_counter() - t0
+    finally:
+        server.terminate()
+        server.wait()
+    backend = db_url.split(":")[0]
+    print(
+        f"API ingestion into {backend:<18} {events:>10,} events in {elapsed:7.1f} s"
+        f" = {events / elapsed:>9,.0f} events/s (batches of {batch}, one server process)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=5_000_000)
+    parser.add_argument("--customers", type=int, default=200_000)
+    parser.add_argument("--api-events", type=int, default=100_000)
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("CLM_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/clm_bench"),
+    )
+    parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-api", action="store_true")
+    args = parser.parse_args()
+
+    DATA.mkdir(exist_ok=True)
+    csv_path = DATA / f"events-{args.events}.csv"
+    if not csv_path.exists():
+        t0 = time.perf_counter()
+        make_csv(csv_path, args.events, args.customers)
+        print(
+            f"wrote {csv_path.name} ({csv_path.stat().st_size / 1e6:,.0f} MB)"
+            f" in {time.perf_counter() - t0:.0f} s"
+        )
+    if not args.skip_sqlite:
+        db = DATA / "bench.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        run_import(f"sqlite:///{db}", csv_path, args.events)
+    if not args.skip_postgres:
+        run_import(fresh_postgres(args.postgres), csv_path, args.events)
+    if not args.skip_api:
+        db = DATA / "api.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        run_api(f"sqlite:///{db}", args.api_events)
+        if not args.skip_postgres:
+            run_api(fresh_postgres(args.postgres), args.api_events)
+
+
+if __name__ == "__main__":
+    main()
