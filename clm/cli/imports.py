@@ -92,64 +92,43 @@ def _show(report: ImportReport) -> None:
         console.print(f"every rejected line is listed in [bold]{report.rejections_file}[/]")
 
 
-@app.command()
-def events(
-    file: FileArg,
-    format: FormatOpt = None,
-    map: MapOpt = None,
-    rejections: RejectsOpt = None,
-    json: JsonOpt = False,
-) -> None:
-    """Events: type, timestamp, an identity (external_id, email, phone or anonymous_id),
-    optional event_id, channel and properties (JSON); other columns become properties."""
-    _run("events", import_events, file, format, map, rejections, json)
+# kind -> (importer, what the file holds); one `clm import KIND FILE` command each.
+IMPORTERS: dict[str, tuple[Callable[..., ImportReport], str]] = {
+    "events": (
+        import_events,
+        "Events: type, timestamp, an identity (external_id, email, phone or anonymous_id), "
+        "optional event_id, channel and properties (JSON); other columns become properties.",
+    ),
+    "customers": (
+        import_customers,
+        "Customer profiles, matched by any identity; consent_<channel> columns (yes/no) set "
+        "consent, other columns become custom attributes.",
+    ),
+    "orders": (
+        import_orders,
+        "Orders: one row per line item (order_id, identity, ordered_at, status, sku, quantity, "
+        "unit_price, optional total/currency/channel/campaign), or JSON with an `items` list.",
+    ),
+    "products": (import_products, "Products: sku, name, category, price, cost, currency, active, in_stock."),
+    "spend": (
+        import_spend,
+        "Marketing spend: channel, campaign, period_start, period_end, amount, currency.",
+    ),
+}
 
 
-@app.command()
-def customers(
-    file: FileArg,
-    format: FormatOpt = None,
-    map: MapOpt = None,
-    rejections: RejectsOpt = None,
-    json: JsonOpt = False,
-) -> None:
-    """Customer profiles, matched by any identity; consent_<channel> columns (yes/no) set
-    consent, other columns become custom attributes."""
-    _run("customers", import_customers, file, format, map, rejections, json)
+def _command(kind: str, importer: Callable[..., ImportReport]) -> Callable[..., None]:
+    def command(
+        file: FileArg,
+        format: FormatOpt = None,
+        map: MapOpt = None,
+        rejections: RejectsOpt = None,
+        json: JsonOpt = False,
+    ) -> None:
+        _run(kind, importer, file, format, map, rejections, json)
+
+    return command
 
 
-@app.command()
-def orders(
-    file: FileArg,
-    format: FormatOpt = None,
-    map: MapOpt = None,
-    rejections: RejectsOpt = None,
-    json: JsonOpt = False,
-) -> None:
-    """Orders: one row per line item (order_id, identity, ordered_at, status, sku, quantity,
-    unit_price, optional total/currency/channel/campaign), or JSON with an `items` list."""
-    _run("orders", import_orders, file, format, map, rejections, json)
-
-
-@app.command()
-def products(
-    file: FileArg,
-    format: FormatOpt = None,
-    map: MapOpt = None,
-    rejections: RejectsOpt = None,
-    json: JsonOpt = False,
-) -> None:
-    """Products: sku, name, category, price, cost, currency, active, in_stock."""
-    _run("products", import_products, file, format, map, rejections, json)
-
-
-@app.command()
-def spend(
-    file: FileArg,
-    format: FormatOpt = None,
-    map: MapOpt = None,
-    rejections: RejectsOpt = None,
-    json: JsonOpt = False,
-) -> None:
-    """Marketing spend: channel, campaign, period_start, period_end, amount, currency."""
-    _run("spend", import_spend, file, format, map, rejections, json)
+for _kind, (_importer, _help) in IMPORTERS.items():
+    app.command(_kind, help=_help)(_command(_kind, _importer))
