@@ -6,10 +6,19 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from clm.core.errors import InvalidInput
 from clm.core.payloads import MAX_AMOUNT
-from clm.core.timeutil import as_utc
+from clm.core.timeutil import as_utc, check_activity_time
 
 ORDER_STATUSES = ("completed", "refunded", "cancelled")
 DEFAULT_CURRENCY = "CNY"
@@ -77,8 +86,13 @@ class OrderIn(BaseModel):
 
     @field_validator("ordered_at", "refunded_at")
     @classmethod
-    def _utc(cls, v: datetime | None) -> datetime | None:
-        return as_utc(v) if v else None
+    def _utc(cls, v: datetime | None, info: ValidationInfo) -> datetime | None:
+        if v is None:
+            return None
+        try:
+            return check_activity_time(as_utc(v), info.field_name or "ordered_at")
+        except InvalidInput as exc:
+            raise ValueError(exc.reason)
 
     @model_validator(mode="after")
     def _check(self) -> OrderIn:
@@ -110,6 +124,10 @@ class SpendIn(BaseModel):
     def _period(self) -> SpendIn:
         if self.period_end < self.period_start:
             raise ValueError("period_end is before period_start")
+        if not date(1990, 1, 1) <= self.period_start <= date(2100, 12, 31) or self.period_end > date(
+            2100, 12, 31
+        ):
+            raise ValueError("the period must lie between 1990 and 2100")
         return self
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from clm.core.errors import InvalidInput
 
 _EPOCH_MS_THRESHOLD = 1e11  # numbers above this are milliseconds, not seconds
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)  # customer activity before this is a typo
+MAX_FUTURE = timedelta(days=1)  # allows for clock skew, not for scheduling
 
 
 def utcnow() -> datetime:
@@ -63,3 +65,18 @@ def parse_date(value: object, field: str = "date") -> date:
         except ValueError:
             pass
     raise InvalidInput(f"{value!r} is not a date (YYYY-MM-DD)", field)
+
+
+def check_activity_time(value: datetime, field: str = "timestamp", now: datetime | None = None) -> datetime:
+    """Refuse times that cannot be real customer activity: before 1990 or in the future."""
+    if value > (now or utcnow()) + MAX_FUTURE:
+        raise InvalidInput(f"{value.isoformat()} is in the future", field)
+    if value < EARLIEST:
+        raise InvalidInput(f"{value.isoformat()} is before 1990", field)
+    return value
+
+
+def check_birthday(value: date, field: str = "birthday") -> date:
+    if not date(1900, 1, 1) <= value <= utcnow().date():
+        raise InvalidInput(f"{value.isoformat()} is not a plausible birthday", field)
+    return value

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from clm.core.errors import InvalidInput
-from clm.core.timeutil import as_utc
+from clm.core.timeutil import as_utc, check_activity_time, check_birthday
 from clm.customers.identities import normalize_email, normalize_phone, normalize_plain_id
 
 PROFILE_FIELDS = (
@@ -119,7 +119,18 @@ class CustomerIn(BaseModel):
     @field_validator("first_seen_at")
     @classmethod
     def _utc(cls, v: datetime | None) -> datetime | None:
-        return as_utc(v) if v else None
+        try:
+            return check_activity_time(as_utc(v), "first_seen_at") if v else None
+        except InvalidInput as exc:
+            raise _pydantic_error(exc)
+
+    @field_validator("birthday")
+    @classmethod
+    def _birthday(cls, v: date | None) -> date | None:
+        try:
+            return check_birthday(v) if v else None
+        except InvalidInput as exc:
+            raise _pydantic_error(exc)
 
     @field_validator("consents")
     @classmethod

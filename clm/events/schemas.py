@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -13,7 +13,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from clm.core.errors import InvalidInput
-from clm.core.timeutil import parse_timestamp, utcnow
+from clm.core.timeutil import check_activity_time, parse_timestamp, utcnow
 from clm.customers.identities import IDENTITY_KINDS, identities_from
 
 EVENT_TYPES = (
@@ -54,8 +54,6 @@ DEFAULT_CHANNEL = "web"
 
 # Custom types and channels are allowed; they only need to be tidy identifiers.
 _NAME = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
-_MAX_FUTURE = timedelta(days=1)
-_EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 _RESERVED = {"event_id", "type", "timestamp", "channel", "properties", *IDENTITY_KINDS}
 
 
@@ -95,12 +93,7 @@ def _name(value: object, field: str) -> str:
 
 
 def _timestamp(value: object, now: datetime) -> datetime:
-    ts = parse_timestamp(value, "timestamp")
-    if ts > now + _MAX_FUTURE:
-        raise InvalidInput(f"{value!r} is in the future", "timestamp")
-    if ts < _EARLIEST:
-        raise InvalidInput(f"{value!r} is before 1990", "timestamp")
-    return ts
+    return check_activity_time(parse_timestamp(value, "timestamp"), "timestamp", now)
 
 
 def content_event_id(

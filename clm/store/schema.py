@@ -26,8 +26,6 @@ PKType = BigInteger().with_variant(Integer(), "sqlite")
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
-SQLITE_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
-
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp that is always UTC: timestamptz on PostgreSQL, UTC text on SQLite."""
@@ -48,5 +46,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 def to_db_timestamp(value: datetime, dialect_name: str) -> Any:
     """The stored form of an aware timestamp, for bulk writes that bypass SQLAlchemy types."""
     if dialect_name == "sqlite":
-        return as_utc(value).strftime(SQLITE_DATETIME_FORMAT)
+        # isoformat pads the year to four digits (strftime's %Y does not for years < 1000)
+        return as_utc(value).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
     return value

@@ -122,3 +122,10 @@ def test_spend_is_replaced_per_channel_campaign_and_period(engine):
     assert list_spend(engine, start=date(2025, 6, 1)) == []
     with pytest.raises(ValidationError, match="before period_start"):
         SpendIn(channel="ads", amount=1, period_start=date(2025, 5, 2), period_end=date(2025, 5, 1))
+
+
+def test_order_and_spend_dates_must_be_plausible():
+    with pytest.raises(ValidationError, match="before 1990"):
+        OrderIn(order_id="x", external_id="u", ordered_at=datetime(1, 1, 1, tzinfo=UTC), total=1)
+    with pytest.raises(ValidationError, match="between 1990 and 2100"):
+        SpendIn(channel="ads", amount=1, period_start=date(1, 1, 1), period_end=date(1, 1, 2))

@@ -171,3 +171,20 @@ def test_suspected_duplicates_rank_birthday_matches_first(engine):
         (a, b, "same name and birthday"),
         (a, c, "same name and email user name"),
     ]
+
+
+def test_implausible_dates_are_refused():
+    with pytest.raises(ValueError, match="before 1990"):
+        CustomerIn(email="a@b.co", first_seen_at=datetime(943, 3, 20, tzinfo=UTC))
+    with pytest.raises(ValueError, match="in the future"):
+        CustomerIn(email="a@b.co", first_seen_at=datetime(2331, 1, 1, tzinfo=UTC))
+    with pytest.raises(ValueError, match="not a plausible birthday"):
+        CustomerIn(email="a@b.co", birthday=date(2331, 5, 31))
+
+
+def test_timestamps_round_trip_through_the_store(engine):
+    # Stored text on SQLite must keep a four-digit year so it reads back (1990 is the floor).
+    c, _ = upsert_customer(
+        engine, CustomerIn(email="t@x.com", first_seen_at=datetime(1990, 1, 1, tzinfo=UTC)), actor="t"
+    )
+    assert get_customer(engine, c.id).first_seen_at == datetime(1990, 1, 1, tzinfo=UTC)
