@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
@@ -33,8 +33,12 @@ class MergeIn(BaseModel):
     reason: str = Field("manual merge", max_length=500)
 
 
+ConsentChannel = Literal["email", "sms", "push", "phone", "whatsapp", "post"]
+assert set(get_args(ConsentChannel)) == set(CONSENT_CHANNELS)  # one list of channels
+
+
 class ConsentIn(BaseModel):
-    channel: Literal["email", "sms", "push", "phone", "whatsapp", "post"]
+    channel: ConsentChannel
     granted: bool
     source: str = Field("api", max_length=200)
 
@@ -109,5 +113,4 @@ def consent(
     principal: Principal = Depends(requires("write")),
 ) -> Customer:
     """Record that a customer granted or withdrew consent for a channel."""
-    assert body.channel in CONSENT_CHANNELS
     return set_consent(request.app.state.engine, customer_id, body.channel, body.granted, source=body.source)

@@ -38,13 +38,6 @@ class IngestResult:
     created_customers: int = 0
     merges: int = 0
 
-    def add(self, other: IngestResult) -> None:
-        self.accepted += other.accepted
-        self.duplicates += other.duplicates
-        self.customer_ids |= other.customer_ids
-        self.created_customers += other.created_customers
-        self.merges += other.merges
-
 
 def _seed(event: ValidEvent) -> ProfileSeed:
     props = event.properties

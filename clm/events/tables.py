@@ -12,7 +12,7 @@ events = Table(
     Column("event_id", String(128), nullable=False, unique=True),
     Column("customer_id", PKType, ForeignKey("customers.id"), nullable=False),
     Column("type", String(64), nullable=False),
-    Column("channel", String(32), nullable=False),
+    Column("channel", String(64), nullable=False),
     Column("occurred_at", UTCDateTime, nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
     Column("properties", JSONType),

@@ -176,3 +176,9 @@ def test_spend_import(engine, db_url, write_file, capsys):
         "channel,campaign,period_start,period_end,amount\nads,spring,2025-03-01,2025-03-31,5000\n",
     )
     assert main(["--db", db_url, "import", "spend", str(path)]) == 0
+
+
+def test_long_custom_channel_and_type_names_fit(engine, db_url, write_file, capsys):
+    name = "c" * 64
+    path = write_file("e.csv", f"type,timestamp,external_id,channel\n{name},2025-01-01,u1,{name}\n")
+    assert main(["--db", db_url, "import", "events", str(path)]) == 0

@@ -247,7 +247,7 @@ def upgrade() -> None:
         sa.Column("event_id", sa.String(length=128), nullable=False),
         sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("type", sa.String(length=64), nullable=False),
-        sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column("channel", sa.String(length=64), nullable=False),
         sa.Column("occurred_at", clm.store.schema.UTCDateTime(timezone=True), nullable=False),
         sa.Column("received_at", clm.store.schema.UTCDateTime(timezone=True), nullable=False),
         sa.Column(
