@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
@@ -48,7 +49,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:
-    app = FastAPI(
+    # FastAPIOffline serves the Swagger UI files itself: /docs works without internet access.
+    app = FastAPIOffline(
         title="CLM",
         version=__version__,
         description=DESCRIPTION,

@@ -136,7 +136,9 @@ def test_merge_and_consent_endpoints(client, personas):
 def test_openapi_and_docs_are_served(client):
     spec = client.get("/openapi.json").json()
     assert "/api/v1/events" in spec["paths"] and spec["info"]["title"] == "CLM"
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "cdn" not in docs.text  # works offline
+    assert client.get("/static-offline-docs/swagger-ui-bundle.js").status_code == 200
     assert client.get("/healthz").json()["status"] == "ok"
     missing = client.get("/nowhere")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
