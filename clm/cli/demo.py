@@ -68,6 +68,14 @@ def register(app: typer.Typer) -> None:
         show_summary(summary, eng.url.render_as_string(hide_password=True))
 
 
+def _compact(amount: float) -> str:
+    """Big money amounts as 1.3M / 25.2K so the table fits a terminal."""
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e4, "K")):
+        if abs(amount) >= size:
+            return f"{amount / size:,.1f}{suffix}"
+    return f"{amount:,.0f}"
+
+
 def _bars(rows: list[tuple[str, int]], width: int = 40) -> Table:
     table = Table("month", "new customers", "", box=None, title="new customers per month")
     top = max((c for _, c in rows), default=1)
@@ -90,7 +98,7 @@ def show_summary(summary: DemoSummary, where: str) -> None:
         "channel",
         "customers",
         "buyers",
-        "conversion",
+        "buy %",
         "revenue",
         "spend",
         "CAC",
@@ -102,8 +110,8 @@ def show_summary(summary: DemoSummary, where: str) -> None:
             f"{row.customers:,}",
             f"{row.buyers:,}",
             f"{row.buyers / row.customers:.0%}" if row.customers else "-",
-            f"{row.revenue:,.0f}",
-            f"{row.spend:,.0f}",
+            _compact(row.revenue),
+            _compact(row.spend),
             f"{row.cac:,.2f}" if row.cac is not None else "-",
         )
     console.print(channels)
