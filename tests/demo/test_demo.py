@@ -1,6 +1,6 @@
 """The demo business: deterministic for a seed, realistic in shape, truth kept."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -90,3 +90,54 @@ def test_planted_duplicates_are_found(engine):
         if p.reason == "same name and birthday"
     }
     assert planted and planted <= found
+
+
+def test_summary_figures_match_a_hand_built_store(engine):
+    from datetime import date
+
+    from clm.commerce.schemas import OrderIn, SpendIn
+    from clm.commerce.service import ingest_order_batch, record_spend
+    from clm.customers.schemas import CustomerIn
+    from clm.customers.service import upsert_customer
+    from clm.demo.service import summarize
+
+    for i, channel in enumerate(["ads", "ads", "search"]):
+        upsert_customer(engine, CustomerIn(external_id=f"u{i}", acquisition_channel=channel), actor="t")
+    t = datetime(2025, 3, 1, tzinfo=UTC)
+    ingest_order_batch(
+        engine,
+        [
+            OrderIn(order_id="a", external_id="u0", ordered_at=t, total=100),
+            OrderIn(
+                order_id="b",
+                external_id="u0",
+                ordered_at=t,
+                total=40,
+                status="refunded",
+                refunded_at=t + timedelta(days=1),
+            ),
+            OrderIn(order_id="c", external_id="u2", ordered_at=t, total=30),
+        ],
+        actor="t",
+    )
+    with engine.begin() as conn:
+        record_spend(
+            conn,
+            [SpendIn(channel="ads", amount=50, period_start=date(2025, 3, 1), period_end=date(2025, 3, 31))],
+        )
+    s = summarize(engine)
+    assert (s.customers, s.orders, s.revenue) == (3, 3, 130.0)  # refunded orders earn nothing
+    ads, search = s.by_channel
+    # ads: 2 customers, 1 buyer, revenue 100, spend 50 → CAC 50 / 2 = 25
+    assert (ads.channel, ads.customers, ads.buyers, ads.revenue, ads.spend, ads.cac) == (
+        "ads",
+        2,
+        1,
+        100.0,
+        50.0,
+        25.0,
+    )
+    assert (search.customers, search.buyers, search.revenue, search.cac) == (1, 1, 30.0, 0.0)
+    assert (s.first_event, s.last_event) == (t, t + timedelta(days=1))
+    # u0 and u2 were first seen at their orders; u1 has done nothing since being created now
+    assert s.new_per_month == [("2025-03", 2), (datetime.now(UTC).strftime("%Y-%m"), 1)]
