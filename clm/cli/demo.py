@@ -70,8 +70,8 @@ def register(app: typer.Typer) -> None:
 
 def _compact(amount: float) -> str:
     """Big money amounts as 1.3M / 25.2K so the table fits a terminal."""
-    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e4, "K")):
-        if abs(amount) >= size:
+    for threshold, size, suffix in ((1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "K")):
+        if abs(amount) >= threshold:
             return f"{amount / size:,.1f}{suffix}"
     return f"{amount:,.0f}"
 

@@ -49,3 +49,16 @@ def test_missing_customer_and_bad_database_are_one_line_errors(db_url, tmp_path,
     assert capsys.readouterr().err.strip() == "error: no customer with id 424242"
     assert main(["--db", "mysql://nope/x", "init"]) == 2
     assert "unsupported database" in capsys.readouterr().err
+
+
+def test_money_in_the_demo_table_is_compact_and_right():
+    from clm.cli.demo import _compact
+
+    assert [_compact(x) for x in (950.0, 9_999.0, 25_718.9, 257_189.0, 3_218_086.0, 1.35e9)] == [
+        "950",
+        "9,999",
+        "25.7K",
+        "257.2K",
+        "3.2M",
+        "1.4B",
+    ]
