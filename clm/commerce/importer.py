@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from clm.commerce.schemas import OrderIn, ProductIn, SpendIn
 from clm.commerce.service import ingest_orders, record_spend, upsert_products
 from clm.core.files import DataFile
-from clm.core.imports import ChunkOutcome, ImportReport, run_import
+from clm.core.imports import ChunkOutcome, ImportReport, run_transactional_import
 from clm.customers.identities import identities_from
 
 _ITEM_FIELDS = ("sku", "quantity", "unit_price")
@@ -44,21 +44,18 @@ def _run(
     engine: Engine,
     data: DataFile,
     parse: Callable[[dict[str, Any]], BaseModel],
-    store: Callable[[Any, list[Any]], dict[str, int]],
+    store: Callable[[Connection, list[Any]], dict[str, int]],
     chunk_size: int,
     rejections_path: Path | None,
     progress: Callable[[int], None] | None,
 ) -> ImportReport:
-    def write(chunk: Sequence[tuple[int, Any]]) -> ChunkOutcome:
-        with engine.begin() as conn:
-            counters = store(conn, [item for _, item in chunk])
-        return ChunkOutcome(accepted=len(chunk), counters=counters)
-
-    return run_import(
+    """Every valid row is stored; `store` returns the counters to report."""
+    return run_transactional_import(
         kind,
+        engine,
         data,
         parse,
-        write,
+        lambda conn, batch: ChunkOutcome(accepted=len(batch), counters=store(conn, batch)),
         chunk_size=chunk_size,
         rejections_path=rejections_path,
         progress=progress,
@@ -74,7 +71,7 @@ def import_orders(
     rejections_path: Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    def store(conn: Any, batch: list[OrderIn]) -> dict[str, int]:
+    def store(conn: Connection, batch: list[OrderIn]) -> dict[str, int]:
         result = ingest_orders(conn, batch, actor=actor)
         return {
             "orders_created": result.created,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from pydantic import ValidationError
+from sqlalchemy import Connection, Engine
 
 from clm.core.errors import ClmError, InvalidInput
 from clm.core.files import BadRow, DataFile
@@ -159,3 +160,26 @@ def run_import(
     if progress:
         progress(data.size)
     return report
+
+
+def run_transactional_import(
+    kind: str,
+    engine: Engine,
+    data: DataFile,
+    parse: Callable[[dict[str, Any]], T],
+    store: Callable[[Connection, list[T]], ChunkOutcome],
+    *,
+    chunk_size: int,
+    rejections_path: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """`run_import` where `store(conn, items)` writes each chunk in a transaction of its own,
+    so a crash loses at most the chunk in flight."""
+
+    def write(chunk: Sequence[tuple[int, T]]) -> ChunkOutcome:
+        with engine.begin() as conn:
+            return store(conn, [item for _, item in chunk])
+
+    return run_import(
+        kind, data, parse, write, chunk_size=chunk_size, rejections_path=rejections_path, progress=progress
+    )

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from clm.core.errors import InvalidInput
 from clm.core.files import DataFile
-from clm.core.imports import ChunkOutcome, ImportReport, run_import
+from clm.core.imports import ChunkOutcome, ImportReport, run_transactional_import
 from clm.customers.schemas import CustomerIn
 from clm.customers.service import upsert_customers
 
@@ -68,22 +68,19 @@ def import_customers(
     rejections_path: Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    def write(chunk: Sequence[tuple[int, CustomerIn]]) -> ChunkOutcome:
-        with engine.begin() as conn:
-            resolution = upsert_customers(conn, [item for _, item in chunk], actor=actor)
+    def store(conn: Connection, batch: list[CustomerIn]) -> ChunkOutcome:
+        resolution = upsert_customers(conn, batch, actor=actor)
         return ChunkOutcome(
-            accepted=len(chunk),
-            counters={
-                "customers_created": len(resolution.created),
-                "merges": len(resolution.merges),
-            },
+            accepted=len(batch),
+            counters={"customers_created": len(resolution.created), "merges": len(resolution.merges)},
         )
 
-    return run_import(
+    return run_transactional_import(
         "customers",
+        engine,
         data,
         customer_from_row,
-        write,
+        store,
         chunk_size=chunk_size,
         rejections_path=rejections_path,
         progress=progress,

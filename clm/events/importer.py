@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from clm.core.files import DataFile
-from clm.core.imports import ChunkOutcome, ImportReport, run_import
+from clm.core.imports import ChunkOutcome, ImportReport, run_transactional_import
 from clm.core.timeutil import utcnow
 from clm.events.schemas import ValidEvent, validate_event
 from clm.events.service import ingest_events
@@ -25,20 +25,20 @@ def import_events(
 ) -> ImportReport:
     now = utcnow()
 
-    def write(chunk: Sequence[tuple[int, ValidEvent]]) -> ChunkOutcome:
-        with engine.begin() as conn:
-            result = ingest_events(conn, [event for _, event in chunk], actor=actor)
+    def store(conn: Connection, batch: list[ValidEvent]) -> ChunkOutcome:
+        result = ingest_events(conn, batch, actor=actor)
         return ChunkOutcome(
             accepted=result.accepted,
             duplicates=result.duplicates,
             counters={"customers_created": result.created_customers, "merges": result.merges},
         )
 
-    return run_import(
+    return run_transactional_import(
         "events",
+        engine,
         data,
         lambda row: validate_event(row, now),
-        write,
+        store,
         chunk_size=chunk_size,
         rejections_path=rejections_path,
         progress=progress,
