@@ -14,6 +14,8 @@ from clm.api import customer_view, errors
 from clm.commerce.api import router as commerce_router
 from clm.customers.api import router as customers_router
 from clm.events.api import router as events_router
+from clm.lifecycle.api import router as lifecycle_router
+from clm.lifecycle.service import reassess_customers
 from clm.store.engine import make_engine
 
 DESCRIPTION = """
@@ -57,12 +59,15 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         dependencies=[Depends(errors.reject_nul_characters)],
     )
     app.state.engine = engine or make_engine()
+    # after ingestion commits, the customers it touched get their stages re-evaluated
+    app.state.refresh_customers = reassess_customers
     errors.install(app)
     for router in (
         customers_router,  # before the view: /customers/duplicates is not an id
         customer_view.router,
         events_router,
         commerce_router,
+        lifecycle_router,
     ):
         app.include_router(router, responses=ERRORS)
 

@@ -60,7 +60,21 @@ def _render(view: CustomerView) -> None:
         f"{o.orders} ({o.completed} completed, {o.refunded} refunded), revenue {o.revenue:,.2f}",
     )
     fields.add_row("activity", ", ".join(f"{k} {v}" for k, v in view.event_counts.items()) or "none")
+    st = view.stage
+    fields.add_row(
+        "lifecycle stage",
+        f"{st.name_en} {st.name_zh} since {st.since:%Y-%m-%d} ({st.model})"
+        if st.stage and st.since
+        else f"not assigned yet ({st.model}; run `clm stages run`)",
+    )
     console.print(Panel(fields, title=title, expand=False))
+    if st.history:
+        history = Table("when", "from", "to", "because", title="stage history")
+        for change in st.history:
+            history.add_row(
+                f"{change.changed_at:%Y-%m-%d}", change.from_stage or "(new)", change.to_stage, change.rule
+            )
+        console.print(history)
     if view.timeline:
         table = Table("when", "event", "channel", "details", title="recent events")
         for e in view.timeline:

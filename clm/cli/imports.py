@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from sqlalchemy import Engine
 
 from clm.cli.context import engine
 from clm.cli.output import byte_progress, console, print_json
@@ -16,6 +17,7 @@ from clm.core.files import DataFile, parse_mapping
 from clm.core.imports import ImportReport
 from clm.customers.importer import import_customers
 from clm.events.importer import import_events
+from clm.lifecycle.service import StageRun, assign_stages, reassess_customers
 
 app = typer.Typer(
     help="Import CSV/TSV/JSON Lines files (optionally .gz). Exit code 0: all rows accepted; "
@@ -60,11 +62,26 @@ def _run(
     rejections = rejections or Path.cwd() / f"{file.name}.rejections.csv"
     with byte_progress(f"importing {kind}", data.size, enabled=not as_json) as progress:
         report = importer(eng, data, rejections_path=rejections, progress=progress)
+    stages = _refresh_stages(eng, report)
     if as_json:
-        print_json(report.as_dict())
+        print_json({**report.as_dict(), "stage_changes": stages.changed if stages else 0})
     else:
         _show(report)
+        if stages:
+            console.print(
+                f"lifecycle stages re-evaluated for {stages.evaluated:,} customers, "
+                f"{stages.changed:,} changed"
+            )
     raise typer.Exit(report.exit_code)
+
+
+def _refresh_stages(eng: Engine, report: ImportReport) -> StageRun | None:
+    """Stages follow the data: the touched customers are re-evaluated (everyone after a big import)."""
+    if report.customer_ids is None:
+        return assign_stages(eng)
+    if report.customer_ids:
+        return reassess_customers(eng, report.customer_ids)
+    return None
 
 
 def _show(report: ImportReport) -> None:

@@ -21,6 +21,7 @@ from clm.commerce.service import (
     upsert_products,
 )
 from clm.core.errors import InvalidInput
+from clm.core.followups import refresh_customers
 from clm.core.payloads import MAX_ID, batch_or_single
 from clm.customers.identities import identities_from
 
@@ -73,7 +74,9 @@ def post_orders(
         except InvalidInput as exc:
             where = f"orders[{i}]." if isinstance(payload, OrderBatch) else ""
             raise InvalidInput(exc.reason, f"{where}{exc.field}")
-    result = ingest_order_batch(request.app.state.engine, items, actor=principal.actor)
+    engine = request.app.state.engine
+    result = ingest_order_batch(engine, items, actor=principal.actor)
+    refresh_customers(request.app.state, engine, result.customer_ids)
     return OrdersOut(created=result.created, updated=result.updated, customer_ids=sorted(result.customer_ids))
 
 

@@ -44,18 +44,23 @@ def _run(
     engine: Engine,
     data: DataFile,
     parse: Callable[[dict[str, Any]], BaseModel],
-    store: Callable[[Connection, list[Any]], dict[str, int]],
+    store: Callable[[Connection, list[Any]], tuple[dict[str, int], set[int]]],
     chunk_size: int,
     rejections_path: Path | None,
     progress: Callable[[int], None] | None,
 ) -> ImportReport:
-    """Every valid row is stored; `store` returns the counters to report."""
+    """Every valid row is stored; `store` returns the counters to report and the customers touched."""
+
+    def write(conn: Connection, batch: list[Any]) -> ChunkOutcome:
+        counters, customer_ids = store(conn, batch)
+        return ChunkOutcome(accepted=len(batch), counters=counters, customer_ids=customer_ids)
+
     return run_transactional_import(
         kind,
         engine,
         data,
         parse,
-        lambda conn, batch: ChunkOutcome(accepted=len(batch), counters=store(conn, batch)),
+        write,
         chunk_size=chunk_size,
         rejections_path=rejections_path,
         progress=progress,
@@ -71,13 +76,14 @@ def import_orders(
     rejections_path: Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    def store(conn: Connection, batch: list[OrderIn]) -> dict[str, int]:
+    def store(conn: Connection, batch: list[OrderIn]) -> tuple[dict[str, int], set[int]]:
         result = ingest_orders(conn, batch, actor=actor)
-        return {
+        counters = {
             "orders_created": result.created,
             "orders_updated": result.updated,
             "customers_created": result.created_customers,
         }
+        return counters, result.customer_ids
 
     return _run("orders", engine, data, order_from_row, store, chunk_size, rejections_path, progress)
 
@@ -95,7 +101,7 @@ def import_products(
         engine,
         data,
         product_from_row,
-        lambda conn, batch: {"products": upsert_products(conn, batch)},
+        lambda conn, batch: ({"products": upsert_products(conn, batch)}, set()),
         chunk_size,
         rejections_path,
         progress,
@@ -115,7 +121,7 @@ def import_spend(
         engine,
         data,
         SpendIn.model_validate,
-        lambda conn, batch: {"spend_rows": record_spend(conn, batch)},
+        lambda conn, batch: ({"spend_rows": record_spend(conn, batch)}, set()),
         chunk_size,
         rejections_path,
         progress,

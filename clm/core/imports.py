@@ -21,6 +21,8 @@ from clm.core.files import BadRow, DataFile
 
 T = TypeVar("T")
 MAX_LISTED_REJECTIONS = 20
+# Customers an import touched are remembered up to this many; past it, a full refresh is cheaper.
+MAX_TRACKED_CUSTOMERS = 50_000
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class ChunkOutcome:
     duplicates: int = 0
     rejections: list[Rejection] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
+    customer_ids: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -50,6 +53,8 @@ class ImportReport:
     counters: dict[str, int] = field(default_factory=dict)
     rejections: list[Rejection] = field(default_factory=list)  # the first few, for display
     rejections_file: str | None = None
+    # the customers whose data changed (None: too many to list, refresh everyone)
+    customer_ids: set[int] | None = field(default_factory=set)
 
     @property
     def exit_code(self) -> int:
@@ -133,6 +138,10 @@ def run_import(
             report.counters[name] = report.counters.get(name, 0) + value
         for rejection in outcome.rejections:
             reject(rejection)
+        if report.customer_ids is not None:
+            report.customer_ids |= outcome.customer_ids
+            if len(report.customer_ids) > MAX_TRACKED_CUSTOMERS:
+                report.customer_ids = None
         if progress:
             progress(data.bytes_read)
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from clm.auth.http import requires
 from clm.auth.service import Principal
 from clm.core.errors import InvalidInput
+from clm.core.followups import refresh_customers
 from clm.core.payloads import MAX_ID
 from clm.customers.identities import normalize_identity
 from clm.customers.merge import merge_customers, suspected_duplicates
@@ -52,7 +53,9 @@ def upsert(
 ) -> Customer:
     """Create a profile, or update the one that has any of the given identities
     (external_id, email, phone, anonymous_id). 201 when a profile was created."""
-    customer, created = upsert_customer(request.app.state.engine, item, actor=principal.actor)
+    engine = request.app.state.engine
+    customer, created = upsert_customer(engine, item, actor=principal.actor)
+    refresh_customers(request.app.state, engine, [customer.id])
     if created:
         response.status_code = 201
     return customer
@@ -102,6 +105,7 @@ def merge(body: MergeIn, request: Request, principal: Principal = Depends(requir
     survivor = merge_customers(
         engine, body.survivor_id, body.merged_ids, reason=body.reason, actor=principal.actor
     )
+    refresh_customers(request.app.state, engine, [survivor])
     return get_customer(engine, survivor)
 
 

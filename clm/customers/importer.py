@@ -73,6 +73,7 @@ def import_customers(
         return ChunkOutcome(
             accepted=len(batch),
             counters={"customers_created": len(resolution.created), "merges": len(resolution.merges)},
+            customer_ids=set(resolution.customer_ids),
         )
 
     return run_transactional_import(

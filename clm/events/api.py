@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, Tag
 from clm.auth.http import requires
 from clm.auth.service import Principal
 from clm.core.errors import InvalidInput
+from clm.core.followups import refresh_customers
 from clm.core.payloads import batch_or_single
 from clm.core.timeutil import utcnow
 from clm.events.schemas import EventIn, ValidEvent
@@ -52,7 +53,9 @@ def post_events(
         except InvalidInput as exc:
             where = f"events[{i}]." if isinstance(payload, EventBatch) else ""
             raise InvalidInput(exc.reason, f"{where}{exc.field or 'event'}")
-    result = ingest(request.app.state.engine, batch, actor=principal.actor)
+    engine = request.app.state.engine
+    result = ingest(engine, batch, actor=principal.actor)
+    refresh_customers(request.app.state, engine, result.customer_ids)
     return IngestOut(
         accepted=result.accepted,
         duplicates=result.duplicates,

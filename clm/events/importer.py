@@ -31,6 +31,7 @@ def import_events(
             accepted=result.accepted,
             duplicates=result.duplicates,
             counters={"customers_created": result.created_customers, "merges": result.merges},
+            customer_ids=result.customer_ids,
         )
 
     return run_transactional_import(

@@ -21,7 +21,8 @@ def load_metadata() -> MetaData:
     import clm.commerce.tables
     import clm.customers.tables
     import clm.demo.tables
-    import clm.events.tables  # noqa: F401
+    import clm.events.tables
+    import clm.lifecycle.tables  # noqa: F401
     from clm.store.schema import metadata
 
     return metadata

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Float, Integer, String
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -43,3 +43,171 @@ def _year_month_sqlite(element: year_month, compiler: Any, **kw: Any) -> str:
 @compiles(year_month, "postgresql")
 def _year_month_pg(element: year_month, compiler: Any, **kw: Any) -> str:
     return f"to_char({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC', 'YYYY-MM')"
+
+
+class days_between(FunctionElement[float]):
+    """Days (fractional) from `earlier` to `later`: later - earlier, NULL if either is NULL."""
+
+    type = Float()
+    inherit_cache = True
+    name = "days_between"
+
+
+@compiles(days_between, "sqlite")
+def _days_between_sqlite(element: days_between, compiler: Any, **kw: Any) -> str:
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(julianday({later}) - julianday({earlier}))"
+
+
+@compiles(days_between, "postgresql")
+def _days_between_pg(element: days_between, compiler: Any, **kw: Any) -> str:
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(EXTRACT(EPOCH FROM (CAST({later} AS TIMESTAMPTZ) - CAST({earlier} AS TIMESTAMPTZ))) / 86400.0)"
+
+
+class _extreme(FunctionElement[Any]):
+    """Largest/smallest of the arguments, ignoring NULLs (NULL only when all are NULL)."""
+
+    inherit_cache = True
+    sqlite_name = ""
+    pg_name = ""
+
+
+class greatest(_extreme):
+    inherit_cache = True
+    name = "greatest"
+    sqlite_name = "max"
+    pg_name = "GREATEST"
+
+
+class least(_extreme):
+    inherit_cache = True
+    name = "least"
+    sqlite_name = "min"
+    pg_name = "LEAST"
+
+
+@compiles(greatest, "sqlite")
+@compiles(least, "sqlite")
+def _extreme_sqlite(element: _extreme, compiler: Any, **kw: Any) -> str:
+    args = [compiler.process(c, **kw) for c in element.clauses]
+    if len(args) == 1:
+        return args[0]
+    # SQLite's scalar max()/min() return NULL if any argument is NULL; PostgreSQL's GREATEST and
+    # LEAST skip NULLs. Give every argument the first non-NULL of the others as a fallback.
+    fallbacks = [
+        f"coalesce({', '.join([a, *(b for j, b in enumerate(args) if j != i)])})" for i, a in enumerate(args)
+    ]
+    return f"{element.sqlite_name}({', '.join(fallbacks)})"
+
+
+@compiles(greatest, "postgresql")
+@compiles(least, "postgresql")
+def _extreme_pg(element: _extreme, compiler: Any, **kw: Any) -> str:
+    return f"{element.pg_name}({compiler.process(element.clauses, **kw)})"
+
+
+class json_object(FunctionElement[Any]):
+    """A JSON object from alternating key, value arguments (json_object / jsonb_build_object)."""
+
+    inherit_cache = True
+    name = "json_object"
+
+
+@compiles(json_object, "sqlite")
+def _json_object_sqlite(element: json_object, compiler: Any, **kw: Any) -> str:
+    return f"json_object({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_object, "postgresql")
+def _json_object_pg(element: json_object, compiler: Any, **kw: Any) -> str:
+    return f"jsonb_build_object({compiler.process(element.clauses, **kw)})"
+
+
+class month_number(FunctionElement[int]):
+    """Months since year 0 of a UTC timestamp (year * 12 + month - 1), for month differences."""
+
+    type = Integer()
+    inherit_cache = True
+    name = "month_number"
+
+
+@compiles(month_number, "sqlite")
+def _month_number_sqlite(element: month_number, compiler: Any, **kw: Any) -> str:
+    ts = compiler.process(element.clauses, **kw)
+    return f"(CAST(strftime('%Y', {ts}) AS INTEGER) * 12 + CAST(strftime('%m', {ts}) AS INTEGER) - 1)"
+
+
+@compiles(month_number, "postgresql")
+def _month_number_pg(element: month_number, compiler: Any, **kw: Any) -> str:
+    ts = f"({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC')"
+    return f"(CAST(EXTRACT(YEAR FROM {ts}) AS INTEGER) * 12 + CAST(EXTRACT(MONTH FROM {ts}) AS INTEGER) - 1)"
+
+
+def _sqlite_json_path(key_sql: str) -> str:
+    # '$."key"' built in SQL from the bound key, so the statement stays cacheable
+    return f"""('$."' || replace({key_sql}, '"', '\\"') || '"')"""
+
+
+class json_text(FunctionElement[str]):
+    """A top-level property of a JSON column as text (NULL when absent); the key is a bound value."""
+
+    type = String()
+    inherit_cache = True
+    name = "json_text"
+
+
+@compiles(json_text, "sqlite")
+def _json_text_sqlite(element: json_text, compiler: Any, **kw: Any) -> str:
+    column, key = element.clauses
+    path = _sqlite_json_path(compiler.process(key, **kw))
+    return f"CAST(json_extract({compiler.process(column, **kw)}, {path}) AS TEXT)"
+
+
+@compiles(json_text, "postgresql")
+def _json_text_pg(element: json_text, compiler: Any, **kw: Any) -> str:
+    column, key = element.clauses
+    return f"(CAST({compiler.process(column, **kw)} AS JSONB) ->> {compiler.process(key, **kw)})"
+
+
+class json_number(FunctionElement[float]):
+    """A top-level numeric property of a JSON column; NULL when absent or not a number."""
+
+    type = Float()
+    inherit_cache = True
+    name = "json_number"
+
+
+@compiles(json_number, "sqlite")
+def _json_number_sqlite(element: json_number, compiler: Any, **kw: Any) -> str:
+    column, key = element.clauses
+    col = compiler.process(column, **kw)
+    path = _sqlite_json_path(compiler.process(key, **kw))
+    return f"(CASE WHEN json_type({col}, {path}) IN ('integer', 'real') THEN json_extract({col}, {path}) END)"
+
+
+@compiles(json_number, "postgresql")
+def _json_number_pg(element: json_number, compiler: Any, **kw: Any) -> str:
+    column, key = element.clauses
+    value = f"(CAST({compiler.process(column, **kw)} AS JSONB) -> {compiler.process(key, **kw)})"
+    return (
+        f"(CASE WHEN jsonb_typeof({value}) = 'number' THEN CAST({value} #>> '{{}}' AS DOUBLE PRECISION) END)"
+    )
+
+
+class whole(FunctionElement[int]):
+    """The integer part of a number (truncated toward zero on both databases)."""
+
+    type = Integer()
+    inherit_cache = True
+    name = "whole"
+
+
+@compiles(whole, "sqlite")
+def _whole_sqlite(element: whole, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS INTEGER)"
+
+
+@compiles(whole, "postgresql")
+def _whole_pg(element: whole, compiler: Any, **kw: Any) -> str:
+    return f"CAST(trunc({compiler.process(element.clauses, **kw)}) AS BIGINT)"

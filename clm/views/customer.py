@@ -1,4 +1,5 @@
-"""The 360° customer view: profile, identities, consents, orders and the recent timeline."""
+"""The 360° customer view: profile, identities, consents, lifecycle stage and its history,
+orders and the recent timeline."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from clm.customers.schemas import Customer
 from clm.customers.service import get_customer
 from clm.events.schemas import Event
 from clm.events.service import event_counts, timeline
+from clm.lifecycle.service import CustomerStage, customer_stage
 
 
 class CustomerView(BaseModel):
     requested_id: int
     profile: Customer
+    stage: CustomerStage
     orders: OrderSummary
     event_counts: dict[str, int]
     recent_orders: list[Order]
@@ -28,6 +31,7 @@ def customer_view(engine: Engine, customer_id: int, events: int = 50) -> Custome
     return CustomerView(
         requested_id=customer_id,
         profile=profile,
+        stage=customer_stage(engine, profile.id),
         orders=order_summary(engine, profile.id),
         event_counts=event_counts(engine, profile.id),
         recent_orders=customer_orders(engine, profile.id, limit=10),

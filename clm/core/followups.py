@@ -1,0 +1,28 @@
+"""The follow-up ingestion asks for once its transaction has committed: refreshing what is
+derived from the data (lifecycle stages now, segment membership later).
+
+Domains below the lifecycle cannot import it, so the entry point that builds the app or runs
+the import passes the refresher in explicitly (`create_app` sets `app.state.refresh_customers`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+from typing import Any
+
+from sqlalchemy import Engine
+
+CustomersChanged = Callable[[Engine, Collection[int]], Any]
+log = logging.getLogger("clm.followups")
+
+
+def refresh_customers(state: Any, engine: Engine, customer_ids: Collection[int]) -> None:
+    """Run the app's refresher for these customers. The data is already committed, so a
+    failure here is logged, not raised: the next full `clm stages run` catches up."""
+    refresher: CustomersChanged | None = getattr(state, "refresh_customers", None)
+    if refresher is None or not customer_ids:
+        return
+    try:
+        refresher(engine, customer_ids)
+    except Exception:
+        log.exception("refreshing %d customers after ingestion failed", len(customer_ids))

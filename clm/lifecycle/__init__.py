@@ -1,0 +1,1 @@
+"""Lifecycle stages, stage history, KPIs, funnels and cohort retention."""

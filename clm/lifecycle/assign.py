@@ -1,0 +1,315 @@
+"""Stage assignment: features → stage for every customer (or the ones an event touched),
+with each change stored as a transition and emitted as a `stage_changed` event.
+
+A run is a handful of set-based statements in one transaction, whatever the number of
+customers: rebuild the features rows (with the stage computed by one CASE over the rules),
+insert a transition for every customer whose stage differs from the stored one, move
+`customer_stages` to the new stages, and write one `stage_changed` event per transition.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    Connection,
+    Engine,
+    String,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+
+from clm.conditions import compile_condition, first_match
+from clm.core.errors import Conflict
+from clm.core.timeutil import as_utc, utcnow
+from clm.customers.tables import customers
+from clm.events.tables import events
+from clm.lifecycle.features import SYSTEM_CHANNEL, CustomerSpace, feature_query, purchase_gaps_query
+from clm.lifecycle.models import DEFAULT_MODEL, StageModel, model_from_dict, preset
+from clm.lifecycle.tables import customer_features, customer_stages, lifecycle_settings, stage_transitions
+from clm.store.schema import UTCDateTime
+from clm.store.sql import json_object
+
+STAGE_CHANGED = "stage_changed"
+# Re-evaluating a handful of customers per request; bigger sets go in slices of this size.
+SCOPE_SLICE = 5_000
+_LOCK_KEY = 0x5374616765  # "Stage": one PostgreSQL advisory lock guards runs against each other
+
+
+@dataclass
+class StageRun:
+    """What a run did."""
+
+    model: str
+    as_of: datetime
+    evaluated: int = 0
+    changed: int = 0
+    moves: dict[tuple[str | None, str], int] = field(default_factory=dict)
+
+    def add(self, other: StageRun) -> None:
+        self.evaluated += other.evaluated
+        self.changed += other.changed
+        for k, v in other.moves.items():
+            self.moves[k] = self.moves.get(k, 0) + v
+
+
+def active_model(conn: Connection) -> StageModel:
+    """The selected stage model (clm5 until another is chosen)."""
+    row = conn.execute(select(lifecycle_settings.c.definition).where(lifecycle_settings.c.id == 1)).first()
+    return preset(DEFAULT_MODEL) if row is None else model_from_dict(row.definition)
+
+
+def select_model(engine: Engine, model: StageModel, source: str) -> None:
+    """Make `model` the one every run uses from now on."""
+    values = {"name": model.name, "source": source, "definition": model.as_dict(), "selected_at": utcnow()}
+    with engine.begin() as conn:
+        if conn.execute(select(lifecycle_settings.c.id).where(lifecycle_settings.c.id == 1)).first():
+            conn.execute(update(lifecycle_settings).where(lifecycle_settings.c.id == 1).values(**values))
+        else:
+            conn.execute(insert(lifecycle_settings).values(id=1, **values))
+
+
+def _stored_shop_gap(conn: Connection) -> float | None:
+    row = conn.execute(
+        select(lifecycle_settings.c.shop_purchase_gap_days).where(lifecycle_settings.c.id == 1)
+    ).first()
+    return None if row is None else row[0]
+
+
+def shop_purchase_gap(conn: Connection, as_of: datetime) -> float | None:
+    """Median over repeat buyers of their typical gap between purchases, in days."""
+    gaps = np.array([g for (g,) in conn.execute(purchase_gaps_query(as_of)) if g is not None], dtype=float)
+    return float(np.median(gaps)) if gaps.size else None
+
+
+def _lock(conn: Connection, shared: bool) -> None:
+    if conn.dialect.name == "postgresql":
+        fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        conn.execute(text(f"SELECT {fn}(:k)"), {"k": _LOCK_KEY})
+
+
+def _latest_change(conn: Connection, model: str) -> datetime | None:
+    value = conn.execute(
+        select(func.max(stage_transitions.c.changed_at)).where(stage_transitions.c.model == model)
+    ).scalar()
+    return None if value is None else as_utc(value)
+
+
+def _run(
+    conn: Connection, model: StageModel, as_of: datetime, shop_gap: float | None, scope: Sequence[int] | None
+) -> StageRun:
+    run_id = str(uuid.uuid4())
+    features = feature_query(as_of, shop_gap, scope).subquery("f")
+    space = CustomerSpace(features.c, as_of)
+    branches = [(compile_condition(model.stage(key).rule, space), key) for key in model.evaluation_order]
+    stage = first_match(branches)
+    columns = [c.name for c in customer_features.columns if c.name != "stage"]
+    rows = select(*(features.c[name] for name in columns), stage.label("stage")).select_from(
+        features.join(customers, customers.c.id == features.c.customer_id)
+    )
+    in_scope = (lambda col: col.in_(list(scope))) if scope is not None else (lambda col: literal(True))
+
+    conn.execute(delete(customer_features).where(in_scope(customer_features.c.customer_id)))
+    conn.execute(insert(customer_features).from_select([*columns, "stage"], rows))
+
+    f, cs = customer_features, customer_stages
+    rule_of = case({s.key: s.rule_text for s in model.stages}, value=f.c.stage, else_="")
+    previous = case((cs.c.model == model.name, cs.c.stage), else_=None)
+    changed = (
+        select(
+            literal(run_id, String(36)),
+            f.c.customer_id,
+            literal(model.name, String(64)),
+            previous,
+            f.c.stage,
+            literal(as_of, UTCDateTime),
+            rule_of,
+        )
+        .select_from(f.outerjoin(cs, cs.c.customer_id == f.c.customer_id))
+        .where(
+            f.c.stage.is_not(None),
+            or_(cs.c.stage.is_(None), cs.c.model != model.name, cs.c.stage != f.c.stage),
+            in_scope(f.c.customer_id),
+        )
+    )
+    names = ["run_id", "customer_id", "model", "from_stage", "to_stage", "changed_at", "rule"]
+    conn.execute(insert(stage_transitions).from_select(names, changed))
+
+    t = stage_transitions
+    this_run = select(t.c.customer_id).where(t.c.run_id == run_id)
+    unassigned = select(f.c.customer_id).where(f.c.stage.is_(None), in_scope(f.c.customer_id))
+    conn.execute(delete(cs).where(or_(cs.c.customer_id.in_(this_run), cs.c.customer_id.in_(unassigned))))
+    conn.execute(
+        insert(cs).from_select(
+            ["customer_id", "model", "stage", "since"],
+            select(t.c.customer_id, t.c.model, t.c.to_stage, t.c.changed_at).where(t.c.run_id == run_id),
+        )
+    )
+    now = literal(utcnow(), UTCDateTime)
+    conn.execute(
+        insert(events).from_select(
+            ["event_id", "customer_id", "type", "channel", "occurred_at", "received_at", "properties"],
+            select(
+                literal("stage:") + cast(t.c.id, String),
+                t.c.customer_id,
+                literal(STAGE_CHANGED),
+                literal(SYSTEM_CHANNEL),
+                t.c.changed_at,
+                now,
+                json_object("model", t.c.model, "from", t.c.from_stage, "to", t.c.to_stage, "rule", t.c.rule),
+            ).where(t.c.run_id == run_id),
+        )
+    )
+    moves = {
+        (a, b): int(n)
+        for a, b, n in conn.execute(
+            select(t.c.from_stage, t.c.to_stage, func.count())
+            .where(t.c.run_id == run_id)
+            .group_by(t.c.from_stage, t.c.to_stage)
+        )
+    }
+    # counted afterwards: INSERT … SELECT does not report a row count on every driver
+    evaluated = conn.execute(
+        select(func.count()).select_from(f).where(in_scope(f.c.customer_id))
+    ).scalar_one()
+    return StageRun(model.name, as_of, evaluated=int(evaluated), changed=sum(moves.values()), moves=moves)
+
+
+def assign_stages(
+    engine: Engine, *, as_of: datetime | None = None, model: StageModel | None = None
+) -> StageRun:
+    """Evaluate every customer (`clm stages run`). `as_of` replays the rules at a past moment;
+    it may not be earlier than the history already recorded for the model."""
+    as_of = as_utc(as_of) if as_of else utcnow()
+    with engine.begin() as conn:
+        _lock(conn, shared=False)
+        chosen = model or active_model(conn)
+        latest = _latest_change(conn, chosen.name)
+        if latest is not None and as_of < latest:
+            raise Conflict(
+                f"the {chosen.name} stage history already reaches {latest:%Y-%m-%d %H:%M}; a run as of "
+                f"{as_of:%Y-%m-%d %H:%M} would rewrite the past (use `clm stages backfill --rebuild`)"
+            )
+        gap = shop_purchase_gap(conn, as_of)
+        result = _run(conn, chosen, as_of, gap, None)
+        values = {"shop_purchase_gap_days": gap, "last_full_run_at": as_of}
+        if conn.execute(select(lifecycle_settings.c.id).where(lifecycle_settings.c.id == 1)).first():
+            conn.execute(update(lifecycle_settings).where(lifecycle_settings.c.id == 1).values(**values))
+        else:
+            definition = chosen.as_dict()
+            conn.execute(
+                insert(lifecycle_settings).values(
+                    id=1,
+                    name=chosen.name,
+                    source=chosen.name,
+                    definition=definition,
+                    selected_at=utcnow(),
+                    **values,
+                )
+            )
+    return result
+
+
+def reassess_customers(engine: Engine, customer_ids: Iterable[int]) -> StageRun:
+    """Re-evaluate just these customers now: what ingestion calls after it commits, so a first
+    purchase moves the customer out of acquisition at once."""
+    ids = sorted(set(customer_ids))
+    as_of = utcnow()
+    total: StageRun | None = None
+    for start in range(0, len(ids), SCOPE_SLICE):
+        part = ids[start : start + SCOPE_SLICE]
+        with engine.begin() as conn:
+            _lock(conn, shared=True)
+            if conn.dialect.name == "postgresql":
+                # two requests about the same customer wait for each other here
+                conn.execute(
+                    select(customers.c.id)
+                    .where(customers.c.id.in_(part))
+                    .order_by(customers.c.id)
+                    .with_for_update()
+                )
+            model = active_model(conn)
+            result = _run(conn, model, as_of, _stored_shop_gap(conn), part)
+        if total is None:
+            total = result
+        else:
+            total.add(result)
+    return total or StageRun(DEFAULT_MODEL, as_of)
+
+
+def clear_history(engine: Engine, model: str) -> int:
+    """Forget the stage history of a model (before replaying it); returns transitions removed."""
+    with engine.begin() as conn:
+        _lock(conn, shared=False)
+        t = stage_transitions
+        ids = select(t.c.id).where(t.c.model == model)
+        conn.execute(
+            delete(events).where(
+                and_(events.c.type == STAGE_CHANGED, events.c.channel == SYSTEM_CHANNEL),
+                events.c.event_id.in_(
+                    select(literal("stage:") + cast(t.c.id, String)).where(t.c.model == model)
+                ),
+            )
+        )
+        removed = conn.execute(delete(t).where(t.c.id.in_(ids))).rowcount
+        conn.execute(delete(customer_stages).where(customer_stages.c.model == model))
+        conn.execute(delete(customer_features))
+    return int(removed)
+
+
+def latest_change(engine: Engine, model: str) -> datetime | None:
+    with engine.connect() as conn:
+        return _latest_change(conn, model)
+
+
+def month_starts(start: datetime, end: datetime) -> list[datetime]:
+    """The first instant of every month after `start` up to `end`, then `end` itself."""
+    start, end = as_utc(start), as_utc(end)
+    moments = []
+    year, month = start.year, start.month
+    while True:
+        month += 1
+        if month > 12:
+            year, month = year + 1, 1
+        moment = start.replace(year=year, month=month, day=1, hour=0, minute=0, second=0, microsecond=0)
+        if moment >= end:
+            break
+        moments.append(moment)
+    return [*moments, end]
+
+
+def replay_stages(
+    engine: Engine,
+    start: datetime,
+    end: datetime | None = None,
+    *,
+    rebuild: bool = False,
+    progress: Any = None,
+) -> list[StageRun]:
+    """Build stage history by running the rules at the start of every month from `start` to
+    `end` (default now), as the customers were then. `rebuild` first forgets the model's history."""
+    end = as_utc(end) if end else utcnow()
+    with engine.connect() as conn:
+        model = active_model(conn)
+    if rebuild:
+        clear_history(engine, model.name)
+    runs = []
+    for moment in month_starts(start, end):
+        runs.append(assign_stages(engine, as_of=moment, model=model))
+        if progress:
+            progress(moment)
+    return runs

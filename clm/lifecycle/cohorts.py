@@ -1,0 +1,92 @@
+"""Cohort retention: customers grouped by the month they were first seen, and for each later
+month the share still active (any activity event or order) and the share purchasing."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine, func, select, union
+
+from clm.commerce.tables import orders
+from clm.core.timeutil import as_utc, utcnow
+from clm.customers.tables import customers
+from clm.events.tables import events
+from clm.lifecycle.features import SYSTEM_CHANNEL, counted_order
+from clm.store.sql import month_number
+
+
+class Cohort(BaseModel):
+    cohort: str = Field(..., description="Acquisition month, YYYY-MM.")
+    customers: int
+    active: list[float | None] = Field(
+        ..., description="Share active in month 0, 1, 2, … after acquisition (null: month not over yet)."
+    )
+    purchasing: list[float | None] = Field(..., description="Share with a counted order in that month.")
+
+
+class CohortReport(BaseModel):
+    months: int
+    cohorts: list[Cohort]
+
+
+def _month_label(number: int) -> str:
+    return f"{number // 12:04d}-{number % 12 + 1:02d}"
+
+
+def cohorts(engine: Engine, *, months: int = 12, since: date | None = None) -> CohortReport:
+    """The retention matrix for cohorts from `since` (default: the last `months` cohorts)."""
+    now = utcnow()
+    current = now.year * 12 + now.month - 1
+    first_month = since.year * 12 + since.month - 1 if since is not None else current - months + 1
+    first_seen = func.coalesce(customers.c.first_seen_at, customers.c.created_at)
+    live = customers.c.merged_into.is_(None)
+    start = month_number(first_seen).label("m0")
+    base = select(customers.c.id, start).where(live).subquery("base")
+    activity = union(
+        select(events.c.customer_id, month_number(events.c.occurred_at).label("m")).where(
+            events.c.channel != SYSTEM_CHANNEL
+        ),
+        select(orders.c.customer_id, month_number(orders.c.ordered_at).label("m")),
+    ).subquery("act")
+    bought = (
+        select(orders.c.customer_id, month_number(orders.c.ordered_at).label("m"))
+        .where(counted_order(as_utc(now)))
+        .distinct()
+        .subquery("buy")
+    )
+    sizes: dict[int, int] = {}
+    active: dict[int, dict[int, int]] = defaultdict(dict)
+    buying: dict[int, dict[int, int]] = defaultdict(dict)
+    with engine.connect() as conn:
+        for m0, n in conn.execute(
+            select(base.c.m0, func.count()).where(base.c.m0 >= first_month).group_by(base.c.m0)
+        ):
+            sizes[int(m0)] = int(n)
+        for target, sub in ((active, activity), (buying, bought)):
+            offset = (sub.c.m - base.c.m0).label("k")
+            query = (
+                select(base.c.m0, offset, func.count(func.distinct(sub.c.customer_id)))
+                .select_from(base.join(sub, sub.c.customer_id == base.c.id))
+                .where(base.c.m0 >= first_month, sub.c.m >= base.c.m0, sub.c.m - base.c.m0 < months)
+                .group_by(base.c.m0, offset)
+            )
+            for m0, k, n in conn.execute(query):
+                target[int(m0)][int(k)] = int(n)
+    out = []
+    for m0 in sorted(sizes):
+        size = sizes[m0]
+
+        def shares(counts: dict[int, int], m0: int = m0, size: int = size) -> list[float | None]:
+            return [counts.get(k, 0) / size if m0 + k <= current else None for k in range(months)]
+
+        out.append(
+            Cohort(
+                cohort=_month_label(m0),
+                customers=size,
+                active=shares(active[m0]),
+                purchasing=shares(buying[m0]),
+            )
+        )
+    return CohortReport(months=months, cohorts=out)

@@ -1,0 +1,284 @@
+"""Lifecycle KPIs for any period, overall and grouped by acquisition channel, stage or cohort.
+
+Who counts as a customer is decided by orders, so the figures can be checked by hand:
+a customer is *active* at a moment t when they have a counted order in the `active_days`
+(default 365) before t. A counted order is one not cancelled and not refunded by the end of
+the period. The formulas are those of DESIGN.md and are returned with every report.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine, and_, bindparam, func, literal, select
+
+from clm.commerce.tables import marketing_spend, order_items, orders, products
+from clm.core.errors import InvalidInput
+from clm.core.timeutil import as_utc
+from clm.customers.tables import customers
+from clm.events.tables import events
+from clm.lifecycle.features import counted_order
+from clm.lifecycle.tables import stage_transitions
+from clm.store.schema import UTCDateTime
+from clm.store.sql import json_number, json_text, year_month
+
+GROUPINGS = ("channel", "stage", "cohort")
+FORMULAS = {
+    "customers_at_start": "customers with a counted order in the active window before the period's start",
+    "customers_at_end": "customers with a counted order in the active window before the period's end",
+    "new_customers": "customers whose first counted order falls in the period",
+    "lost_customers": "customers active at the start and not active at the end",
+    "churn_rate": "lost_customers / customers_at_start",
+    "retention_rate": "(customers_at_end - new_customers) / customers_at_start",
+    "repurchase_rate": "customers with >= 2 orders in the period / customers with >= 1 order in the period",
+    "aov": "revenue / orders (counted orders in the period)",
+    "cac": "acquisition spend of the channel in the period / its new_customers "
+    "(spend rows prorated by days of overlap; undefined without spend or without new customers)",
+    "nps": "% promoters (9-10) - % detractors (0-6) among NPS answers in the period",
+    "csat": "% of answers 4-5 among CSAT answers (1-5) in the period",
+    "historical_clv": "margin to the period's end (revenue - product cost) / customers with an order by then",
+}
+
+
+class KpiRow(BaseModel):
+    group: str = Field(..., description="The group's value, or `all` for the overall row.")
+    customers_at_start: int
+    customers_at_end: int
+    new_customers: int
+    lost_customers: int
+    churn_rate: float | None
+    retention_rate: float | None
+    buyers: int = Field(..., description="Customers with at least one counted order in the period.")
+    repeat_buyers: int
+    repurchase_rate: float | None
+    orders: int
+    revenue: float
+    aov: float | None
+    spend: float | None
+    cac: float | None
+    nps: float | None
+    nps_responses: int
+    csat: float | None
+    csat_responses: int
+    historical_clv: float | None
+    notes: list[str] = Field(default_factory=list, description="Why a figure is undefined, in words.")
+
+
+class KpiReport(BaseModel):
+    start: date
+    end: date = Field(..., description="Last day of the period (inclusive).")
+    active_days: int
+    group_by: str | None
+    overall: KpiRow
+    groups: list[KpiRow]
+    formulas: dict[str, str]
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+def _spend(engine: Engine, start: date, end_exclusive: date) -> dict[str, float]:
+    """Spend per channel in [start, end), each row prorated by its days inside the period."""
+    ms = marketing_spend
+    query = select(ms.c.channel, ms.c.period_start, ms.c.period_end, ms.c.amount).where(
+        ms.c.period_start < end_exclusive, ms.c.period_end >= start
+    )
+    out: dict[str, float] = defaultdict(float)
+    with engine.connect() as conn:
+        for channel, p_start, p_end, amount in conn.execute(query):
+            days = (p_end - p_start).days + 1
+            overlap = (min(p_end + timedelta(days=1), end_exclusive) - max(p_start, start)).days
+            if days > 0 and overlap > 0:
+                out[channel] += float(amount) * overlap / days
+    return dict(out)
+
+
+def kpis(
+    engine: Engine,
+    start: date,
+    end: date,
+    *,
+    group_by: str | None = None,
+    active_days: int = 365,
+    model: str = "clm5",
+) -> KpiReport:
+    """KPIs for the days `start` … `end` (both inclusive, UTC)."""
+    if end < start:
+        raise InvalidInput("the period ends before it starts", "to")
+    if group_by is not None and group_by not in GROUPINGS:
+        raise InvalidInput(f"group by one of {', '.join(GROUPINGS)}", "by")
+    if active_days < 1:
+        raise InvalidInput("the active window is at least one day", "active_days")
+    t0 = as_utc(datetime.combine(start, datetime.min.time()))
+    t1 = as_utc(datetime.combine(end + timedelta(days=1), datetime.min.time()))
+    p_start, p_end = bindparam("t0", t0, type_=UTCDateTime), bindparam("t1", t1, type_=UTCDateTime)
+    w0 = bindparam("w0", t0 - timedelta(days=active_days), type_=UTCDateTime)
+    w1 = bindparam("w1", t1 - timedelta(days=active_days), type_=UTCDateTime)
+    counted = counted_order(p_end)
+    in_period = orders.c.ordered_at >= p_start
+
+    per_customer = (
+        select(
+            orders.c.customer_id,
+            func.min(orders.c.ordered_at).label("first_order_at"),
+            func.count()
+            .filter(and_(orders.c.ordered_at < p_start, orders.c.ordered_at >= w0))
+            .label("before_start"),
+            func.count().filter(orders.c.ordered_at >= w1).label("before_end"),
+            func.count().filter(in_period).label("orders_in"),
+            func.coalesce(func.sum(orders.c.total).filter(in_period), 0.0).label("revenue_in"),
+            func.sum(orders.c.total).label("revenue_to_end"),
+        )
+        .where(orders.c.ordered_at < p_end, counted)
+        .group_by(orders.c.customer_id)
+        .subquery("pc")
+    )
+    cost = (
+        select(
+            orders.c.customer_id,
+            func.sum(order_items.c.quantity * func.coalesce(products.c.cost, 0.0)).label("cost"),
+        )
+        .select_from(
+            order_items.join(orders, orders.c.id == order_items.c.order_pk).outerjoin(
+                products, products.c.sku == order_items.c.sku
+            )
+        )
+        .where(orders.c.ordered_at < p_end, counted)
+        .group_by(orders.c.customer_id)
+        .subquery("cost")
+    )
+
+    def group_key(customer_id: Any) -> Any:
+        if group_by == "channel":
+            return func.coalesce(customers.c.acquisition_channel, "unknown")
+        if group_by == "cohort":
+            return func.coalesce(
+                year_month(func.coalesce(customers.c.first_seen_at, customers.c.created_at)), "unknown"
+            )
+        if group_by == "stage":
+            t = stage_transitions
+            latest = (
+                select(t.c.to_stage)
+                .where(t.c.customer_id == customer_id, t.c.model == model, t.c.changed_at <= p_start)
+                .order_by(t.c.changed_at.desc(), t.c.id.desc())
+                .limit(1)
+                .scalar_subquery()
+            )
+            return func.coalesce(latest, "none")
+        return literal("all")
+
+    pc = per_customer
+    active_start = pc.c.before_start > 0
+    active_end = pc.c.before_end > 0
+    is_new = pc.c.first_order_at >= p_start
+    key = group_key(pc.c.customer_id).label("grp")
+    base = (
+        select(
+            key,
+            func.count().filter(active_start),
+            func.count().filter(active_end),
+            func.count().filter(is_new),
+            func.count().filter(and_(active_start, ~active_end)),
+            func.count().filter(pc.c.orders_in >= 1),
+            func.count().filter(pc.c.orders_in >= 2),
+            func.sum(pc.c.orders_in),
+            func.sum(pc.c.revenue_in),
+            func.count(),
+            func.sum(pc.c.revenue_to_end - func.coalesce(cost.c.cost, 0.0)),
+        )
+        .select_from(
+            pc.join(customers, customers.c.id == pc.c.customer_id).outerjoin(
+                cost, cost.c.customer_id == pc.c.customer_id
+            )
+        )
+        .group_by(key)
+    )
+    survey = json_text(events.c.properties, "survey")
+    score = json_number(events.c.properties, "score")
+    skey = group_key(events.c.customer_id).label("grp")
+    answers = (
+        select(
+            skey,
+            func.count().filter(and_(survey == "nps", score >= 0, score <= 10)),
+            func.count().filter(and_(survey == "nps", score >= 9, score <= 10)),
+            func.count().filter(and_(survey == "nps", score >= 0, score <= 6)),
+            func.count().filter(and_(survey == "csat", score >= 1, score <= 5)),
+            func.count().filter(and_(survey == "csat", score >= 4, score <= 5)),
+        )
+        .select_from(events.join(customers, customers.c.id == events.c.customer_id))
+        .where(
+            events.c.type == "survey_response", events.c.occurred_at >= p_start, events.c.occurred_at < p_end
+        )
+        .group_by(skey)
+    )
+    sums: dict[str, list[float]] = defaultdict(lambda: [0.0] * 15)
+    with engine.connect() as conn:
+        for row in conn.execute(base):
+            sums[row[0]][:10] = [float(v or 0) for v in row[1:]]
+        for row in conn.execute(answers):
+            sums[row[0]][10:15] = [float(v or 0) for v in row[1:]]
+    spend = _spend(engine, start, end + timedelta(days=1))
+
+    def make_row(name: str, v: list[float], spent: float | None, spend_note: str | None) -> KpiRow:
+        at_start, at_end, new, lost, buyers, repeat, n_orders, revenue, with_orders, margin = v[:10]
+        nps_n, promoters, detractors, csat_n, satisfied = v[10:]
+        notes = []
+        if not at_start:
+            notes.append("no customers at the start: churn and retention rates undefined")
+        cac = None
+        if spend_note:
+            notes.append(spend_note)
+        elif not spent:
+            notes.append("no marketing spend recorded for the period: CAC undefined")
+        elif not new:
+            notes.append("no new customers in the period: CAC undefined")
+        else:
+            cac = spent / new
+        return KpiRow(
+            group=name,
+            customers_at_start=int(at_start),
+            customers_at_end=int(at_end),
+            new_customers=int(new),
+            lost_customers=int(lost),
+            churn_rate=_ratio(lost, at_start),
+            retention_rate=_ratio(at_end - new, at_start),
+            buyers=int(buyers),
+            repeat_buyers=int(repeat),
+            repurchase_rate=_ratio(repeat, buyers),
+            orders=int(n_orders),
+            revenue=round(revenue, 2),
+            aov=_ratio(revenue, n_orders),
+            spend=None if spend_note else round(spent or 0.0, 2),
+            cac=cac,
+            nps=None if not nps_n else 100.0 * (promoters - detractors) / nps_n,
+            nps_responses=int(nps_n),
+            csat=None if not csat_n else 100.0 * satisfied / csat_n,
+            csat_responses=int(csat_n),
+            historical_clv=_ratio(margin, with_orders),
+        )
+
+    total = [sum(col) for col in zip(*sums.values(), strict=True)] if sums else [0.0] * 15
+    overall = make_row("all", total, sum(spend.values()), None)
+    groups: list[KpiRow] = []
+    if group_by is not None:
+        names = set(sums) | (set(spend) if group_by == "channel" else set())
+        for name in sorted(names):
+            if group_by == "channel":
+                groups.append(make_row(name, sums.get(name, [0.0] * 15), spend.get(name, 0.0), None))
+            else:
+                groups.append(
+                    make_row(name, sums[name], None, f"spend is recorded per channel, not per {group_by}")
+                )
+    return KpiReport(
+        start=start,
+        end=end,
+        active_days=active_days,
+        group_by=group_by,
+        overall=overall,
+        groups=groups,
+        formulas=FORMULAS,
+    )
