@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
+from sqlalchemy import Engine
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -17,13 +18,17 @@ from rich.progress import (
 from rich.table import Table
 
 from clm.cli.context import database_url, engine
+from clm.cli.lifecycle import show_funnel, show_kpis
 from clm.cli.output import console, err_console
 from clm.demo.service import DemoSummary, build_demo
 from clm.demo.simulate import DemoConfig
+from clm.lifecycle.assign import month_starts
+from clm.lifecycle.service import assign_stages, funnel, kpis, replay_stages
 from clm.migrations import reset_schema
 from clm.store.engine import make_engine
 
 BAR = "█"
+HISTORY_LIMIT = 200_000
 
 
 def register(app: typer.Typer) -> None:
@@ -41,6 +46,13 @@ def register(app: typer.Typer) -> None:
         reset: Annotated[
             bool, typer.Option("--reset", help="Delete everything in the database first.")
         ] = False,
+        history: Annotated[
+            bool,
+            typer.Option(
+                "--history/--no-history",
+                help="Replay lifecycle stages month by month (default: yes up to 200,000 customers).",
+            ),
+        ] = True,
     ) -> None:
         """Build a realistic synthetic shop: customers from five channels with different costs,
         browsing, carts, orders that follow repeat-buying-with-dropout, refunds, email
@@ -66,6 +78,31 @@ def register(app: typer.Typer) -> None:
             task = progress.add_task("demo", total=customers)
             summary = build_demo(eng, config, progress=lambda done: progress.update(task, completed=done))
         show_summary(summary, eng.url.render_as_string(hide_password=True))
+        run_lifecycle(eng, config, history)
+
+
+def run_lifecycle(eng: Engine, config: DemoConfig, history: bool) -> None:
+    """The lifecycle pipeline on the new data: stage history, then the funnel and last year's KPIs."""
+    console.rule("[bold]lifecycle")
+    if history and config.customers <= HISTORY_LIMIT:
+        months = month_starts(config.start, config.end)
+        progress = Progress(
+            TextColumn("[bold]replaying stage history"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+        )
+        with progress:
+            task = progress.add_task("stages", total=len(months))
+            replay_stages(eng, config.start, config.end, progress=lambda _: progress.advance(task))
+    else:
+        assign_stages(eng, as_of=config.end)
+    show_funnel(funnel(eng, as_of=config.end))
+    year_end = config.end.date() - timedelta(days=1)
+    year_start = year_end - timedelta(days=364)
+    report = kpis(eng, year_start, year_end, group_by="channel")
+    show_kpis(report)
 
 
 def _compact(amount: float) -> str:
@@ -125,7 +162,9 @@ def show_summary(summary: DemoSummary, where: str) -> None:
     )
     console.rule("[bold]where to look next")
     console.print(
-        "  clm customers show 1              one customer's unified profile and timeline\n"
+        "  clm customers show 1              one customer's profile, stage history and timeline\n"
+        "  clm kpi --from 2026-01-01 --to 2026-03-31 --by stage   KPIs for any period\n"
+        "  clm cohorts --png cohorts.png     cohort retention as a heat map\n"
         "  clm customers duplicates          profiles that look like the same person\n"
         "  clm apikey create --role admin --name me   then: clm serve  →  http://127.0.0.1:8000/docs\n"
         "  clm import events FILE.csv        bring your own data (see docs/ingestion.md)"

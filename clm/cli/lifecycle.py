@@ -185,10 +185,10 @@ def kpi_command(
     if json:
         print_json(report.model_dump(mode="json"))
         return
-    _show_kpis(report)
+    show_kpis(report)
 
 
-def _show_kpis(report: KpiReport) -> None:
+def show_kpis(report: KpiReport) -> None:
     rows: list[KpiRow] = [report.overall, *report.groups]
     table = Table(
         report.group_by or "",

@@ -156,8 +156,12 @@ class _Parser:
                     raise first_error
                 raise
         if self.tok.kind == "keyword" and self.tok.text in ("true", "false"):
-            after = self.tokens[self.i + 1]
-            if not (after.kind == "op" and after.text in ("=", "==", "!=", "<>")):
+            self.i += 1
+            literal_value = self._at_comparison() or (
+                self.tok.text == "not" and self.tokens[self.i + 1].text == "in"
+            )
+            self.i -= 1
+            if not literal_value:
                 self.i += 1
                 return Const(self.tokens[self.i - 1].text == "true")
         return self.comparison()

@@ -229,7 +229,7 @@ def feature_query(as_of: datetime, shop_gap: float | None, scope: Sequence[int] 
             (days_between(o.c.last_purchase_at, o.c.first_purchase_at) / func.nullif(orders_n - 1, 0)).label(
                 "purchase_gap_days"
             ),
-            bindparam("shop_gap", shop_gap, type_=Float).label("shop_purchase_gap_days"),
+            cast(bindparam("shop_gap", shop_gap, type_=Float), Float).label("shop_purchase_gap_days"),
             func.coalesce(o.c.orders_90d, 0).label("orders_90d"),
             func.coalesce(o.c.revenue_365d, 0.0).label("revenue_365d"),
             func.coalesce(items.c.categories, 0).label("categories"),
