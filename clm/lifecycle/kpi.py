@@ -26,6 +26,7 @@ from clm.store.schema import UTCDateTime
 from clm.store.sql import json_number, json_text, year_month
 
 GROUPINGS = ("channel", "stage", "cohort")
+MIN_YEAR, MAX_YEAR = 1900, 2999
 FORMULAS = {
     "customers_at_start": "customers with a counted order in the active window before the period's start",
     "customers_at_end": "customers with a counted order in the active window before the period's end",
@@ -107,6 +108,9 @@ def kpis(
     model: str = "clm5",
 ) -> KpiReport:
     """KPIs for the days `start` … `end` (both inclusive, UTC)."""
+    for name, value in (("from", start), ("to", end)):
+        if not MIN_YEAR <= value.year <= MAX_YEAR:
+            raise InvalidInput(f"a date between {MIN_YEAR} and {MAX_YEAR}", name)
     if end < start:
         raise InvalidInput("the period ends before it starts", "to")
     if group_by is not None and group_by not in GROUPINGS:
@@ -259,6 +263,7 @@ def kpis(
             csat=None if not csat_n else 100.0 * satisfied / csat_n,
             csat_responses=int(csat_n),
             historical_clv=_ratio(margin, with_orders),
+            notes=notes,
         )
 
     total = [sum(col) for col in zip(*sums.values(), strict=True)] if sums else [0.0] * 15

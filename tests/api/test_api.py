@@ -112,8 +112,14 @@ def test_ingest_then_read_the_customer(client, personas):
     view = client.get(f"/api/v1/customers/{cid}", headers=personas.headers("vic")).json()
     assert view["profile"]["city"] == "Xi'an"
     assert view["orders"]["revenue"] == 30.0
-    assert [e["type"] for e in view["timeline"]][:2] == ["purchase", "product_view"]
-    page = client.get(f"/api/v1/customers/{cid}/events", params={"limit": 2, "offset": 1}, headers=h).json()
+    assert [e["type"] for e in view["timeline"] if e["channel"] != "system"][:2] == [
+        "purchase",
+        "product_view",
+    ]
+    # the only purchase is long ago, relative to now: acquisition, then straight to win-back
+    assert [c["to_stage"] for c in view["stage"]["history"]] == ["acquisition", "win-back"]
+    # newest first: two stage_changed events (now), the purchase, e2, e1, e0
+    page = client.get(f"/api/v1/customers/{cid}/events", params={"limit": 2, "offset": 3}, headers=h).json()
     assert [e["event_id"] for e in page] == ["e2", "e1"]
     assert client.get("/api/v1/orders/o1", headers=h).json()["total"] == 30.0
     assert client.get("/api/v1/customers/999", headers=h).status_code == 404

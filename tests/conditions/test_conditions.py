@@ -6,9 +6,30 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, insert, select
 
-from clm.conditions import ConditionError, compile_condition, parse_condition, parse_json, parse_text, to_json, to_text
-from clm.conditions import ast
-from clm.conditions.ast import And, Arith, Call, Compare, Const, Field, InList, IsNull, Literal, Not, Or, Window
+from clm.conditions import (
+    ConditionError,
+    ast,
+    compile_condition,
+    parse_condition,
+    parse_json,
+    parse_text,
+    to_json,
+    to_text,
+)
+from clm.conditions.ast import (
+    And,
+    Arith,
+    Call,
+    Compare,
+    Const,
+    Field,
+    InList,
+    IsNull,
+    Literal,
+    Not,
+    Or,
+    Window,
+)
 from clm.conditions.compiler import Typed
 
 
@@ -17,7 +38,11 @@ def test_text_and_json_forms_describe_the_same_condition():
     as_json = {
         "and": [
             {"field": "stage", "op": "=", "value": "retention"},
-            {"op": ">=", "left": {"fn": "events", "args": [{"field": "product_view"}, {"last_days": 14}]}, "right": 3},
+            {
+                "op": ">=",
+                "left": {"fn": "events", "args": [{"field": "product_view"}, {"last_days": 14}]},
+                "right": 3,
+            },
             {"not": {"test": {"fn": "purchased", "args": [{"last_days": 60}]}}},
         ]
     }
@@ -28,9 +53,16 @@ def test_text_and_json_forms_describe_the_same_condition():
 
 def test_precedence_and_brackets():
     cond = parse_text("a = 1 or b = 2 and not c = 3")
-    assert cond == Or((Compare("=", Field("a"), Literal(1)), And((Compare("=", Field("b"), Literal(2)), Not(Compare("=", Field("c"), Literal(3)))))))
-    assert parse_text("(a + b) * 2 > 10") == Compare(">", Arith("*", Arith("+", Field("a"), Field("b")), Literal(2)), Literal(10))
-    assert parse_text("x in [1, 2.5, \"z\"]") == InList(Field("x"), (1, 2.5, "z"))
+    assert cond == Or(
+        (
+            Compare("=", Field("a"), Literal(1)),
+            And((Compare("=", Field("b"), Literal(2)), Not(Compare("=", Field("c"), Literal(3))))),
+        )
+    )
+    assert parse_text("(a + b) * 2 > 10") == Compare(
+        ">", Arith("*", Arith("+", Field("a"), Field("b")), Literal(2)), Literal(10)
+    )
+    assert parse_text('x in [1, 2.5, "z"]') == InList(Field("x"), (1, 2.5, "z"))
     assert parse_text("x not in []") == InList(Field("x"), (), negated=True)
     assert parse_text("x is not null") == IsNull(Field("x"), negated=True)
     assert parse_text("events(x, last 2w)") == ast.Test(Call("events", (Field("x"), Window(14))))
@@ -66,7 +98,11 @@ def test_text_errors_point_at_the_column(text, column, words):
         ({"field": "a", "op": "=", "value": [1]}, "condition.value", "expected a number"),
         ({"field": "a", "op": "in", "values": 3}, "condition.values", "list of values"),
         ({"not": {"field": "a", "op": ">"}}, "condition.not", "missing `value`"),
-        ({"op": "=", "left": {"arith": "^", "left": 1, "right": 2}, "right": 1}, "condition.left.arith", "expected one of"),
+        (
+            {"op": "=", "left": {"arith": "^", "left": 1, "right": 2}, "right": 1},
+            "condition.left.arith",
+            "expected one of",
+        ),
         ({"field": "a", "op": "=", "value": 1, "extra": 1}, "condition", "unexpected key 'extra'"),
         ("a > 1", "condition", None),
     ],
@@ -92,7 +128,9 @@ exprs = st.recursive(
     st.one_of(names.map(Field), scalars.map(Literal)),
     lambda inner: st.one_of(
         st.tuples(st.sampled_from("+-*/"), inner, inner).map(lambda t: Arith(*t)),
-        st.tuples(st.sampled_from(["max", "min"]), st.lists(inner, min_size=1, max_size=3)).map(lambda t: Call(t[0], tuple(t[1]))),
+        st.tuples(st.sampled_from(["max", "min"]), st.lists(inner, min_size=1, max_size=3)).map(
+            lambda t: Call(t[0], tuple(t[1]))
+        ),
     ),
     max_leaves=6,
 )
@@ -168,13 +206,13 @@ def table(engine):
     ("text", "ids"),
     [
         ("orders >= 1", [2, 3, 4]),
-        ("orders > 3 * 1 and city = \"Shanghai\"", [3]),
+        ('orders > 3 * 1 and city = "Shanghai"', [3]),
         ("gap > max(3 * gap, 30) or orders = 0", [1]),
         ("max(3 * gap, 30) = 30", [1, 2]),  # NULLs are skipped, on both databases
         ("not (gap < 20)", [1, 2, 4]),  # `not` means "not true": a missing gap is not < 20
         ("gap is null", [1, 2]),
-        ("city in [\"Beijing\", \"Xian\"] or city is null", [2, 4]),
-        ("city not in [\"Shanghai\"]", [2]),
+        ('city in ["Beijing", "Xian"] or city is null', [2, 4]),
+        ('city not in ["Shanghai"]', [2]),
         ("orders / 2 = 0.5", [2]),  # real division
         ("orders / 0 > 1", []),  # division by zero is NULL, never true
         ("coalesce(gap, 0) + orders >= 16", [3, 4]),
@@ -199,7 +237,7 @@ def test_compiled_conditions_select_the_right_rows(table, text, ids):
         ("city + 1 > 2", "needs numbers, not text", 1),
         ("orders", "number is not a condition", 1),
         ("nope(1) > 2", "unknown function nope()", 1),
-        ("orders in [1, \"a\"]", "cannot compare number with text", 1),
+        ('orders in [1, "a"]', "cannot compare number with text", 1),
         ("max(orders, city) > 1", "mixes number and text", 1),
     ],
 )

@@ -26,13 +26,24 @@ class Shop:
         self.ids: dict[str, int] = {}
 
     def customer(self, ext: str, first_seen: str, channel: str = "web", **fields: Any) -> int:
-        item = CustomerIn(external_id=ext, first_seen_at=day(first_seen), acquisition_channel=channel, **fields)
+        item = CustomerIn(
+            external_id=ext, first_seen_at=day(first_seen), acquisition_channel=channel, **fields
+        )
         customer, _ = upsert_customer(self.engine, item, actor="test")
         self.ids[ext] = customer.id
         return customer.id
 
-    def order(self, ext: str, when: str, total: float, *, status: str = "completed", sku: str = "A",
-              refunded_at: str | None = None, order_id: str | None = None) -> None:
+    def order(
+        self,
+        ext: str,
+        when: str,
+        total: float,
+        *,
+        status: str = "completed",
+        sku: str = "A",
+        refunded_at: str | None = None,
+        order_id: str | None = None,
+    ) -> None:
         oid = order_id or f"{ext}-{when}-{total}"
         ingest_order_batch(
             self.engine,
@@ -56,7 +67,9 @@ class Shop:
 
     def products(self, *rows: tuple[str, str, float, float]) -> None:
         with self.engine.begin() as conn:
-            upsert_products(conn, [ProductIn(sku=s, name=s, category=c, price=p, cost=k) for s, c, p, k in rows])
+            upsert_products(
+                conn, [ProductIn(sku=s, name=s, category=c, price=p, cost=k) for s, c, p, k in rows]
+            )
 
     def spend(self, channel: str, start: date, end: date, amount: float) -> None:
         with self.engine.begin() as conn:

@@ -26,7 +26,9 @@ AS_OF = day("2026-06-01")
 
 
 def build(shop):
-    shop.products(("A", "misc", 10, 4), ("P", "phones", 200, 120), ("C", "cases", 20, 5), ("H", "audio", 90, 50))
+    shop.products(
+        ("A", "misc", 10, 4), ("P", "phones", 200, 120), ("C", "cases", 20, 5), ("H", "audio", 90, 50)
+    )
     shop.customer("alice", "2026-01-01")
     for when in ("2026-04-01", "2026-05-10", "2026-05-20"):
         shop.event("alice", "product_view", when, sku="A")
@@ -62,7 +64,9 @@ def test_features_are_right_for_a_hand_made_shop(shop, engine):
     assert run.evaluated == 5
     alice, bob, carol, dan, erin = (f[ids[n]] for n in ("alice", "bob", "carol", "dan", "erin"))
     assert (alice["orders"], alice["product_views"], alice["views_30d"], alice["carts_30d"]) == (0, 3, 2, 1)
-    assert alice["days_since_last_purchase"] is None and alice["days_since_last_activity"] == pytest.approx(12)
+    assert alice["days_since_last_purchase"] is None and alice["days_since_last_activity"] == pytest.approx(
+        12
+    )
     assert alice["days_since_first_seen"] == pytest.approx(151)
     assert (bob["orders"], bob["revenue"], bob["purchase_gap_days"]) == (2, 150.0, pytest.approx(30))
     assert bob["days_since_last_purchase"] == pytest.approx(455)
@@ -109,27 +113,45 @@ def test_history_is_stored_and_emitted_as_events(shop, engine):
 def test_replay_builds_monthly_history_and_rebuild_starts_over(shop, engine):
     build(shop)
     runs = replay_stages(engine, day("2026-01-15"), AS_OF)
-    assert [r.as_of for r in runs] == [day(d) for d in ("2026-02-01", "2026-03-01", "2026-04-01", "2026-05-01", AS_OF.date().isoformat())]
+    assert [r.as_of for r in runs] == [
+        day(d) for d in ("2026-02-01", "2026-03-01", "2026-04-01", "2026-05-01", AS_OF.date().isoformat())
+    ]
     erin = customer_stage(engine, shop.ids["erin"])
     assert [h.to_stage for h in erin.history] == ["activation", "retention", "expansion"]
     assert clear_history(engine, "clm5") > 0
     assert customer_stage(engine, shop.ids["erin"]).history == []
     assert not [e for e in timeline(engine, shop.ids["erin"]) if e.type == "stage_changed"]
     runs = replay_stages(engine, day("2026-01-15"), AS_OF, rebuild=True)
-    assert [h.to_stage for h in customer_stage(engine, shop.ids["erin"]).history] == ["activation", "retention", "expansion"]
+    assert [h.to_stage for h in customer_stage(engine, shop.ids["erin"]).history] == [
+        "activation",
+        "retention",
+        "expansion",
+    ]
 
 
 def test_a_first_purchase_through_the_api_moves_the_customer_at_once(client, personas, engine):
     now = datetime.now(UTC) - timedelta(minutes=5)
     h = personas.headers("mark")
-    r = client.post("/api/v1/events", json={"type": "signup", "timestamp": now.isoformat(), "external_id": "zoe"}, headers=h)
+    r = client.post(
+        "/api/v1/events",
+        json={"type": "signup", "timestamp": now.isoformat(), "external_id": "zoe"},
+        headers=h,
+    )
     cid = r.json()["customer_ids"][0]
     assert customer_stage(engine, cid).stage == "acquisition"
-    order = {"order_id": "z1", "external_id": "zoe", "ordered_at": now.isoformat(), "items": [{"sku": "A", "unit_price": 9}]}
+    order = {
+        "order_id": "z1",
+        "external_id": "zoe",
+        "ordered_at": now.isoformat(),
+        "items": [{"sku": "A", "unit_price": 9}],
+    }
     assert client.post("/api/v1/orders", json=order, headers=h).status_code == 200
     view = client.get(f"/api/v1/customers/{cid}", headers=personas.headers("vic")).json()
     assert view["stage"]["stage"] == "activation"
-    assert [(c["from_stage"], c["to_stage"]) for c in view["stage"]["history"]] == [(None, "acquisition"), ("acquisition", "activation")]
+    assert [(c["from_stage"], c["to_stage"]) for c in view["stage"]["history"]] == [
+        (None, "acquisition"),
+        ("acquisition", "activation"),
+    ]
     assert view["stage"]["history"][1]["rule"] == "orders = 1"
 
 
@@ -152,7 +174,13 @@ def test_presets_have_english_and_chinese_names():
 
 
 def model(rule2="orders >= 1"):
-    return {"name": "mine", "stages": [{"key": "lead", "name": "Lead", "rule": "orders = 0"}, {"key": "buyer", "name": "Buyer", "rule": rule2}]}
+    return {
+        "name": "mine",
+        "stages": [
+            {"key": "lead", "name": "Lead", "rule": "orders = 0"},
+            {"key": "buyer", "name": "Buyer", "rule": rule2},
+        ],
+    }
 
 
 @pytest.mark.parametrize(
@@ -163,9 +191,21 @@ def model(rule2="orders >= 1"):
         (model({"field": "orders", "op": "≥", "value": 1}), "stages[1] (buyer).rule", "unknown operator"),
         ({**model(), "evaluation_order": ["buyer", "vip"]}, "model.evaluation_order", "'vip' is not a stage"),
         ({"name": "x", "stages": [{"key": "a", "rule": "true"}]}, "model.stages", "at least two"),
-        ({"name": "x", "stages": [{"key": "A b", "rule": "true"}, {"key": "c", "rule": "true"}]}, "stages[0] (A b).key", "lowercase"),
-        ({"name": "x", "stages": [{"key": "a", "rule": "true"}, {"key": "a", "rule": "true"}]}, "stages[1] (a).key", "twice"),
-        ({"name": "x", "stages": [{"key": "a"}, {"key": "b", "rule": "true"}]}, "stages[0] (a).rule", "needs a rule"),
+        (
+            {"name": "x", "stages": [{"key": "A b", "rule": "true"}, {"key": "c", "rule": "true"}]},
+            "stages[0] (A b).key",
+            "lowercase",
+        ),
+        (
+            {"name": "x", "stages": [{"key": "a", "rule": "true"}, {"key": "a", "rule": "true"}]},
+            "stages[1] (a).key",
+            "twice",
+        ),
+        (
+            {"name": "x", "stages": [{"key": "a"}, {"key": "b", "rule": "true"}]},
+            "stages[0] (a).rule",
+            "needs a rule",
+        ),
     ],
 )
 def test_a_bad_model_names_the_stage_and_rule(data, field, words):
@@ -191,7 +231,9 @@ def test_own_model_from_yaml_through_the_cli(shop, engine, db_url, tmp_path, cap
     assert dict(stage_distribution(engine)) == {"prospect": 2, "vip": 2, "buyer": 1}
     capsys.readouterr()
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: bad\nstages:\n  - {key: a, rule: 'true'}\n  - {key: b, rule: 'revenu > 1'}\n", encoding="utf-8")
+    bad.write_text(
+        "name: bad\nstages:\n  - {key: a, rule: 'true'}\n  - {key: b, rule: 'revenu > 1'}\n", encoding="utf-8"
+    )
     assert main(["--db", db_url, "stages", "use", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "stages[1] (b).rule" in err and "did you mean 'revenue'" in err
@@ -200,7 +242,13 @@ def test_own_model_from_yaml_through_the_cli(shop, engine, db_url, tmp_path, cap
         load_model(str(tmp_path / "missing.yaml"))
     select_model(engine, preset("funnel5"), "funnel5")
     assert main(["--db", db_url, "stages", "run"]) == 0
-    assert set(dict(stage_distribution(engine))) == {"awareness", "consideration", "purchase", "loyalty", "churn"}
+    assert set(dict(stage_distribution(engine))) == {
+        "awareness",
+        "consideration",
+        "purchase",
+        "loyalty",
+        "churn",
+    }
 
 
 def test_windowed_event_counts_in_rules(shop, engine):
@@ -209,7 +257,10 @@ def test_windowed_event_counts_in_rules(shop, engine):
         {
             "name": "browsers",
             "stages": [
-                {"key": "hot", "rule": 'events(product_view, last 30d, sku = "A") >= 2 and not purchased(last 60d)'},
+                {
+                    "key": "hot",
+                    "rule": 'events(product_view, last 30d, sku = "A") >= 2 and not purchased(last 60d)',
+                },
                 {"key": "rest", "rule": "true"},
             ],
         }
