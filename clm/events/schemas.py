@@ -51,6 +51,10 @@ CHANNELS = (
     "push",
 )
 DEFAULT_CHANNEL = "web"
+# Events CLM derives itself (stage changes, later segment entries) use this channel and id prefix;
+# they are not customer activity and cannot be sent from outside.
+SYSTEM_CHANNEL = "system"
+SYSTEM_ID_PREFIX = "clm:"
 
 # Custom types and channels are allowed; they only need to be tidy identifiers.
 _NAME = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
@@ -118,6 +122,8 @@ def validate_event(fields: dict[str, Any], now: datetime | None = None) -> Valid
         raise InvalidInput("is required", "timestamp")
     kind = _name(fields["type"], "type")
     channel = _name(fields.get("channel") or DEFAULT_CHANNEL, "channel")
+    if channel == SYSTEM_CHANNEL:
+        raise InvalidInput("is reserved for events CLM derives itself", "channel")
     occurred_at = _timestamp(fields["timestamp"], now or utcnow())
     identities = identities_from(fields)
     if not identities:
@@ -143,6 +149,10 @@ def validate_event(fields: dict[str, Any], now: datetime | None = None) -> Valid
         event_id = str(event_id).strip()
         if not event_id or len(event_id) > 128:
             raise InvalidInput("must be 1 to 128 characters", "event_id")
+        if event_id.startswith(SYSTEM_ID_PREFIX):
+            raise InvalidInput(
+                f"ids starting with {SYSTEM_ID_PREFIX!r} are reserved for CLM's own events", "event_id"
+            )
     return ValidEvent(event_id, kind, channel, occurred_at, identities, properties)
 
 

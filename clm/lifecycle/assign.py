@@ -9,10 +9,12 @@ insert a transition for every customer whose stage differs from the stored one, 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -37,6 +39,7 @@ from clm.conditions import compile_condition, first_match
 from clm.core.errors import Conflict
 from clm.core.timeutil import as_utc, utcnow
 from clm.customers.tables import customers
+from clm.events.schemas import SYSTEM_ID_PREFIX
 from clm.events.tables import events
 from clm.lifecycle.features import SYSTEM_CHANNEL, CustomerSpace, feature_query, purchase_gaps_query
 from clm.lifecycle.models import DEFAULT_MODEL, StageModel, model_from_dict, preset
@@ -69,8 +72,24 @@ class StageRun:
 
 def active_model(conn: Connection) -> StageModel:
     """The selected stage model (clm5 until another is chosen)."""
-    row = conn.execute(select(lifecycle_settings.c.definition).where(lifecycle_settings.c.id == 1)).first()
-    return preset(DEFAULT_MODEL) if row is None else model_from_dict(row.definition)
+    return _settings(conn)[0]
+
+
+def _settings(conn: Connection) -> tuple[StageModel, float | None]:
+    row = conn.execute(
+        select(lifecycle_settings.c.definition, lifecycle_settings.c.shop_purchase_gap_days).where(
+            lifecycle_settings.c.id == 1
+        )
+    ).first()
+    if row is None:
+        return _parsed(None), None
+    return _parsed(json.dumps(row.definition, sort_keys=True)), row.shop_purchase_gap_days
+
+
+@lru_cache(maxsize=16)
+def _parsed(definition: str | None) -> StageModel:
+    """Validating a model compiles every rule; re-evaluating one customer should not pay for it."""
+    return preset(DEFAULT_MODEL) if definition is None else model_from_dict(json.loads(definition))
 
 
 def select_model(engine: Engine, model: StageModel, source: str) -> None:
@@ -81,13 +100,6 @@ def select_model(engine: Engine, model: StageModel, source: str) -> None:
             conn.execute(update(lifecycle_settings).where(lifecycle_settings.c.id == 1).values(**values))
         else:
             conn.execute(insert(lifecycle_settings).values(id=1, **values))
-
-
-def _stored_shop_gap(conn: Connection) -> float | None:
-    row = conn.execute(
-        select(lifecycle_settings.c.shop_purchase_gap_days).where(lifecycle_settings.c.id == 1)
-    ).first()
-    return None if row is None else row[0]
 
 
 def shop_purchase_gap(conn: Connection, as_of: datetime) -> float | None:
@@ -150,9 +162,30 @@ def _run(
     conn.execute(insert(stage_transitions).from_select(names, changed))
 
     t = stage_transitions
-    this_run = select(t.c.customer_id).where(t.c.run_id == run_id)
+    moves = {
+        (a, b): int(n)
+        for a, b, n in conn.execute(
+            select(t.c.from_stage, t.c.to_stage, func.count())
+            .where(t.c.run_id == run_id)
+            .group_by(t.c.from_stage, t.c.to_stage)
+        )
+    }
     unassigned = select(f.c.customer_id).where(f.c.stage.is_(None), in_scope(f.c.customer_id))
-    conn.execute(delete(cs).where(or_(cs.c.customer_id.in_(this_run), cs.c.customer_id.in_(unassigned))))
+    conn.execute(delete(cs).where(cs.c.customer_id.in_(unassigned)))
+    if moves:
+        _record_moves(conn, run_id)
+    # counted afterwards: INSERT … SELECT does not report a row count on every driver
+    evaluated = conn.execute(
+        select(func.count()).select_from(f).where(in_scope(f.c.customer_id))
+    ).scalar_one()
+    return StageRun(model.name, as_of, evaluated=int(evaluated), changed=sum(moves.values()), moves=moves)
+
+
+def _record_moves(conn: Connection, run_id: str) -> None:
+    """Point customer_stages at the new stages and emit one stage_changed event per change."""
+    t, cs = stage_transitions, customer_stages
+    this_run = select(t.c.customer_id).where(t.c.run_id == run_id)
+    conn.execute(delete(cs).where(cs.c.customer_id.in_(this_run)))
     conn.execute(
         insert(cs).from_select(
             ["customer_id", "model", "stage", "since"],
@@ -164,7 +197,7 @@ def _run(
         insert(events).from_select(
             ["event_id", "customer_id", "type", "channel", "occurred_at", "received_at", "properties"],
             select(
-                literal("stage:") + cast(t.c.id, String),
+                literal(f"{SYSTEM_ID_PREFIX}stage:") + cast(t.c.id, String),
                 t.c.customer_id,
                 literal(STAGE_CHANGED),
                 literal(SYSTEM_CHANNEL),
@@ -174,19 +207,6 @@ def _run(
             ).where(t.c.run_id == run_id),
         )
     )
-    moves = {
-        (a, b): int(n)
-        for a, b, n in conn.execute(
-            select(t.c.from_stage, t.c.to_stage, func.count())
-            .where(t.c.run_id == run_id)
-            .group_by(t.c.from_stage, t.c.to_stage)
-        )
-    }
-    # counted afterwards: INSERT … SELECT does not report a row count on every driver
-    evaluated = conn.execute(
-        select(func.count()).select_from(f).where(in_scope(f.c.customer_id))
-    ).scalar_one()
-    return StageRun(model.name, as_of, evaluated=int(evaluated), changed=sum(moves.values()), moves=moves)
 
 
 def assign_stages(
@@ -242,8 +262,8 @@ def reassess_customers(engine: Engine, customer_ids: Iterable[int]) -> StageRun:
                     .order_by(customers.c.id)
                     .with_for_update()
                 )
-            model = active_model(conn)
-            result = _run(conn, model, as_of, _stored_shop_gap(conn), part)
+            model, shop_gap = _settings(conn)
+            result = _run(conn, model, as_of, shop_gap, part)
         if total is None:
             total = result
         else:
@@ -261,7 +281,9 @@ def clear_history(engine: Engine, model: str) -> int:
             delete(events).where(
                 and_(events.c.type == STAGE_CHANGED, events.c.channel == SYSTEM_CHANNEL),
                 events.c.event_id.in_(
-                    select(literal("stage:") + cast(t.c.id, String)).where(t.c.model == model)
+                    select(literal(f"{SYSTEM_ID_PREFIX}stage:") + cast(t.c.id, String)).where(
+                        t.c.model == model
+                    )
                 ),
             )
         )

@@ -32,11 +32,11 @@ from clm.commerce.tables import order_items, orders, products
 from clm.conditions import Typed
 from clm.conditions.ast import Call, Field, Filter, Literal, Window
 from clm.customers.tables import customers
+from clm.events.schemas import SYSTEM_CHANNEL
 from clm.events.tables import events
 from clm.store.schema import UTCDateTime
 from clm.store.sql import days_between, greatest, json_number, json_text, whole
 
-SYSTEM_CHANNEL = "system"
 VIEW_TYPES = ("page_view", "product_view")
 INQUIRY_TYPES = ("inquiry", "trial_started", "sales_call")
 

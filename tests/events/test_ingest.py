@@ -101,3 +101,13 @@ def test_all_standard_event_types_are_accepted_and_show_on_the_timeline(engine):
     newest_first = [e.type for e in timeline(engine, cid, limit=3)]
     assert newest_first == list(reversed(EVENT_TYPES))[:3]
     assert event_counts(engine, cid) == {t: 1 for t in sorted(EVENT_TYPES)}
+
+
+def test_the_system_channel_and_clm_ids_are_reserved_for_derived_events():
+    base = {"type": "page_view", "timestamp": "2026-01-01T00:00:00Z", "external_id": "u"}
+    with pytest.raises(InvalidInput, match="reserved") as err:
+        validate_event({**base, "channel": "system"})
+    assert err.value.field == "channel"
+    with pytest.raises(InvalidInput, match="reserved") as err:
+        validate_event({**base, "event_id": "clm:stage:1"})
+    assert err.value.field == "event_id"
