@@ -13,7 +13,7 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -23,6 +23,7 @@ from sqlalchemy import (
     Engine,
     String,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -34,6 +35,8 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BindParameter
 
 from clm.conditions import compile_condition, first_match
 from clm.core.errors import Conflict
@@ -41,7 +44,14 @@ from clm.core.timeutil import as_utc, utcnow
 from clm.customers.tables import customers
 from clm.events.schemas import SYSTEM_ID_PREFIX
 from clm.events.tables import events
-from clm.lifecycle.features import SYSTEM_CHANNEL, CustomerSpace, feature_query, purchase_gaps_query
+from clm.lifecycle.features import (
+    SCOPE,
+    SYSTEM_CHANNEL,
+    CustomerSpace,
+    feature_params,
+    feature_query,
+    purchase_gaps_query,
+)
 from clm.lifecycle.models import DEFAULT_MODEL, StageModel, model_from_dict, preset
 from clm.lifecycle.tables import customer_features, customer_stages, lifecycle_settings, stage_transitions
 from clm.store.schema import UTCDateTime
@@ -104,7 +114,8 @@ def select_model(engine: Engine, model: StageModel, source: str) -> None:
 
 def shop_purchase_gap(conn: Connection, as_of: datetime) -> float | None:
     """Median over repeat buyers of their typical gap between purchases, in days."""
-    gaps = np.array([g for (g,) in conn.execute(purchase_gaps_query(as_of)) if g is not None], dtype=float)
+    rows = conn.execute(purchase_gaps_query(), {"as_of": as_of})
+    gaps = np.array([g for (g,) in rows if g is not None], dtype=float)
     return float(np.median(gaps)) if gaps.size else None
 
 
@@ -121,34 +132,48 @@ def _latest_change(conn: Connection, model: str) -> datetime | None:
     return None if value is None else as_utc(value)
 
 
-def _run(
-    conn: Connection, model: StageModel, as_of: datetime, shop_gap: float | None, scope: Sequence[int] | None
-) -> StageRun:
-    run_id = str(uuid.uuid4())
-    features = feature_query(as_of, shop_gap, scope).subquery("f")
-    space = CustomerSpace(features.c, as_of)
+@dataclass(frozen=True)
+class _Plan:
+    """The statements of a run for one model, built once: only bound parameters change."""
+
+    steps: tuple[tuple[str, Any, frozenset[str]], ...]  # (name, statement, its parameter names)
+    windows: frozenset[int]
+
+
+def _params(statement: Any) -> frozenset[str]:
+    """The names of the statement's named bound parameters (an INSERT refuses unknown ones)."""
+    return frozenset(
+        node.key
+        for node in visitors.iterate(statement)
+        if isinstance(node, BindParameter) and not node.unique
+    )
+
+
+@lru_cache(maxsize=32)
+def _plan(model: StageModel, scoped: bool) -> _Plan:
+    features = feature_query(scoped).subquery("f")
+    space = CustomerSpace(features.c)
     branches = [(compile_condition(model.stage(key).rule, space), key) for key in model.evaluation_order]
-    stage = first_match(branches)
     columns = [c.name for c in customer_features.columns if c.name != "stage"]
-    rows = select(*(features.c[name] for name in columns), stage.label("stage")).select_from(
+    rows = select(*(features.c[name] for name in columns), first_match(branches).label("stage")).select_from(
         features.join(customers, customers.c.id == features.c.customer_id)
     )
-    in_scope = (lambda col: col.in_(list(scope))) if scope is not None else (lambda col: literal(True))
+    f, cs, t = customer_features, customer_stages, stage_transitions
 
-    conn.execute(delete(customer_features).where(in_scope(customer_features.c.customer_id)))
-    conn.execute(insert(customer_features).from_select([*columns, "stage"], rows))
+    def in_scope(col: Any) -> Any:
+        return col.in_(SCOPE) if scoped else literal(True)
 
-    f, cs = customer_features, customer_stages
     rule_of = case({s.key: s.rule_text for s in model.stages}, value=f.c.stage, else_="")
     previous = case((cs.c.model == model.name, cs.c.stage), else_=None)
+    run_id = bindparam("run_id", type_=String(36))
     changed = (
         select(
-            literal(run_id, String(36)),
+            run_id,
             f.c.customer_id,
             literal(model.name, String(64)),
             previous,
             f.c.stage,
-            literal(as_of, UTCDateTime),
+            bindparam("as_of", type_=UTCDateTime),
             rule_of,
         )
         .select_from(f.outerjoin(cs, cs.c.customer_id == f.c.customer_id))
@@ -158,43 +183,27 @@ def _run(
             in_scope(f.c.customer_id),
         )
     )
-    names = ["run_id", "customer_id", "model", "from_stage", "to_stage", "changed_at", "rule"]
-    conn.execute(insert(stage_transitions).from_select(names, changed))
-
-    t = stage_transitions
-    moves = {
-        (a, b): int(n)
-        for a, b, n in conn.execute(
-            select(t.c.from_stage, t.c.to_stage, func.count())
-            .where(t.c.run_id == run_id)
-            .group_by(t.c.from_stage, t.c.to_stage)
-        )
-    }
-    unassigned = select(f.c.customer_id).where(f.c.stage.is_(None), in_scope(f.c.customer_id))
-    conn.execute(delete(cs).where(cs.c.customer_id.in_(unassigned)))
-    if moves:
-        _record_moves(conn, run_id)
-    # counted afterwards: INSERT … SELECT does not report a row count on every driver
-    evaluated = conn.execute(
-        select(func.count()).select_from(f).where(in_scope(f.c.customer_id))
-    ).scalar_one()
-    return StageRun(model.name, as_of, evaluated=int(evaluated), changed=sum(moves.values()), moves=moves)
-
-
-def _record_moves(conn: Connection, run_id: str) -> None:
-    """Point customer_stages at the new stages and emit one stage_changed event per change."""
-    t, cs = stage_transitions, customer_stages
-    this_run = select(t.c.customer_id).where(t.c.run_id == run_id)
-    conn.execute(delete(cs).where(cs.c.customer_id.in_(this_run)))
-    conn.execute(
-        insert(cs).from_select(
+    this_run = t.c.run_id == run_id
+    statements = {
+        "clear": delete(f).where(in_scope(f.c.customer_id)),
+        "features": insert(f).from_select([*columns, "stage"], rows),
+        "transitions": insert(t).from_select(
+            ["run_id", "customer_id", "model", "from_stage", "to_stage", "changed_at", "rule"], changed
+        ),
+        "moves": select(t.c.from_stage, t.c.to_stage, func.count())
+        .where(this_run)
+        .group_by(t.c.from_stage, t.c.to_stage),
+        "unassigned": delete(cs).where(
+            cs.c.customer_id.in_(
+                select(f.c.customer_id).where(f.c.stage.is_(None), in_scope(f.c.customer_id))
+            )
+        ),
+        "leave": delete(cs).where(cs.c.customer_id.in_(select(t.c.customer_id).where(this_run))),
+        "enter": insert(cs).from_select(
             ["customer_id", "model", "stage", "since"],
-            select(t.c.customer_id, t.c.model, t.c.to_stage, t.c.changed_at).where(t.c.run_id == run_id),
-        )
-    )
-    now = literal(utcnow(), UTCDateTime)
-    conn.execute(
-        insert(events).from_select(
+            select(t.c.customer_id, t.c.model, t.c.to_stage, t.c.changed_at).where(this_run),
+        ),
+        "events": insert(events).from_select(
             ["event_id", "customer_id", "type", "channel", "occurred_at", "received_at", "properties"],
             select(
                 literal(f"{SYSTEM_ID_PREFIX}stage:") + cast(t.c.id, String),
@@ -202,11 +211,48 @@ def _record_moves(conn: Connection, run_id: str) -> None:
                 literal(STAGE_CHANGED),
                 literal(SYSTEM_CHANNEL),
                 t.c.changed_at,
-                now,
+                bindparam("now", type_=UTCDateTime),
                 json_object("model", t.c.model, "from", t.c.from_stage, "to", t.c.to_stage, "rule", t.c.rule),
-            ).where(t.c.run_id == run_id),
-        )
+            ).where(this_run),
+        ),
+        # counted afterwards: INSERT … SELECT does not report a row count on every driver
+        "count": select(func.count()).select_from(f).where(in_scope(f.c.customer_id)),
+    }
+    return _Plan(
+        tuple((name, stmt, _params(stmt)) for name, stmt in statements.items()), frozenset(space.windows)
     )
+
+
+def _run(
+    conn: Connection, model: StageModel, as_of: datetime, shop_gap: float | None, scope: Sequence[int] | None
+) -> StageRun:
+    """Rebuild features and stages for everyone (scope None) or the given customers."""
+    plan = _plan(model, scope is not None)
+    values: dict[str, Any] = {
+        **feature_params(as_of, shop_gap),
+        **{f"since_{d}d": as_of - timedelta(days=d) for d in plan.windows},
+        "run_id": str(uuid.uuid4()),
+        "now": utcnow(),
+    }
+    if scope is not None:
+        values["scope"] = list(scope)
+    steps = {name: (stmt, names) for name, stmt, names in plan.steps}
+
+    def execute(name: str) -> Any:
+        stmt, names = steps[name]
+        return conn.execute(stmt, {k: v for k, v in values.items() if k in names})
+
+    execute("clear")
+    execute("features")
+    execute("transitions")
+    moves = {(a, b): int(n) for a, b, n in execute("moves")}
+    execute("unassigned")
+    if moves:  # most re-evaluations after an event change nothing
+        execute("leave")
+        execute("enter")
+        execute("events")
+    evaluated = int(execute("count").scalar_one())
+    return StageRun(model.name, as_of, evaluated=evaluated, changed=sum(moves.values()), moves=moves)
 
 
 def assign_stages(

@@ -21,7 +21,6 @@ from sqlalchemy import (
     cast,
     exists,
     func,
-    literal,
     not_,
     or_,
     select,
@@ -101,8 +100,22 @@ PROFILE_TEXT_FIELDS = (
 _TIMESTAMPS = ("first_seen_at", "last_activity_at", "first_purchase_at", "last_purchase_at")
 
 
-def _ts(name: str, value: datetime) -> Any:
-    return bindparam(name, value, type_=UTCDateTime)
+def _ts(name: str) -> Any:
+    return bindparam(name, type_=UTCDateTime)
+
+
+AS_OF = _ts("as_of")
+SCOPE: Any = bindparam("scope", expanding=True)
+RECENT_DAYS = (30, 90, 365)
+
+
+def feature_params(as_of: datetime, shop_gap: float | None) -> dict[str, Any]:
+    """Values for the bound parameters of `feature_query` (and rules compiled with `CustomerSpace`)."""
+    return {
+        "as_of": as_of,
+        "shop_gap": shop_gap,
+        **{f"t{d}": as_of - timedelta(days=d) for d in RECENT_DAYS},
+    }
 
 
 def counted_order(as_of: Any) -> ColumnElement[bool]:
@@ -113,20 +126,22 @@ def counted_order(as_of: Any) -> ColumnElement[bool]:
     return and_(orders.c.status != "cancelled", not_(refunded))
 
 
-def feature_query(as_of: datetime, shop_gap: float | None, scope: Sequence[int] | None = None) -> Select[Any]:
-    """One SELECT with a row of features per live customer first seen by `as_of`.
+def feature_query(scoped: bool = False) -> Select[Any]:
+    """One SELECT with a row of features per live customer first seen by `:as_of`.
 
-    `scope` limits it to some customers (incremental re-evaluation); every aggregate is then
-    restricted too, so the cost follows the customers touched, not the size of the store."""
-    at = _ts("as_of", as_of)
-    t30, t90, t365 = (_ts(f"t{d}", as_of - timedelta(days=d)) for d in (30, 90, 365))
+    With `scoped`, it covers only the customers in the expanding parameter `:scope`
+    (incremental re-evaluation); every aggregate is then restricted too, so the cost follows
+    the customers touched, not the size of the store. The statement has only bound
+    parameters (see `feature_params`), so it is built once and its compiled form cached."""
+    at = AS_OF
+    t30, t90, t365 = (_ts(f"t{d}") for d in RECENT_DAYS)
     counted = counted_order(at)
     refunded_by = and_(
         orders.c.status == "refunded", or_(orders.c.refunded_at.is_(None), orders.c.refunded_at <= at)
     )
 
     def limit(query: Select[Any], column: Any) -> Select[Any]:
-        return query if scope is None else query.where(column.in_(list(scope)))
+        return query.where(column.in_(SCOPE)) if scoped else query
 
     o = limit(
         select(
@@ -229,7 +244,7 @@ def feature_query(as_of: datetime, shop_gap: float | None, scope: Sequence[int] 
             (days_between(o.c.last_purchase_at, o.c.first_purchase_at) / func.nullif(orders_n - 1, 0)).label(
                 "purchase_gap_days"
             ),
-            cast(bindparam("shop_gap", shop_gap, type_=Float), Float).label("shop_purchase_gap_days"),
+            cast(bindparam("shop_gap", type_=Float), Float).label("shop_purchase_gap_days"),
             func.coalesce(o.c.orders_90d, 0).label("orders_90d"),
             func.coalesce(o.c.revenue_365d, 0.0).label("revenue_365d"),
             func.coalesce(items.c.categories, 0).label("categories"),
@@ -259,9 +274,9 @@ def feature_query(as_of: datetime, shop_gap: float | None, scope: Sequence[int] 
     return limit(query, customers.c.id)
 
 
-def purchase_gaps_query(as_of: datetime) -> Select[Any]:
-    """Each repeat buyer's typical gap in days as of `as_of` (for the shop's median gap)."""
-    at = _ts("as_of", as_of)
+def purchase_gaps_query() -> Select[Any]:
+    """Each repeat buyer's typical gap in days as of `:as_of` (for the shop's median gap)."""
+    at = AS_OF
     counted = counted_order(at)
     per = (
         select(
@@ -281,12 +296,17 @@ class CustomerSpace:
     windowed functions over the customer's events and orders.
 
     `row` maps feature names to SQL columns of the features row being evaluated (a subquery or
-    the customer_features table); profile fields come from `customers`, joined by the caller."""
+    the customer_features table); profile fields come from `customers`, joined by the caller.
+    Times are bound parameters: `:as_of`, and `:since_<N>d` for each window a rule uses
+    (`window_params` gives their values)."""
 
-    def __init__(self, row: Any, as_of: datetime) -> None:
+    def __init__(self, row: Any) -> None:
         self.row = row
-        self.as_of = as_of
+        self.windows: set[int] = set()
         self._kinds = {f.name: f.kind for f in FEATURES}
+
+    def window_params(self, as_of: datetime) -> dict[str, datetime]:
+        return {f"since_{d}d": as_of - timedelta(days=d) for d in self.windows}
 
     def names(self) -> list[str]:
         return [*self._kinds, *PROFILE_TEXT_FIELDS, "attr.<name>"]
@@ -307,11 +327,14 @@ class CustomerSpace:
             return self._purchased(call, fail)
         return None
 
-    def _window(self, call: Call, args: Sequence[Any], fail: Any) -> datetime | None:
+    def _window(self, call: Call, args: Sequence[Any], fail: Any) -> Any:
         windows = [a for a in args if isinstance(a, Window)]
         if len(windows) > 1:
             raise fail(f"{call.fn}() takes one window", windows[1].pos)
-        return self.as_of - timedelta(days=windows[0].days) if windows else None
+        if not windows:
+            return None
+        self.windows.add(windows[0].days)
+        return _ts(f"since_{windows[0].days}d")
 
     def _events(self, call: Call, fail: Any) -> Typed:
         """events(type [, type…] [, last Nd] [, key = value…]): how many such events."""
@@ -329,12 +352,12 @@ class CustomerSpace:
         since = self._window(call, call.args, fail)
         conds = [
             events.c.customer_id == self.row["customer_id"],
-            events.c.occurred_at <= literal(self.as_of, UTCDateTime),
+            events.c.occurred_at <= AS_OF,
         ]
         # without named types, every activity event counts (derived system events are not activity)
         conds.append(events.c.type.in_(types) if types else events.c.channel != SYSTEM_CHANNEL)
         if since is not None:
-            conds.append(events.c.occurred_at > literal(since, UTCDateTime))
+            conds.append(events.c.occurred_at > since)
         for f in filters:
             if isinstance(f.value, bool) or f.value is None:
                 raise fail("a property filter compares with a string or a number", f.pos)
@@ -348,7 +371,7 @@ class CustomerSpace:
         """purchased([last Nd]): whether the customer has a counted order (in the window)."""
         if any(not isinstance(a, Window) for a in call.args):
             raise fail("purchased() takes only a window, e.g. purchased(last 60d)", call.pos)
-        at = literal(self.as_of, UTCDateTime)
+        at = AS_OF
         conds = [
             orders.c.customer_id == self.row["customer_id"],
             orders.c.ordered_at <= at,
@@ -356,5 +379,5 @@ class CustomerSpace:
         ]
         since = self._window(call, call.args, fail)
         if since is not None:
-            conds.append(orders.c.ordered_at > literal(since, UTCDateTime))
+            conds.append(orders.c.ordered_at > since)
         return Typed(exists().where(*conds).correlate_except(orders), "bool")

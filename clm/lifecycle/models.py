@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -105,7 +104,7 @@ def model_from_dict(data: Any) -> StageModel:
     raw = data.get("stages")
     if not isinstance(raw, list) or len(raw) < 2:
         raise InvalidInput("a model needs at least two stages", "model.stages")
-    space = CustomerSpace(customer_features.c, datetime.now(UTC))
+    space = CustomerSpace(customer_features.c)
     stages: list[Stage] = []
     for i, item in enumerate(raw):
         if not isinstance(item, dict):
