@@ -106,3 +106,40 @@ def test_gamma_gamma_needs_positive_spend():
         GammaGamma().fit([1, 2, 0], [-5, 0, 3])
     model = GammaGamma().fit([1, 2, 3, 1, 2], [10, -1, 12, 9, 11])
     assert "negative" in model.warnings_[0]
+
+
+def test_the_cli_reproduces_the_published_fit_from_raw_transactions(capsys):
+    """From CDNOW_sample.txt (the 2,357-customer sample's purchases, lifetimes 0.11.3 datasets/),
+    calibrating on 1997-01-01 … 1997-09-30 in weeks, as in FHL (2005)."""
+    import json
+
+    from clm.cli import main
+
+    path = Path(__file__).parent / "data" / "CDNOW_sample.txt"
+    args = [
+        "clv",
+        "fit",
+        "--transactions",
+        str(path),
+        "--customer-col",
+        "0",
+        "--date-col",
+        "2",
+        "--amount-col",
+        "4",
+    ]
+    assert main([*args, "--calibration-end", "1997-09-30", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    p, spend = out["params"], out["spend"]
+    assert out["model"] == "bgnbd" and out["customers"] == 2357
+    assert (round(p["r"], 3), round(p["alpha"], 3), round(p["a"], 3), round(p["b"], 3)) == (
+        0.243,
+        4.414,
+        0.793,
+        2.426,
+    )
+    assert round(out["loglik"], 1) == -9582.4
+    assert (round(spend["p"], 2), round(spend["q"], 2), round(spend["v"], 2)) == (6.25, 3.74, 15.44)
+    assert "transactions after the calibration end" in out["warnings"][0]
+    assert main([*args, "--model", "pareto"]) == 1
+    assert "supported models" in capsys.readouterr().err

@@ -1,0 +1,60 @@
+"""`clm clv fit`: fit the CLV models on a transactions file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from clm.analytics.service import fit_clv, read_transactions
+from clm.cli.output import console, print_json
+
+app = typer.Typer(help="Predictive customer lifetime value (BG/NBD + Gamma-Gamma).", no_args_is_help=True)
+
+
+@app.command()
+def fit(
+    transactions: Annotated[Path, typer.Option(help="CSV of transactions: one row per purchase.")],
+    customer_col: Annotated[str, typer.Option(help="Column with the customer id.")] = "customer_id",
+    date_col: Annotated[str, typer.Option(help="Column with the purchase date.")] = "date",
+    amount_col: Annotated[str, typer.Option(help="Column with the amount ('' for none).")] = "amount",
+    calibration_end: Annotated[str | None, typer.Option(help="Fit on purchases up to this date.")] = None,
+    unit: Annotated[str, typer.Option(help="Time unit: day or week.")] = "week",
+    model: Annotated[str, typer.Option(help="Transaction model (bgnbd).")] = "bgnbd",
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Fit BG/NBD (and Gamma-Gamma on the amounts) and print parameters and log-likelihood."""
+    data = read_transactions(transactions)
+    result = fit_clv(
+        data,
+        customer_col=customer_col,
+        date_col=date_col,
+        amount_col=amount_col or None,
+        calibration_end=calibration_end,
+        unit=unit,
+        model=model,
+    )
+    if json:
+        print_json(result)
+        return
+    table = Table(
+        "parameter",
+        "estimate",
+        "std. error",
+        title=f"{result['model']} on {result['customers']:,} customers ({unit}s)",
+    )
+    for name, value in result["params"].items():
+        table.add_row(name, f"{value:.4f}", f"{result['standard_errors'][name]:.4f}")
+    if "spend" in result:
+        for name in ("p", "q", "v"):
+            table.add_row(
+                f"spend {name}",
+                f"{result['spend'][name]:.4f}",
+                f"{result['spend']['standard_errors'][name]:.4f}",
+            )
+    console.print(table)
+    console.print(f"log-likelihood {result['loglik']:.2f}, converged: {result['converged']}")
+    for warning in result["warnings"]:
+        console.print(f"[yellow]warning:[/] {warning}")
