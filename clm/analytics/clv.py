@@ -204,6 +204,72 @@ class BetaGeoNBD(_Model):
         return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyper)
 
 
+class ParetoNBD(_Model):
+    """Pareto/NBD: purchases at rate λ ~ Gamma(r, α) while alive; lifetimes exponential with
+    rate μ ~ Gamma(s, β) (Schmittlein, Morrison & Colombo 1987)."""
+
+    name = "pareto"
+
+    @staticmethod
+    def log_likelihood_terms(params: ArrayLike, x: Array, tx: Array, T: Array) -> Array:
+        """Per-customer log-likelihood, Fader & Hardie (2005), "A Note on Deriving the Pareto/NBD
+        Model and Related Expressions", eq. 22, with the Gaussian hypergeometric terms in log space."""
+        r, alpha, s, beta = np.asarray(params, dtype=float)
+        n = r + s + x
+        if alpha >= beta:
+            big, b2 = alpha, s + 1
+        else:
+            big, b2 = beta, r + x
+        z_tx = np.abs(alpha - beta) / (big + tx)
+        z_t = np.abs(alpha - beta) / (big + T)
+        log_a_tx = np.log(special.hyp2f1(n, b2, n + 1, z_tx)) - n * np.log(big + tx)
+        log_a_t = np.log(special.hyp2f1(n, b2, n + 1, z_t)) - n * np.log(big + T)
+        # A0 = exp(log_a_tx) - exp(log_a_t) > 0 because t_x <= T
+        log_a0 = log_a_tx + np.log1p(-np.exp(np.minimum(log_a_t - log_a_tx, 0.0)))
+        base = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+        alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
+        died = np.log(s) - np.log(n) + log_a0
+        return base + np.logaddexp(alive, died)
+
+    def fit(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> ParetoNBD:
+        x, tx, t_obs = _as_arrays(frequency, recency, T)
+        self.warnings_ = _check_rft(x, tx, t_obs)
+        (ux, utx, ut), weights = _compress(x, tx, t_obs)
+
+        def negative_ll(params: Array) -> float:
+            with np.errstate(all="ignore"):
+                return -float(np.sum(weights * self.log_likelihood_terms(params, ux, utx, ut)))
+
+        scale = float(np.mean(t_obs))
+        self._store(
+            _maximise(("r", "alpha", "s", "beta"), negative_ll, np.array([0.5, scale, 0.5, scale])), x.size
+        )
+        return self
+
+    def probability_alive(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> Array:
+        """P(alive | x, t_x, T) = exp(-(r+x) ln(α+T) - s ln(β+T) - LL_i + base)  (FH 2005 note, eq. 18)."""
+        self._require_fit()
+        p = self.params_
+        r, alpha, s, beta = p["r"], p["alpha"], p["s"], p["beta"]
+        x, tx, t_obs = _as_arrays(frequency, recency, T)
+        base = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+        alive = -(r + x) * np.log(alpha + t_obs) - s * np.log(beta + t_obs)
+        return np.exp(base + alive - self.log_likelihood_terms((r, alpha, s, beta), x, tx, t_obs))
+
+    def expected_purchases(self, t: float, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> Array:
+        """E[Y(t) | x, t_x, T] = P(alive) (r+x)(β+T) / ((α+T)(s-1)) [1 - ((β+T)/(β+T+t))^(s-1)]  (eq. 20)."""
+        self._require_fit()
+        p = self.params_
+        r, alpha, s, beta = p["r"], p["alpha"], p["s"], p["beta"]
+        x, tx, t_obs = _as_arrays(frequency, recency, T)
+        ratio = (r + x) * (beta + t_obs) / ((alpha + t_obs) * (s - 1))
+        return (
+            self.probability_alive(x, tx, t_obs)
+            * ratio
+            * (1 - ((beta + t_obs) / (beta + t_obs + t)) ** (s - 1))
+        )
+
+
 class GammaGamma(_Model):
     """Gamma-Gamma spend model: a customer's transaction values are Gamma(p, ν) around their own
     mean, and ν ~ Gamma(q, γ) across customers. Fitted on repeat buyers only (x > 0), whose

@@ -7,9 +7,11 @@ from typing import Any
 
 import pandas as pd
 
-from clm.analytics.clv import BetaGeoNBD, GammaGamma
+from clm.analytics.clv import BetaGeoNBD, GammaGamma, ParetoNBD
 from clm.analytics.rfm import rfm_scores, rfm_summary, store_summary
 from clm.core.errors import InvalidInput, UnusableInput
+
+MODELS: dict[str, type[BetaGeoNBD] | type[ParetoNBD]] = {"bgnbd": BetaGeoNBD, "pareto": ParetoNBD}
 
 
 def read_transactions(path: Path) -> pd.DataFrame:
@@ -43,8 +45,8 @@ def fit_clv(
 ) -> dict[str, Any]:
     """Fit the transaction model (and Gamma-Gamma when amounts are given) on the calibration
     period; the answer is what `clm clv fit --json` prints."""
-    if model != "bgnbd":
-        raise InvalidInput("supported models: bgnbd", "model")
+    if model not in MODELS:
+        raise InvalidInput(f"supported models: {', '.join(MODELS)}", "model")
     warnings: list[str] = []
     data = transactions
     if calibration_end is not None:
@@ -66,7 +68,7 @@ def fit_clv(
         observation_end=calibration_end,
         unit=unit,
     )
-    fitted = BetaGeoNBD().fit(summary["frequency"], summary["recency"], summary["T"])
+    fitted = MODELS[model]().fit(summary["frequency"], summary["recency"], summary["T"])
     out: dict[str, Any] = {**fitted.summary(), "unit": unit, "customers": len(summary)}
     out["warnings"] = warnings + out["warnings"]
     if amount_col and amount_col in data.columns:

@@ -11,7 +11,9 @@ from rich.table import Table
 from clm.analytics.service import fit_clv, read_transactions
 from clm.cli.output import console, print_json
 
-app = typer.Typer(help="Predictive customer lifetime value (BG/NBD + Gamma-Gamma).", no_args_is_help=True)
+app = typer.Typer(
+    help="Predictive customer lifetime value (BG/NBD or Pareto/NBD + Gamma-Gamma).", no_args_is_help=True
+)
 
 
 @app.command()
@@ -22,10 +24,10 @@ def fit(
     amount_col: Annotated[str, typer.Option(help="Column with the amount ('' for none).")] = "amount",
     calibration_end: Annotated[str | None, typer.Option(help="Fit on purchases up to this date.")] = None,
     unit: Annotated[str, typer.Option(help="Time unit: day or week.")] = "week",
-    model: Annotated[str, typer.Option(help="Transaction model (bgnbd).")] = "bgnbd",
+    model: Annotated[str, typer.Option(help="Transaction model: bgnbd or pareto.")] = "bgnbd",
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Fit BG/NBD (and Gamma-Gamma on the amounts) and print parameters and log-likelihood."""
+    """Fit BG/NBD or Pareto/NBD (and Gamma-Gamma on the amounts); print parameters and log-likelihood."""
     data = read_transactions(transactions)
     result = fit_clv(
         data,

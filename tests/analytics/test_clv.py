@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clm.analytics.clv import BetaGeoNBD, GammaGamma
+from clm.analytics.clv import BetaGeoNBD, GammaGamma, ParetoNBD
 from clm.core.errors import InvalidInput
 
 # CDNOW: 2,357 customers who first bought in the first quarter of 1997, observed for 39 weeks
@@ -43,6 +43,23 @@ def test_bgnbd_per_customer_expectations(bgnbd):
     # the expected purchases of new customers grow with time and equal E[X(t)] of the whole data
     grow = bgnbd.expected_purchases_new_customer([13, 26, 39])
     assert np.all(np.diff(grow) > 0)
+
+
+def test_pareto_nbd_reproduces_the_published_fit():
+    """Fader, Hardie & Lee (2005), Marketing Science 24(2), section 5 (the Pareto/NBD benchmark
+    of the BG/NBD paper): r = 0.55, α = 10.58, s = 0.61, β = 11.67, LL = -9595.0."""
+    model = ParetoNBD().fit(CDNOW.x, CDNOW.t_x, CDNOW["T"])
+    p = model.params_
+    assert (round(p["r"], 2), round(p["alpha"], 2), round(p["s"], 2), round(p["beta"], 2)) == (
+        0.55,
+        10.58,
+        0.61,
+        11.67,
+    )
+    assert round(model.loglik_, 1) == -9595.0
+    alive = model.probability_alive([2, 2], [30.43, 5.0], [38.86, 38.86])
+    assert 0 < alive[1] < alive[0] < 1
+    assert model.expected_purchases(39, 2, 30.43, 38.86)[()] > 0
 
 
 def test_gamma_gamma_reproduces_the_published_spend_model():
@@ -141,5 +158,8 @@ def test_the_cli_reproduces_the_published_fit_from_raw_transactions(capsys):
     assert round(out["loglik"], 1) == -9582.4
     assert (round(spend["p"], 2), round(spend["q"], 2), round(spend["v"], 2)) == (6.25, 3.74, 15.44)
     assert "transactions after the calibration end" in out["warnings"][0]
-    assert main([*args, "--model", "pareto"]) == 1
+    assert main([*args, "--calibration-end", "1997-09-30", "--model", "pareto", "--json"]) == 0
+    pareto = json.loads(capsys.readouterr().out)
+    assert pareto["model"] == "pareto" and round(pareto["loglik"], 1) == -9595.0
+    assert main([*args, "--model", "mbg"]) == 1
     assert "supported models" in capsys.readouterr().err
