@@ -218,6 +218,7 @@ def show_kpis(report: KpiReport) -> None:
         ),
         ("historical CLV", lambda r: _num(r.historical_clv)),
     ]
+    table.columns[0].no_wrap = True
     for name, fmt in lines:
         table.add_row(name, *(fmt(r) for r in rows))
     console.print(table)
@@ -256,6 +257,7 @@ def show_funnel(report: FunnelReport) -> None:
         "median days",
         title=f"{report.model} funnel (within {report.window_days} days)",
     )
+    table.columns[0].no_wrap = True
     for s in report.steps:
         weak = report.weakest_link is not None and s.from_stage == report.weakest_link.from_stage
         bar = BAR * round(30 * (s.conversion or 0))
