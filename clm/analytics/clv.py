@@ -343,3 +343,29 @@ def _check_rft(x: Array, tx: Array, t_obs: Array) -> list[str]:
     if np.mean(x > 0) < 0.05:
         warnings.append(f"only {np.mean(x > 0):.1%} of customers bought again: estimates will be uncertain")
     return warnings
+
+
+def discounted_clv(
+    model: BetaGeoNBD | ParetoNBD,
+    spend: Array,
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    T: ArrayLike,
+    *,
+    horizon: float,
+    steps: int,
+    discount_rate: float,
+    margin: float,
+) -> Array:
+    """Σ_k (E[Y(t_k)] - E[Y(t_{k-1})]) · spend · margin / (1 + d)^k over `steps` equal steps
+    to `horizon` (in the model's time unit); `discount_rate` is per step."""
+    if steps < 1 or horizon <= 0:
+        raise InvalidInput("the horizon needs at least one step of positive length", "horizon")
+    grid = np.linspace(0.0, horizon, steps + 1)
+    previous = np.zeros(np.asarray(frequency).shape, dtype=float)
+    total = np.zeros_like(previous)
+    for k, t in enumerate(grid[1:], start=1):
+        cumulative = model.expected_purchases(t, frequency, recency, T)
+        total += (cumulative - previous) * spend * margin / (1 + discount_rate) ** k
+        previous = cumulative
+    return total

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from clm.analytics.clv import BetaGeoNBD, GammaGamma, ParetoNBD
@@ -76,6 +77,99 @@ def fit_clv(
         out["spend"] = {**spend.params_, "loglik": spend.loglik_, "standard_errors": spend.standard_errors_}
         out["warnings"] += spend.warnings_
     return out
+
+
+def score_customers(
+    engine: Any,
+    *,
+    horizon_days: int = 365,
+    annual_discount_rate: float = 0.10,
+    margin: float | None = None,
+    model: str = "bgnbd",
+    observation_end: Any = None,
+) -> dict[str, Any]:
+    """Fit the models on the store's orders and write each customer's P(alive), expected
+    purchases and spend over the horizon and discounted CLV into `clv_scores` (replacing the
+    previous scores). `margin` defaults to the shop's own margin ratio (1 - cost / revenue)."""
+    from sqlalchemy import delete, insert
+
+    from clm.analytics.clv import discounted_clv
+    from clm.analytics.tables import clv_scores
+    from clm.core.timeutil import utcnow
+
+    if model not in MODELS:
+        raise InvalidInput(f"supported models: {', '.join(MODELS)}", "model")
+    summary = store_summary(engine, observation_end=observation_end, unit="day")
+    if summary.empty:
+        raise InvalidInput("no orders in the store to score", "orders")
+    fitted = MODELS[model]().fit(summary["frequency"], summary["recency"], summary["T"])
+    spend_model = GammaGamma().fit(summary["frequency"], summary["monetary_value"])
+    x, tx, t_obs = summary["frequency"].to_numpy(), summary["recency"].to_numpy(), summary["T"].to_numpy()
+    spend = spend_model.expected_average_spend(x, summary["monetary_value"].to_numpy())
+    ratio = margin if margin is not None else shop_margin(engine)
+    months = max(1, round(horizon_days / 30.4375))
+    clv = discounted_clv(
+        fitted,
+        spend,
+        x,
+        tx,
+        t_obs,
+        horizon=float(horizon_days),
+        steps=months,
+        discount_rate=(1 + annual_discount_rate) ** (1 / 12) - 1,
+        margin=ratio,
+    )
+    alive = fitted.probability_alive(x, tx, t_obs)
+    purchases = fitted.expected_purchases(float(horizon_days), x, tx, t_obs)
+    now = utcnow()
+    rows = [
+        {
+            "customer_id": int(cid),
+            "scored_at": now,
+            "model": model,
+            "horizon_days": float(horizon_days),
+            "p_alive": float(a),
+            "expected_purchases": float(p),
+            "expected_spend": float(s),
+            "clv": float(v),
+        }
+        for cid, a, p, s, v in zip(summary.index, alive, purchases, spend, clv, strict=True)
+    ]
+    with engine.begin() as conn:
+        conn.execute(delete(clv_scores))
+        for start in range(0, len(rows), 20_000):
+            conn.execute(insert(clv_scores), rows[start : start + 20_000])
+    return {
+        "model": fitted.summary(),
+        "spend": spend_model.summary(),
+        "customers": len(rows),
+        "margin": ratio,
+        "horizon_days": horizon_days,
+        "total_clv": float(np.sum(clv)),
+    }
+
+
+def shop_margin(engine: Any) -> float:
+    """1 - cost / revenue over the kept orders' items (products without a cost count as 0)."""
+    from sqlalchemy import func, select
+
+    from clm.commerce.tables import order_items, orders, products
+
+    query = (
+        select(
+            func.sum(order_items.c.quantity * order_items.c.unit_price),
+            func.sum(order_items.c.quantity * func.coalesce(products.c.cost, 0.0)),
+        )
+        .select_from(
+            order_items.join(orders, orders.c.id == order_items.c.order_pk).outerjoin(
+                products, products.c.sku == order_items.c.sku
+            )
+        )
+        .where(orders.c.status == "completed")
+    )
+    with engine.connect() as conn:
+        revenue, cost = conn.execute(query).one()
+    return 1.0 - float(cost or 0) / float(revenue) if revenue else 1.0
 
 
 __all__ = [

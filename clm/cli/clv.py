@@ -60,3 +60,28 @@ def fit(
     console.print(f"log-likelihood {result['loglik']:.2f}, converged: {result['converged']}")
     for warning in result["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}")
+
+
+@app.command()
+def score(
+    horizon_days: Annotated[int, typer.Option(help="Look this many days ahead.")] = 365,
+    discount_rate: Annotated[float, typer.Option(help="Annual discount rate.")] = 0.10,
+    margin: Annotated[float | None, typer.Option(help="Margin ratio (default: the shop's own).")] = None,
+    model: Annotated[str, typer.Option(help="Transaction model: bgnbd or pareto.")] = "bgnbd",
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Fit on the store's orders and write every customer's P(alive), expected purchases and
+    spend over the horizon and discounted CLV (table clv_scores)."""
+    from clm.analytics.service import score_customers
+    from clm.cli.context import engine
+
+    result = score_customers(
+        engine(), horizon_days=horizon_days, annual_discount_rate=discount_rate, margin=margin, model=model
+    )
+    if json:
+        print_json(result)
+        return
+    console.print(
+        f"scored [bold]{result['customers']:,}[/] customers with {model} + Gamma-Gamma: "
+        f"total {horizon_days}-day CLV {result['total_clv']:,.2f} at margin {result['margin']:.1%}"
+    )

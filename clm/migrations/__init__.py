@@ -17,6 +17,7 @@ HERE = Path(__file__).parent
 
 def load_metadata() -> MetaData:
     """Import every domain's tables so the shared metadata is complete."""
+    import clm.analytics.tables
     import clm.auth.tables
     import clm.commerce.tables
     import clm.customers.tables

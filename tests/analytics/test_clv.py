@@ -163,3 +163,40 @@ def test_the_cli_reproduces_the_published_fit_from_raw_transactions(capsys):
     assert pareto["model"] == "pareto" and round(pareto["loglik"], 1) == -9595.0
     assert main([*args, "--model", "mbg"]) == 1
     assert "supported models" in capsys.readouterr().err
+
+
+def test_discounted_clv_adds_up_discounted_purchases(bgnbd):
+    from clm.analytics.clv import discounted_clv
+
+    x, tx, T = np.array([2.0, 0.0]), np.array([30.43, 0.0]), np.array([38.86, 38.86])
+    spend = np.array([20.0, 20.0])
+    undiscounted = discounted_clv(bgnbd, spend, x, tx, T, horizon=52, steps=12, discount_rate=0.0, margin=0.5)
+    assert undiscounted == pytest.approx(bgnbd.expected_purchases(52, x, tx, T) * 20 * 0.5)
+    discounted = discounted_clv(bgnbd, spend, x, tx, T, horizon=52, steps=12, discount_rate=0.01, margin=0.5)
+    assert np.all(discounted < undiscounted) and np.all(discounted > 0)
+
+
+def test_clv_score_writes_every_buyer(engine, db_url, capsys):
+    from sqlalchemy import select
+
+    from clm.analytics.tables import clv_scores
+    from clm.cli import main
+    from tests.lifecycle.conftest import Shop
+
+    shop = Shop(engine)
+    shop.products(("A", "misc", 10, 6))
+    rng = np.random.default_rng(5)
+    revenue = cost = 0.0
+    for c in range(60):
+        shop.customer(f"k{c}", "2025-01-01")
+        days = np.sort(rng.choice(300, size=int(rng.integers(1, 6)), replace=False))
+        for d in days:
+            shop.order(f"k{c}", str(np.datetime64("2025-01-02") + int(d)), 10.0 + c % 7)
+            revenue, cost = revenue + 10.0 + c % 7, cost + 6.0
+    assert main(["--db", db_url, "clv", "score", "--json"]) == 0
+    result = __import__("json").loads(capsys.readouterr().out)
+    assert result["customers"] == 60 and result["total_clv"] > 0
+    assert result["margin"] == pytest.approx(1 - cost / revenue)  # the shop's own margin
+    with engine.connect() as conn:
+        rows = conn.execute(select(clv_scores)).all()
+    assert len(rows) == 60 and all(0 <= r.p_alive <= 1 and r.clv >= 0 and r.expected_spend > 0 for r in rows)
