@@ -21,7 +21,8 @@ class Cohort(BaseModel):
     cohort: str = Field(..., description="Acquisition month, YYYY-MM.")
     customers: int
     active: list[float | None] = Field(
-        ..., description="Share active in month 0, 1, 2, … after acquisition (null: month not over yet)."
+        ...,
+        description="Share active in month 0, 1, 2, … after acquisition (null: that month has not come yet).",
     )
     purchasing: list[float | None] = Field(..., description="Share with a counted order in that month.")
 
