@@ -106,10 +106,21 @@ def select_model(engine: Engine, model: StageModel, source: str) -> None:
     """Make `model` the one every run uses from now on."""
     values = {"name": model.name, "source": source, "definition": model.as_dict(), "selected_at": utcnow()}
     with engine.begin() as conn:
-        if conn.execute(select(lifecycle_settings.c.id).where(lifecycle_settings.c.id == 1)).first():
-            conn.execute(update(lifecycle_settings).where(lifecycle_settings.c.id == 1).values(**values))
-        else:
-            conn.execute(insert(lifecycle_settings).values(id=1, **values))
+        _save_settings(conn, model, values)
+
+
+def _save_settings(conn: Connection, model: StageModel, values: dict[str, Any]) -> None:
+    """Update the single settings row, creating it (with `model` as the selection) if missing."""
+    if conn.execute(select(lifecycle_settings.c.id).where(lifecycle_settings.c.id == 1)).first():
+        conn.execute(update(lifecycle_settings).where(lifecycle_settings.c.id == 1).values(**values))
+        return
+    selection = {
+        "name": model.name,
+        "source": model.name,
+        "definition": model.as_dict(),
+        "selected_at": utcnow(),
+    }
+    conn.execute(insert(lifecycle_settings).values(id=1, **{**selection, **values}))
 
 
 def shop_purchase_gap(conn: Connection, as_of: datetime) -> float | None:
@@ -272,21 +283,7 @@ def assign_stages(
             )
         gap = shop_purchase_gap(conn, as_of)
         result = _run(conn, chosen, as_of, gap, None)
-        values = {"shop_purchase_gap_days": gap, "last_full_run_at": as_of}
-        if conn.execute(select(lifecycle_settings.c.id).where(lifecycle_settings.c.id == 1)).first():
-            conn.execute(update(lifecycle_settings).where(lifecycle_settings.c.id == 1).values(**values))
-        else:
-            definition = chosen.as_dict()
-            conn.execute(
-                insert(lifecycle_settings).values(
-                    id=1,
-                    name=chosen.name,
-                    source=chosen.name,
-                    definition=definition,
-                    selected_at=utcnow(),
-                    **values,
-                )
-            )
+        _save_settings(conn, chosen, {"shop_purchase_gap_days": gap, "last_full_run_at": as_of})
     return result
 
 

@@ -118,12 +118,16 @@ def feature_params(as_of: datetime, shop_gap: float | None) -> dict[str, Any]:
     }
 
 
-def counted_order(as_of: Any) -> ColumnElement[bool]:
-    """An order that counts as a purchase at `as_of`: not cancelled and not refunded by then."""
-    refunded = and_(
+def refunded_order(as_of: Any) -> ColumnElement[bool]:
+    """An order refunded by `as_of` (a refund without a time counts as refunded)."""
+    return and_(
         orders.c.status == "refunded", or_(orders.c.refunded_at.is_(None), orders.c.refunded_at <= as_of)
     )
-    return and_(orders.c.status != "cancelled", not_(refunded))
+
+
+def counted_order(as_of: Any) -> ColumnElement[bool]:
+    """An order that counts as a purchase at `as_of`: not cancelled and not refunded by then."""
+    return and_(orders.c.status != "cancelled", not_(refunded_order(as_of)))
 
 
 def feature_query(scoped: bool = False) -> Select[Any]:
@@ -136,9 +140,7 @@ def feature_query(scoped: bool = False) -> Select[Any]:
     at = AS_OF
     t30, t90, t365 = (_ts(f"t{d}") for d in RECENT_DAYS)
     counted = counted_order(at)
-    refunded_by = and_(
-        orders.c.status == "refunded", or_(orders.c.refunded_at.is_(None), orders.c.refunded_at <= at)
-    )
+    refunded_by = refunded_order(at)
 
     def limit(query: Select[Any], column: Any) -> Select[Any]:
         return query.where(column.in_(SCOPE)) if scoped else query
