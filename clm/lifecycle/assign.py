@@ -44,7 +44,7 @@ from clm.core.timeutil import as_utc, utcnow
 from clm.customers.tables import customers
 from clm.events.schemas import SYSTEM_ID_PREFIX
 from clm.events.tables import events
-from clm.lifecycle.features import (
+from clm.features import (
     SCOPE,
     SYSTEM_CHANNEL,
     CustomerSpace,

@@ -13,7 +13,7 @@ from clm.commerce.tables import orders
 from clm.core.timeutil import as_utc, utcnow
 from clm.customers.tables import customers
 from clm.events.tables import events
-from clm.lifecycle.features import SYSTEM_CHANNEL, counted_order
+from clm.features import SYSTEM_CHANNEL, counted_order
 from clm.store.sql import month_number
 
 

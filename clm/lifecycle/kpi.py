@@ -20,7 +20,7 @@ from clm.core.errors import InvalidInput
 from clm.core.timeutil import as_utc
 from clm.customers.tables import customers
 from clm.events.tables import events
-from clm.lifecycle.features import counted_order
+from clm.features import counted_order
 from clm.lifecycle.tables import stage_transitions
 from clm.store.schema import UTCDateTime
 from clm.store.sql import json_number, json_text, year_month

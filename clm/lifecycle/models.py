@@ -17,7 +17,7 @@ import yaml
 
 from clm.conditions import Condition, ConditionError, compile_condition, parse_condition, to_text
 from clm.core.errors import InvalidInput, UnusableInput
-from clm.lifecycle.features import CustomerSpace
+from clm.features import CustomerSpace
 from clm.lifecycle.tables import customer_features
 
 DEFAULT_MODEL = "clm5"
