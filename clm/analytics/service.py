@@ -1,16 +1,29 @@
-"""The analytics domain's public door: RFM summaries and CLV model fits."""
+"""The analytics domain's public door: RFM summaries, CLV fits and scores, churn early warning."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from clm.analytics.churn import BANDS, card_markdown
+from clm.analytics.churn_store import (
+    ChurnRisk,
+    TrainedModel,
+    at_risk,
+    customer_risk,
+    load_model,
+    score_store,
+    train_store_model,
+)
+from clm.analytics.churn_table import read_table, score_table, train_table_model
 from clm.analytics.clv import BetaGeoNBD, GammaGamma, ParetoNBD
 from clm.analytics.rfm import rfm_scores, rfm_summary, store_summary
-from clm.core.errors import InvalidInput, UnusableInput
+from clm.core.errors import InvalidInput, NotFound, UnusableInput
 
 MODELS: dict[str, type[BetaGeoNBD] | type[ParetoNBD]] = {"bgnbd": BetaGeoNBD, "pareto": ParetoNBD}
 
@@ -149,6 +162,35 @@ def score_customers(
     }
 
 
+@dataclass(frozen=True)
+class ValueScore:
+    """A customer's latest predictive value score (`clm clv score`)."""
+
+    customer_id: int
+    scored_at: datetime
+    model: str
+    horizon_days: float
+    p_alive: float
+    expected_purchases: float
+    expected_spend: float
+    clv: float
+
+
+def customer_value(engine: Any, customer_id: int) -> ValueScore:
+    """One customer's P(alive), expected purchases and spend over the horizon, and CLV."""
+    from sqlalchemy import select
+
+    from clm.analytics.tables import clv_scores
+    from clm.customers.service import get_customer
+
+    customer_id = get_customer(engine, customer_id).id
+    with engine.connect() as conn:
+        row = conn.execute(select(clv_scores).where(clv_scores.c.customer_id == customer_id)).first()
+    if row is None:
+        raise NotFound(f"customer {customer_id} has no value score (no counted order, or not scored yet)")
+    return ValueScore(**row._mapping)
+
+
 def shop_margin(engine: Any) -> float:
     """1 - cost / revenue over the kept orders' items (products without a cost count as 0)."""
     from sqlalchemy import func, select
@@ -173,11 +215,24 @@ def shop_margin(engine: Any) -> float:
 
 
 __all__ = [
+    "BANDS",
     "BetaGeoNBD",
+    "ChurnRisk",
     "GammaGamma",
+    "TrainedModel",
+    "at_risk",
+    "card_markdown",
+    "customer_risk",
+    "customer_value",
     "fit_clv",
+    "load_model",
+    "read_table",
     "read_transactions",
     "rfm_scores",
     "rfm_summary",
+    "score_store",
+    "score_table",
     "store_summary",
+    "train_store_model",
+    "train_table_model",
 ]

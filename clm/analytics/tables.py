@@ -1,8 +1,9 @@
-"""Tables of the analytics domain: the latest predictive value score of each customer."""
+"""Tables of the analytics domain: the latest value and churn scores of each customer, and the
+trained churn models."""
 
-from sqlalchemy import Column, Float, ForeignKey, String, Table
+from sqlalchemy import Column, Float, ForeignKey, Index, Integer, LargeBinary, String, Table
 
-from clm.store.schema import PKType, UTCDateTime, metadata
+from clm.store.schema import JSONType, PKType, UTCDateTime, metadata
 
 clv_scores = Table(
     "clv_scores",
@@ -15,4 +16,31 @@ clv_scores = Table(
     Column("expected_purchases", Float, nullable=False),
     Column("expected_spend", Float, nullable=False),
     Column("clv", Float, nullable=False),
+)
+
+# A trained churn model with its model card (data window, features, metrics); the newest row
+# of a source is the one in use. The model is a joblib pickle written by CLM itself.
+churn_models = Table(
+    "churn_models",
+    metadata,
+    Column("id", PKType, primary_key=True, autoincrement=True),
+    Column("trained_at", UTCDateTime, nullable=False),
+    Column("source", String(16), nullable=False),  # store, or table (an imported customer table)
+    Column("name", String(200), nullable=False),
+    Column("horizon_days", Integer),
+    Column("card", JSONType, nullable=False),
+    Column("model", LargeBinary, nullable=False),
+)
+
+# The latest churn score of each customer of the store, with its reasons.
+churn_scores = Table(
+    "churn_scores",
+    metadata,
+    Column("customer_id", PKType, ForeignKey("customers.id"), primary_key=True),
+    Column("model_id", PKType, ForeignKey("churn_models.id"), nullable=False),
+    Column("scored_at", UTCDateTime, nullable=False),
+    Column("probability", Float, nullable=False),
+    Column("band", String(16), nullable=False),
+    Column("reasons", JSONType, nullable=False),
+    Index("ix_churn_scores_probability", "probability"),
 )

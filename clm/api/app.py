@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from clm import __version__
+from clm.analytics.api import router as analytics_router
 from clm.api import customer_view, errors
 from clm.commerce.api import router as commerce_router
 from clm.customers.api import router as customers_router
@@ -68,6 +69,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         events_router,
         commerce_router,
         lifecycle_router,
+        analytics_router,
     ):
         app.include_router(router, responses=ERRORS)
 

@@ -90,7 +90,41 @@ def test_store_summary_counts_only_kept_orders(engine):
     shop.order("a", "2026-01-12", 99, status="cancelled")
     shop.order("a", "2026-01-13", 50, status="refunded", refunded_at="2026-01-20")
     s = store_summary(engine, observation_end=day("2026-01-31"))
-    row = s.loc[str(shop.ids["a"])]
+    row = s.loc[shop.ids["a"]]
     assert (row.frequency, row.recency, row.orders, row.revenue) == (1, 10.0, 2, 40.0)
     before_refund = store_summary(engine, observation_end=day("2026-01-15"))
-    assert before_refund.loc[str(shop.ids["a"]), "orders"] == 3
+    assert before_refund.loc[shop.ids["a"], "orders"] == 3
+
+
+def test_store_summary_agrees_with_the_dataframe_summary(engine):
+    """Same-day orders are one period in both; the SQL pass and pandas give the same numbers."""
+    from tests.lifecycle.conftest import Shop
+
+    shop = Shop(engine)
+    shop.customer("a", "2026-01-01")
+    shop.customer("b", "2026-01-01")
+    rows = [
+        ("a", "2026-01-02", 10.0),
+        ("a", "2026-01-02", 5.0),  # same day: one period of 15
+        ("a", "2026-01-09", 30.0),
+        ("a", "2026-02-01", 45.0),
+        ("b", "2026-01-20", 70.0),
+    ]
+    for who, when, total in rows:
+        shop.order(who, when, total)
+    end = day("2026-03-01")
+    from_store = store_summary(engine, observation_end=end, unit="week")
+    frame = pd.DataFrame(
+        [(shop.ids[w], day(d), t) for w, d, t in rows], columns=["customer_id", "date", "amount"]
+    )
+    from_frame = rfm_summary(frame, observation_end=end, unit="week")
+    from_frame.index = from_frame.index.astype(int)
+    columns = ["frequency", "recency", "T", "monetary_value", "orders", "revenue", "days_since_last"]
+    pd.testing.assert_frame_equal(
+        from_store[columns].sort_index(),
+        from_frame[columns].sort_index(),
+        check_dtype=False,
+        check_names=False,
+    )
+    a = from_store.loc[shop.ids["a"]]
+    assert (a.frequency, a.orders, a.monetary_value) == (2, 4, 37.5)  # (30 + 45) / 2 repeat periods

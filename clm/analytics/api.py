@@ -1,0 +1,88 @@
+"""Read-only HTTP routes of the analytics domain: churn risk with reasons, the at-risk list,
+the churn model card, and a customer's predicted value."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel
+
+from clm.analytics.service import at_risk, customer_risk, customer_value, load_model
+from clm.auth.http import requires
+from clm.core.payloads import MAX_ID
+
+router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"], dependencies=[Depends(requires("read"))])
+
+
+class Reason(BaseModel):
+    feature: str
+    value: Any
+    typical: Any
+    weight: float
+    text: str
+
+
+class ChurnRiskOut(BaseModel):
+    customer_id: int
+    name: str | None
+    email: str | None
+    probability: float
+    band: str
+    reasons: list[Reason]
+    clv: float | None
+    value_at_risk: float | None
+    scored_at: datetime
+
+
+class ValueOut(BaseModel):
+    customer_id: int
+    scored_at: datetime
+    model: str
+    horizon_days: float
+    p_alive: float
+    expected_purchases: float
+    expected_spend: float
+    clv: float
+
+
+@router.get("/churn/at-risk", response_model=list[ChurnRiskOut])
+def read_at_risk(
+    request: Request,
+    top: Annotated[int, Query(ge=1, le=10_000, description="How many customers.")] = 50,
+    band: Annotated[
+        Literal["high", "medium", "low"] | None, Query(description="Only this risk band.")
+    ] = None,
+    by: Annotated[
+        Literal["risk", "value"], Query(description="Order by churn probability, or by probability x CLV.")
+    ] = "risk",
+) -> list[ChurnRiskOut]:
+    """The customers most likely to churn (latest `clm churn score`), each with the top reasons
+    in words. Bands: high ≥ 0.6, medium ≥ 0.3, low below (calibrated probabilities)."""
+    risks = at_risk(request.app.state.engine, top=top, band=band, by=by)
+    return [ChurnRiskOut.model_validate(r.as_dict()) for r in risks]
+
+
+@router.get("/churn/customers/{customer_id}", response_model=ChurnRiskOut)
+def read_customer_risk(customer_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request) -> ChurnRiskOut:
+    """A customer's churn probability, band and reasons."""
+    return ChurnRiskOut.model_validate(customer_risk(request.app.state.engine, customer_id).as_dict())
+
+
+@router.get("/churn/model")
+def read_churn_model(
+    request: Request,
+    source: Annotated[
+        Literal["store", "table"], Query(description="Trained on the store or a table.")
+    ] = "store",
+) -> dict[str, Any]:
+    """The model card of the newest churn model: data windows, features, held-out metrics
+    against the baselines (recency, P(alive)), calibration table."""
+    return load_model(request.app.state.engine, source)[2]
+
+
+@router.get("/clv/customers/{customer_id}", response_model=ValueOut)
+def read_customer_value(customer_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request) -> ValueOut:
+    """A customer's P(alive), expected purchases and spend over the horizon, and discounted CLV."""
+    return ValueOut.model_validate(customer_value(request.app.state.engine, customer_id).__dict__)

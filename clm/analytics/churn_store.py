@@ -1,0 +1,434 @@
+"""Churn early warning on the store: features at a cut-off, labels after it, a time-split
+evaluation against baselines, and scores with reasons for every recently active customer.
+
+The label of a customer at a cut-off c with horizon H: churned when they have no activity
+event and no order in (c, c + H]. Features only see what happened up to c, so nothing leaks.
+Time split (with `end` the last moment the data covers):
+
+    train: features at end - 2H, labels in (end - 2H, end - H]
+    test:  features at end - H,  labels in (end - H, end]      <- the report's held-out period
+    final: refit on the test window, score features at `end`
+
+The population is the customers active in the `active_within_days` before the cut-off:
+customers gone longer are already lost (the stage model calls them so), not at risk.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, String, delete, func, insert, literal, select, union
+from sqlalchemy.engine import Connection
+
+from clm.analytics.churn import BANDS, ChurnModel, bands, evaluate
+from clm.analytics.clv import BetaGeoNBD
+from clm.analytics.rfm import store_summary
+from clm.analytics.tables import churn_models, churn_scores, clv_scores
+from clm.commerce.tables import orders
+from clm.core.errors import InvalidInput, NotFound
+from clm.core.timeutil import as_utc, utcnow
+from clm.customers.service import get_customer
+from clm.customers.tables import customers
+from clm.events.tables import events
+from clm.features import SYSTEM_CHANNEL, feature_params, feature_query
+from clm.store.bulk import insert_ignore_many
+from clm.store.schema import to_db_timestamp
+
+NUMERIC = (
+    "days_since_first_seen",
+    "days_since_last_activity",
+    "days_since_last_purchase",
+    "orders",
+    "refunds",
+    "revenue",
+    "aov",
+    "purchase_gap_days",
+    "orders_90d",
+    "revenue_365d",
+    "categories",
+    "views_30d",
+    "carts_30d",
+    "email_opens_30d",
+    "email_clicks_30d",
+    "events_30d",
+    "inquiries",
+    "last_nps",
+    "last_csat",
+    "open_tickets",
+    "overdue_ratio",
+)
+CATEGORICAL = ("acquisition_channel",)
+# How each feature reads in a reason ("days since last activity: 143 (customers who stay: 12)").
+WORDS = {
+    "days_since_first_seen": "days as a customer",
+    "days_since_last_activity": "days since last activity",
+    "days_since_last_purchase": "days since last purchase",
+    "orders": "orders",
+    "refunds": "refunded orders",
+    "revenue": "revenue to date",
+    "aov": "average order value",
+    "purchase_gap_days": "usual days between purchases",
+    "orders_90d": "orders in the last 90 days",
+    "revenue_365d": "revenue in the last 365 days",
+    "categories": "product categories bought",
+    "views_30d": "page and product views in the last 30 days",
+    "carts_30d": "items added to a cart in the last 30 days",
+    "email_opens_30d": "emails opened in the last 30 days",
+    "email_clicks_30d": "email clicks in the last 30 days",
+    "events_30d": "actions in the last 30 days",
+    "inquiries": "inquiries, trials and sales calls",
+    "last_nps": "latest NPS answer",
+    "last_csat": "latest CSAT answer",
+    "open_tickets": "open support tickets",
+    "overdue_ratio": "days since last purchase / usual gap",
+    "acquisition_channel": "acquisition channel",
+}
+
+
+def data_end(conn: Connection) -> datetime | None:
+    """The last moment the store's activity covers: the latest activity event or order."""
+    last_event = conn.execute(
+        select(func.max(events.c.occurred_at)).where(events.c.channel != SYSTEM_CHANNEL)
+    ).scalar()
+    last_order = conn.execute(select(func.max(orders.c.ordered_at))).scalar()
+    known = [as_utc(t) for t in (last_event, last_order) if t is not None]
+    return max(known) if known else None
+
+
+def store_features(conn: Connection, as_of: datetime, active_within_days: int) -> pd.DataFrame:
+    """Model features of every customer active in the `active_within_days` before `as_of`,
+    indexed by customer id; one set-based query."""
+    row = feature_query().subquery("f")
+    query = (
+        select(*(row.c[name] for name in ("customer_id", *NUMERIC[:-1])), customers.c.acquisition_channel)
+        .join(customers, customers.c.id == row.c.customer_id)
+        .where(row.c.days_since_last_activity <= active_within_days)
+    )
+    result = conn.execute(query, feature_params(as_of, None))
+    frame = pd.DataFrame(result.all(), columns=list(map(str, result.keys()))).set_index("customer_id")
+    for name in NUMERIC[:-1]:
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
+    shop_gap = frame["purchase_gap_days"].median()
+    gap = frame["purchase_gap_days"].fillna(shop_gap if pd.notna(shop_gap) else np.nan)
+    frame["overdue_ratio"] = frame["days_since_last_purchase"] / gap.where(gap > 0)
+    frame["acquisition_channel"] = (
+        frame["acquisition_channel"].astype("string").fillna("unknown").astype("category")
+    )
+    return frame[[*NUMERIC, *CATEGORICAL]]
+
+
+def active_between(conn: Connection, start: datetime, end: datetime) -> np.ndarray:
+    """Ids of customers with an activity event or an order in (start, end]."""
+    acted = union(
+        select(events.c.customer_id).where(
+            events.c.occurred_at > start, events.c.occurred_at <= end, events.c.channel != SYSTEM_CHANNEL
+        ),
+        select(orders.c.customer_id).where(orders.c.ordered_at > start, orders.c.ordered_at <= end),
+    )
+    return np.array([r[0] for r in conn.execute(acted)], dtype=np.int64)
+
+
+def labelled(
+    conn: Connection, cutoff: datetime, horizon_days: int, active_within_days: int
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Features at `cutoff` and the label "no activity in (cutoff, cutoff + horizon]"."""
+    features = store_features(conn, cutoff, active_within_days)
+    active = active_between(conn, cutoff, cutoff + timedelta(days=horizon_days))
+    churned = (~features.index.isin(active)).astype(int)
+    return features, churned
+
+
+def _cutoffs(last: datetime, windows: int) -> list[str]:
+    return [(last - timedelta(days=30 * k)).isoformat() for k in range(windows)]
+
+
+def _examples(
+    conn: Connection, last_cut: datetime, horizon_days: int, active_within_days: int, windows: int
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Labelled examples at `windows` cut-offs a month apart ending at `last_cut`: more to
+    learn from, and every label still ends by `last_cut + horizon`."""
+    parts = [
+        labelled(conn, last_cut - timedelta(days=30 * k), horizon_days, active_within_days)
+        for k in range(windows)
+    ]
+    return pd.concat([x for x, _ in parts], ignore_index=True), np.concatenate([y for _, y in parts])
+
+
+def _p_alive_baseline(engine: Engine, cutoff: datetime, ids: pd.Index) -> np.ndarray | None:
+    """1 - P(alive) from BG/NBD fitted on the orders up to the cut-off (customers without an
+    order count as alive, as the model says); None when BG/NBD cannot be fitted."""
+    summary = store_summary(engine, observation_end=cutoff, unit="day")
+    if summary.empty or (summary["frequency"] > 0).sum() < 10:
+        return None
+    fitted = BetaGeoNBD().fit(summary["frequency"], summary["recency"], summary["T"])
+    alive = pd.Series(
+        fitted.probability_alive(summary["frequency"], summary["recency"], summary["T"]), index=summary.index
+    )
+    return 1.0 - alive.reindex(ids).fillna(1.0).to_numpy()
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    model_id: int
+    card: dict[str, Any]
+
+
+def train_store_model(
+    engine: Engine,
+    *,
+    horizon_days: int = 90,
+    as_of: datetime | None = None,
+    active_within_days: int = 365,
+    training_windows: int = 3,
+    random_state: int = 0,
+) -> TrainedModel:
+    """Train, evaluate on the held-out period against recency and P(alive), refit on the latest
+    window, and save the model with its card. `as_of` defaults to the end of the data."""
+    if horizon_days < 1:
+        raise InvalidInput("must be at least 1 day", "horizon_days")
+    with engine.connect() as conn:
+        end = as_utc(as_of) if as_of else data_end(conn)
+        if end is None:
+            raise InvalidInput("the store has no activity to learn from")
+        test_cut = end - timedelta(days=horizon_days)
+        train_cut = test_cut - timedelta(days=horizon_days)
+        x_train, y_train = _examples(conn, train_cut, horizon_days, active_within_days, training_windows)
+        x_test, y_test = labelled(conn, test_cut, horizon_days, active_within_days)
+        x_final, y_final = _examples(conn, test_cut, horizon_days, active_within_days, training_windows)
+    if len(x_train) < 50 or len(x_test) < 50:
+        raise InvalidInput(
+            f"the store's history is too short for a {horizon_days}-day horizon: need customers "
+            f"active before {train_cut:%Y-%m-%d} and a full horizon after it"
+        )
+    model = ChurnModel(random_state=random_state, labels=WORDS).fit(x_train, y_train)
+    scores = {
+        "model": model.predict_proba(x_test),
+        "recency": x_test["days_since_last_activity"].to_numpy(),
+    }
+    p_alive = _p_alive_baseline(engine, test_cut, x_test.index)
+    if p_alive is not None:
+        scores["p_alive"] = p_alive
+    held_out = {name: evaluate(y_test, s) for name, s in scores.items()}
+    # P(alive) only knows buyers: compare all three on the customers with an order too
+    buyers = (x_test["orders"] > 0).to_numpy()
+    if 0 < y_test[buyers].sum() < buyers.sum():
+        held_out["buyers_only"] = {name: evaluate(y_test[buyers], s[buyers]) for name, s in scores.items()}
+    final = ChurnModel(random_state=random_state, labels=WORDS).fit(x_final, y_final)
+    card = {
+        "source": "store",
+        "label": f"no activity event and no order in the {horizon_days} days after the cut-off",
+        "horizon_days": horizon_days,
+        "active_within_days": active_within_days,
+        "data_end": end.isoformat(),
+        "windows": {
+            "train": {
+                "features_at": _cutoffs(train_cut, training_windows),
+                "labels_until": test_cut.isoformat(),
+                "examples": len(y_train),
+            },
+            "test": {
+                "features_at": [test_cut.isoformat()],
+                "labels_until": end.isoformat(),
+                "examples": len(y_test),
+            },
+            "final": {
+                "features_at": _cutoffs(test_cut, training_windows),
+                "labels_until": end.isoformat(),
+                "examples": len(y_final),
+            },
+        },
+        "metrics": held_out,
+        **final.summary(),
+    }
+    return save_model(engine, final, card, source="store", name="store", horizon_days=horizon_days)
+
+
+def save_model(
+    engine: Engine,
+    model: ChurnModel,
+    card: dict[str, Any],
+    *,
+    source: str,
+    name: str,
+    horizon_days: int | None,
+) -> TrainedModel:
+    """Store the model with its card (the card gains the training time)."""
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    now = utcnow()
+    card = {**card, "trained_at": now.isoformat()}
+    with engine.begin() as conn:
+        model_id = conn.execute(
+            insert(churn_models)
+            .values(
+                trained_at=now,
+                source=source,
+                name=name[:200],
+                horizon_days=horizon_days,
+                card=card,
+                model=buffer.getvalue(),
+            )
+            .returning(churn_models.c.id)
+        ).scalar_one()
+    return TrainedModel(int(model_id), card)
+
+
+def load_model(engine: Engine, source: str) -> tuple[int, ChurnModel, dict[str, Any]]:
+    """The newest model trained on `source` (store or table)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(churn_models.c.id, churn_models.c.model, churn_models.c.card)
+            .where(churn_models.c.source == source)
+            .order_by(churn_models.c.id.desc())
+            .limit(1)
+        ).first()
+    if row is None:
+        hint = "clm churn train" if source == "store" else "clm churn train --table FILE --label COLUMN"
+        raise NotFound(f"no churn model trained on the {source} yet: run `{hint}`")
+    return int(row.id), joblib.load(io.BytesIO(row.model)), dict(row.card)
+
+
+def score_store(engine: Engine, *, as_of: datetime | None = None) -> dict[str, Any]:
+    """Score every recently active customer with the newest store model and replace
+    `churn_scores`: calibrated probability, band and top reasons."""
+    model_id, model, card = load_model(engine, "store")
+    with engine.connect() as conn:
+        end = as_utc(as_of) if as_of else data_end(conn)
+        if end is None:
+            raise InvalidInput("the store has no activity to score")
+        features = store_features(conn, end, int(card.get("active_within_days", 365)))
+    probability = model.predict_proba(features) if len(features) else np.array([])
+    band = bands(probability)
+    reasons = model.reasons(features) if len(features) else []
+    now = utcnow()
+    with engine.begin() as conn:
+        stamp = to_db_timestamp(now, conn.dialect.name)
+        conn.execute(delete(churn_scores))
+        rows = [
+            (int(cid), model_id, stamp, float(p), str(b), _json([r.as_dict() for r in why]))
+            for cid, p, b, why in zip(features.index, probability, band, reasons, strict=True)
+        ]
+        for start in range(0, len(rows), 50_000):
+            insert_ignore_many(
+                conn,
+                churn_scores,
+                ("customer_id", "model_id", "scored_at", "probability", "band", "reasons"),
+                rows[start : start + 50_000],
+                ("customer_id",),
+            )
+    counts = {name: int((band == name).sum()) for name, _ in sorted({b: 0 for b in band}.items())}
+    return {"model_id": model_id, "as_of": end.isoformat(), "customers": len(rows), "bands": counts}
+
+
+def _json(value: Any) -> str:
+    import orjson
+
+    return orjson.dumps(value).decode()
+
+
+@dataclass(frozen=True)
+class ChurnRisk:
+    customer_id: int
+    probability: float
+    band: str
+    reasons: list[dict[str, Any]]
+    scored_at: datetime
+    name: str | None = None
+    email: str | None = None
+    clv: float | None = None  # predicted CLV from `clm clv score`, when scored
+
+    @property
+    def value_at_risk(self) -> float | None:
+        """Probability of churn times predicted CLV: what the shop stands to lose."""
+        return None if self.clv is None else self.probability * self.clv
+
+    def as_dict(self) -> dict[str, Any]:
+        """The API's shape (and `--json`'s)."""
+        return {
+            "customer_id": self.customer_id,
+            "name": self.name,
+            "email": self.email,
+            "probability": self.probability,
+            "band": self.band,
+            "reasons": self.reasons,
+            "clv": self.clv,
+            "value_at_risk": self.value_at_risk,
+            "scored_at": self.scored_at.isoformat().replace("+00:00", "Z"),
+        }
+
+
+def _risk_query() -> Any:
+    return (
+        select(
+            churn_scores.c.customer_id,
+            churn_scores.c.probability,
+            churn_scores.c.band,
+            churn_scores.c.reasons,
+            churn_scores.c.scored_at,
+            func.trim(
+                func.coalesce(customers.c.first_name, literal("", String))
+                + literal(" ", String)
+                + func.coalesce(customers.c.last_name, literal("", String))
+            ).label("name"),
+            customers.c.email,
+            clv_scores.c.clv,
+        )
+        .join(customers, customers.c.id == churn_scores.c.customer_id)
+        .outerjoin(clv_scores, clv_scores.c.customer_id == churn_scores.c.customer_id)
+    )
+
+
+def _risk(row: Any) -> ChurnRisk:
+    reasons = row.reasons
+    if isinstance(reasons, str):
+        import orjson
+
+        reasons = orjson.loads(reasons)
+    return ChurnRisk(
+        customer_id=int(row.customer_id),
+        probability=float(row.probability),
+        band=row.band,
+        reasons=list(reasons),
+        scored_at=as_utc(row.scored_at),
+        name=row.name or None,
+        email=row.email,
+        clv=None if row.clv is None else float(row.clv),
+    )
+
+
+def customer_risk(engine: Engine, customer_id: int) -> ChurnRisk:
+    """One customer's latest churn score with its reasons (a merged id leads to its survivor)."""
+    customer_id = get_customer(engine, customer_id).id
+    with engine.connect() as conn:
+        row = conn.execute(_risk_query().where(churn_scores.c.customer_id == customer_id)).first()
+    if row is None:
+        raise NotFound(
+            f"customer {customer_id} has no churn score (not scored yet, or inactive for longer "
+            "than the model's window): run `clm churn score`"
+        )
+    return _risk(row)
+
+
+def at_risk(engine: Engine, *, top: int = 50, band: str | None = None, by: str = "risk") -> list[ChurnRisk]:
+    """The customers most likely to churn, highest probability first, or (`by="value"`) the
+    most predicted value at risk first: probability times CLV (needs `clm clv score`)."""
+    if band is not None and band not in {name for name, _ in BANDS}:
+        raise InvalidInput(f"{band!r} is not a band: {', '.join(name for name, _ in BANDS)}", "band")
+    if by not in ("risk", "value"):
+        raise InvalidInput("sort by risk or value", "by")
+    first = (
+        churn_scores.c.probability.desc()
+        if by == "risk"
+        else (churn_scores.c.probability * func.coalesce(clv_scores.c.clv, 0.0)).desc()
+    )
+    query = _risk_query().order_by(first, churn_scores.c.customer_id).limit(top)
+    if band:
+        query = query.where(churn_scores.c.band == band)
+    with engine.connect() as conn:
+        return [_risk(r) for r in conn.execute(query)]

@@ -1,0 +1,175 @@
+"""`clm churn train|score|at-risk|card`: churn early warning from the store or a customer table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from clm.analytics.service import (
+    at_risk,
+    card_markdown,
+    load_model,
+    read_table,
+    score_store,
+    score_table,
+    train_store_model,
+    train_table_model,
+)
+from clm.cli.context import engine
+from clm.cli.output import console, print_json
+from clm.core.errors import InvalidInput
+
+app = typer.Typer(
+    help="Churn early warning (流失预警): risk, reasons and the at-risk list.", no_args_is_help=True
+)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (the API's shape).")]
+TableOpt = Annotated[
+    Path | None, typer.Option("--table", help="A customer table (CSV/TSV/JSONL, one row per customer).")
+]
+IdOpt = Annotated[str | None, typer.Option("--id-col", help="The table's customer id column.")]
+
+
+def _metrics_table(card: dict[str, Any]) -> Table:
+    table = Table("score", "AUC", "precision top 10%", "lift", "Brier", title="held-out evaluation")
+    metrics = card["metrics"]
+
+    def add(name: str, m: dict[str, Any]) -> None:
+        cells = [m.get(k) for k in ("auc", "precision_top_decile", "lift_top_decile", "brier")]
+        table.add_row(name, *("-" if c is None else f"{c:.3f}" for c in cells))
+
+    for name, m in metrics.items():
+        if name == "best_single_column":
+            table.add_row(f"best single column ({m['column']})", f"{m['auc']:.3f}", "-", "-", "-")
+        elif name != "buyers_only":
+            add(name, m)
+    for name, m in metrics.get("buyers_only", {}).items():
+        add(f"{name} (buyers only)", m)
+    return table
+
+
+@app.command()
+def train(
+    table: TableOpt = None,
+    label: Annotated[str | None, typer.Option(help="The table's churn label column (1/0, yes/no).")] = None,
+    id_col: IdOpt = None,
+    horizon: Annotated[int, typer.Option(help="Days without activity that count as churn (store).")] = 90,
+    active_within: Annotated[
+        int, typer.Option(help="Only customers active this many days before a cut-off (store).")
+    ] = 365,
+    card: Annotated[Path | None, typer.Option(help="Also write the model card (Markdown) here.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Train the churn model with a time-based split (store) or a held-out quarter (table),
+    compare it with the baselines, and save it with its model card."""
+    eng = engine()
+    rejected = 0
+    if table is not None:
+        if not label:
+            raise InvalidInput("give the churn label column of the table with --label", "label")
+        trained = train_table_model(eng, read_table(table), label=label, id_col=id_col, name=table.name)
+        result = trained.trained
+        rejected = len(trained.rejections)
+        if rejected and not json:
+            shown = Table(
+                "line", "reason", title="rejected rows (first 20)" if rejected > 20 else "rejected rows"
+            )
+            for r in trained.rejections[:20]:
+                shown.add_row(str(r.line), r.reason)
+            console.print(shown)
+    else:
+        result = train_store_model(eng, horizon_days=horizon, active_within_days=active_within)
+    if card is not None:
+        card.write_text(card_markdown(result.card), encoding="utf-8")
+    if json:
+        print_json({"model_id": result.model_id, "card": result.card})
+    else:
+        windows = result.card["windows"]
+        console.print(
+            f"churn model #{result.model_id} trained on {result.card['source']}: "
+            f"{windows['final'].get('examples', windows['final'].get('rows'))} examples; "
+            f"label: {result.card['label']}"
+        )
+        console.print(_metrics_table(result.card))
+        for warning in result.card.get("warnings", []):
+            console.print(f"[yellow]warning:[/] {warning}")
+        console.print(
+            f"model card: [bold]clm churn card{' --table' if table else ''}[/]"
+            + (f" (also written to {card})" if card else "")
+        )
+        console.print("next: [bold]clm churn score[/]" + (" --table FILE" if table else ""))
+    if rejected:
+        raise typer.Exit(1)
+
+
+@app.command()
+def score(
+    table: TableOpt = None,
+    id_col: IdOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write a table's scores (CSV).")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Score every recently active customer of the store (table churn_scores) or every row of a
+    customer table (written to a CSV) with the newest model for that source."""
+    eng = engine()
+    if table is not None:
+        scores = score_table(eng, read_table(table), id_col=id_col)
+        target = out or table.with_name(f"{table.stem}.churn-scores.csv")
+        scores.to_csv(target, index=False)
+        counts = scores["band"].value_counts().to_dict()
+        if json:
+            print_json({"rows": len(scores), "bands": counts, "file": str(target)})
+            return
+        console.print(f"scored {len(scores):,} rows: {counts}; written to [bold]{target}[/]")
+        return
+    result = score_store(eng)
+    if json:
+        print_json(result)
+        return
+    console.print(f"scored {result['customers']:,} customers as of {result['as_of'][:10]}: {result['bands']}")
+    console.print("see who is at risk: [bold]clm churn at-risk[/]")
+
+
+@app.command("at-risk")
+def at_risk_command(
+    top: Annotated[int, typer.Option(min=1, max=100_000, help="How many customers.")] = 20,
+    band: Annotated[str | None, typer.Option(help="Only this band: high, medium or low.")] = None,
+    by: Annotated[str, typer.Option(help="Order by risk, or by value at risk (risk x CLV).")] = "risk",
+    json: JsonOpt = False,
+) -> None:
+    """The customers most likely to churn, with the reasons in words."""
+    risks = at_risk(engine(), top=top, band=band, by=by)
+    if json:
+        print_json([r.as_dict() for r in risks])
+        return
+    if not risks:
+        console.print("no churn scores yet: run [bold]clm churn train[/] and [bold]clm churn score[/]")
+        return
+    table = Table(
+        "customer", "name", "risk", "band", "CLV", "why", title=f"top {len(risks)} customers at risk"
+    )
+    for r in risks:
+        table.add_row(
+            str(r.customer_id),
+            r.name or r.email or "",
+            f"{r.probability:.0%}",
+            r.band,
+            "-" if r.clv is None else f"{r.clv:,.0f}",
+            "\n".join(x["text"] for x in r.reasons),
+        )
+    console.print(table)
+
+
+@app.command()
+def card(
+    table: Annotated[bool, typer.Option("--table", help="The newest table-trained model's card.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Print the model card of the newest churn model (data window, features, metrics)."""
+    _, _, model_card = load_model(engine(), "table" if table else "store")
+    if json:
+        print_json(model_card)
+    else:
+        console.print(card_markdown(model_card), markup=False, highlight=False)
