@@ -161,7 +161,9 @@ class ChurnModel:
 
     def _frame(self, features: pd.DataFrame, *, fitting: bool = False) -> pd.DataFrame:
         if fitting:
-            self.features_ = [str(c) for c in features.columns]
+            # a column without a single value (no NPS answers anywhere, say) carries nothing
+            self.features_ = [str(c) for c in features.columns if features[c].notna().any()]
+            self.empty_features_ = [str(c) for c in features.columns if not features[c].notna().any()]
             self.categorical_ = [
                 c for c in self.features_ if isinstance(features[c].dtype, pd.CategoricalDtype)
             ]
@@ -234,6 +236,7 @@ class ChurnModel:
         self._require_fit()
         return {
             "features": self.features_,
+            "left_out_without_values": self.empty_features_,
             "categorical": self.categorical_,
             "calibration": self.calibration_,
             "training_rows": self.n_train_,
