@@ -40,6 +40,14 @@ def _compress(*columns: Array) -> tuple[list[Array], Array]:
     return [unique[:, i] for i in range(unique.shape[1])], counts.to_numpy(dtype=float)
 
 
+def _distinct(*columns: Array) -> tuple[list[Array], NDArray[np.intp]]:
+    """The distinct rows of the columns and, for every row, the index of its distinct row."""
+    frame = pd.DataFrame({str(i): c for i, c in enumerate(columns)})
+    groups = frame.groupby(list(frame.columns), sort=False)
+    keys = groups.size().index.to_frame(index=False).to_numpy(dtype=float)
+    return [keys[:, i] for i in range(keys.shape[1])], groups.ngroup().to_numpy()
+
+
 def _standard_errors(negative_ll: Any, params: Array) -> Array:
     """Square roots of the diagonal of the inverse numerical Hessian of -LL at the optimum."""
     k = params.size
@@ -300,12 +308,20 @@ class BetaGeoNBD(_Model):
 
     def expected_purchases(self, t: float, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> Array:
         """E[Y(t) | x, t_x, T]: expected purchases in the next t time units (FHL 2005, eq. 10)."""
-        r, alpha, a, b = self._ab()
         x, tx, t_obs = _as_arrays(frequency, recency, T)
-        hyper = special.hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + t_obs + t))
-        first = (a + b + x - 1) / (a - 1)
-        second = 1 - np.exp((r + x) * (np.log(alpha + t_obs) - np.log(alpha + t_obs + t))) * hyper
-        return first * second * self.probability_alive(x, tx, t_obs)
+        return self.expected_purchases_if_alive(t, x, t_obs) * self.probability_alive(x, tx, t_obs)
+
+    def expected_purchases_if_alive(self, t: float, frequency: ArrayLike, T: ArrayLike) -> Array:
+        """E[Y(t) | alive, x, T]; it does not depend on t_x, so customers sharing (x, T) share
+        it: the costly hypergeometric function is evaluated once per distinct pair."""
+        r, alpha, a, b = self._ab()
+        x, t_obs = np.broadcast_arrays(*_as_arrays(frequency, T))
+        shape = x.shape
+        (ux, ut), inverse = _distinct(x.ravel(), t_obs.ravel())
+        hyper = special.hyp2f1(r + ux, b + ux, a + b + ux - 1, t / (alpha + ut + t))
+        first = (a + b + ux - 1) / (a - 1)
+        second = 1 - np.exp((r + ux) * (np.log(alpha + ut) - np.log(alpha + ut + t))) * hyper
+        return (first * second)[inverse].reshape(shape)
 
     def expected_purchases_new_customer(self, t: ArrayLike) -> Array:
         """E[X(t)] for a customer just acquired (FHL 2005, eq. 7)."""
@@ -414,11 +430,29 @@ class GammaGamma(_Model):
             )
         (ux, um), weights = _compress(x[keep], m[keep])
 
+        log_m, log_x = np.log(um), np.log(ux)
+
         def negative_ll(params: Array) -> float:
             return -float(np.sum(weights * self.log_likelihood_terms(params, ux, um)))
 
+        def negative_gradient(params: Array) -> Array:
+            # derivatives of eq. 3 in p, q and γ
+            p, q, v = params
+            px = p * ux
+            log_total = np.log(ux * um + v)
+            both = special.digamma(px + q)
+            d_p = np.sum(weights * ux * (both - special.digamma(px) + log_m + log_x - log_total))
+            d_q = np.sum(weights * (both - special.digamma(q) + np.log(v) - log_total))
+            d_v = np.sum(weights * (q / v - (px + q) / (ux * um + v)))
+            return -np.array([d_p, d_q, d_v])
+
         self._store(
-            _maximise(("p", "q", "v"), negative_ll, np.array([1.0, 1.0, float(np.mean(m[keep]))])),
+            _maximise(
+                ("p", "q", "v"),
+                negative_ll,
+                np.array([1.0, 1.0, float(np.mean(m[keep]))]),
+                gradient=negative_gradient,
+            ),
             int(keep.sum()),
         )
         return self
@@ -475,6 +509,14 @@ def discounted_clv(
     grid = np.linspace(0.0, horizon, steps + 1)
     previous = np.zeros(np.asarray(frequency).shape, dtype=float)
     total = np.zeros_like(previous)
+    if isinstance(model, BetaGeoNBD):
+        # P(alive) once; the alive-conditional expectation per step (shared by equal (x, T))
+        alive = model.probability_alive(frequency, recency, T)
+        for k, t in enumerate(grid[1:], start=1):
+            cumulative = model.expected_purchases_if_alive(t, frequency, T)
+            total += (cumulative - previous) / (1 + discount_rate) ** k
+            previous = cumulative
+        return total * alive * spend * margin
     for k, t in enumerate(grid[1:], start=1):
         cumulative = model.expected_purchases(t, frequency, recency, T)
         total += (cumulative - previous) * spend * margin / (1 + discount_rate) ** k

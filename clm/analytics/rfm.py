@@ -8,12 +8,12 @@ CLV models need (`frequency`, `recency`, `T` in the chosen unit, `monetary_value
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, bindparam, func, select
+from sqlalchemy import Engine, Float, bindparam, func, literal, select, text
 
 from clm.commerce.tables import orders
 from clm.core.errors import InvalidInput
@@ -84,8 +84,8 @@ def rfm_summary(
     )
     periods = periods.reset_index().sort_values(["customer", "when"])
     grouped = periods.groupby("customer", sort=True)
-    first = grouped["when"].min()
-    last = grouped["when"].max()
+    first = grouped["period"].min()  # whole days, as the store's summary
+    last = grouped["period"].max()
     count = grouped.size()
     total = grouped["amount"].sum()
     first_amount = grouped["amount"].first()
@@ -126,11 +126,14 @@ def store_summary(
     counted = (orders.c.status == "completed") | (
         (orders.c.status == "refunded") & (orders.c.refunded_at > at)
     )
+    # purchases are counted per day (day numbers since 1970, UTC); recency and T in whole days
+    # from the first purchase day, as in FHL 2005 (and identical customers then compress well)
     day = whole(days_between(orders.c.ordered_at, bindparam("epoch", _EPOCH, type_=UTCDateTime)))
+    end_day = literal((end - _EPOCH) / timedelta(days=1), Float)
     periods = (
         select(
             orders.c.customer_id,
-            func.min(orders.c.ordered_at).label("at"),
+            day.label("day"),
             func.sum(orders.c.total).label("amount"),
             func.count().label("orders"),
         )
@@ -139,19 +142,22 @@ def store_summary(
         .group_by(orders.c.customer_id, day)
         .subquery("periods")
     )
-    first = func.row_number().over(partition_by=periods.c.customer_id, order_by=periods.c.at)
+    first = func.row_number().over(partition_by=periods.c.customer_id, order_by=periods.c.day)
     ranked = select(periods, first.label("rn")).subquery("ranked")
     query = select(
         ranked.c.customer_id,
         (func.count() - 1).label("frequency"),
-        days_between(func.max(ranked.c.at), func.min(ranked.c.at)).label("recency"),
-        days_between(at, func.min(ranked.c.at)).label("T"),
+        (func.max(ranked.c.day) - func.min(ranked.c.day)).label("recency"),
+        (end_day - func.min(ranked.c.day)).label("T"),
         func.sum(ranked.c.amount).label("total"),
         func.sum(ranked.c.amount).filter(ranked.c.rn == 1).label("first_amount"),
         func.sum(ranked.c.orders).label("orders"),
-        days_between(at, func.max(ranked.c.at)).label("days_since_last"),
+        (end_day - func.max(ranked.c.day)).label("days_since_last"),
     ).group_by(ranked.c.customer_id)
-    with engine.connect() as conn:
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # the per-day grouping and the window sort fit in memory instead of spilling to disk
+            conn.execute(text("SET LOCAL work_mem = '256MB'"))
         result = conn.execute(query)
         raw = pd.DataFrame(result.all(), columns=list(map(str, result.keys())))
     step = UNITS[unit]

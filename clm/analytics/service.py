@@ -104,11 +104,13 @@ def score_customers(
     """Fit the models on the store's orders and write each customer's P(alive), expected
     purchases and spend over the horizon and discounted CLV into `clv_scores` (replacing the
     previous scores). `margin` defaults to the shop's own margin ratio (1 - cost / revenue)."""
-    from sqlalchemy import delete, insert
+    from sqlalchemy import delete
 
     from clm.analytics.clv import discounted_clv
     from clm.analytics.tables import clv_scores
     from clm.core.timeutil import utcnow
+    from clm.store.bulk import insert_ignore_many
+    from clm.store.schema import to_db_timestamp
 
     if model not in MODELS:
         raise InvalidInput(f"supported models: {', '.join(MODELS)}", "model")
@@ -135,23 +137,34 @@ def score_customers(
     alive = fitted.probability_alive(x, tx, t_obs)
     purchases = fitted.expected_purchases(float(horizon_days), x, tx, t_obs)
     now = utcnow()
-    rows = [
-        {
-            "customer_id": int(cid),
-            "scored_at": now,
-            "model": model,
-            "horizon_days": float(horizon_days),
-            "p_alive": float(a),
-            "expected_purchases": float(p),
-            "expected_spend": float(s),
-            "clv": float(v),
-        }
-        for cid, a, p, s, v in zip(summary.index, alive, purchases, spend, clv, strict=True)
-    ]
+    columns = (
+        "customer_id",
+        "scored_at",
+        "model",
+        "horizon_days",
+        "p_alive",
+        "expected_purchases",
+        "expected_spend",
+        "clv",
+    )
     with engine.begin() as conn:
+        stamp = to_db_timestamp(now, conn.dialect.name)
+        rows = list(
+            zip(
+                summary.index.astype(int).tolist(),
+                [stamp] * len(summary),
+                [model] * len(summary),
+                [float(horizon_days)] * len(summary),
+                alive.tolist(),
+                purchases.tolist(),
+                spend.tolist(),
+                clv.tolist(),
+                strict=True,
+            )
+        )
         conn.execute(delete(clv_scores))
-        for start in range(0, len(rows), 20_000):
-            conn.execute(insert(clv_scores), rows[start : start + 20_000])
+        for start in range(0, len(rows), 100_000):
+            insert_ignore_many(conn, clv_scores, columns, rows[start : start + 100_000], ("customer_id",))
     return {
         "model": fitted.summary(),
         "spend": spend_model.summary(),
