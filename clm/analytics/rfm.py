@@ -18,9 +18,8 @@ from sqlalchemy import Engine, Float, bindparam, func, literal, select, text
 from clm.commerce.tables import orders
 from clm.core.errors import InvalidInput
 from clm.core.timeutil import as_utc, utcnow
-from clm.customers.tables import customers
 from clm.store.schema import UTCDateTime
-from clm.store.sql import days_between, whole
+from clm.store.sql import day_number
 
 UNITS = {"day": 1.0, "week": 7.0}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # day numbers for "same day" count from here
@@ -128,7 +127,7 @@ def store_summary(
     )
     # purchases are counted per day (day numbers since 1970, UTC); recency and T in whole days
     # from the first purchase day, as in FHL 2005 (and identical customers then compress well)
-    day = whole(days_between(orders.c.ordered_at, bindparam("epoch", _EPOCH, type_=UTCDateTime)))
+    day = day_number(orders.c.ordered_at)
     end_day = literal((end - _EPOCH) / timedelta(days=1), Float)
     periods = (
         select(
@@ -137,8 +136,8 @@ def store_summary(
             func.sum(orders.c.total).label("amount"),
             func.count().label("orders"),
         )
-        .join(customers, customers.c.id == orders.c.customer_id)
-        .where(counted, orders.c.ordered_at <= at, customers.c.merged_into.is_(None))
+        # no join with customers: a merge moves every order to the surviving profile
+        .where(counted, orders.c.ordered_at <= at)
         .group_by(orders.c.customer_id, day)
         .subquery("periods")
     )

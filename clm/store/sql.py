@@ -65,6 +65,28 @@ def _days_between_pg(element: days_between, compiler: Any, **kw: Any) -> str:
     return f"(EXTRACT(EPOCH FROM (CAST({later} AS TIMESTAMPTZ) - CAST({earlier} AS TIMESTAMPTZ))) / 86400.0)"
 
 
+class day_number(FunctionElement[int]):
+    """The UTC calendar day of a timestamp as a whole number of days since 1970-01-01: cheap to
+    group by ("purchases on the same day") and to subtract."""
+
+    type = Integer()
+    inherit_cache = True
+    name = "day_number"
+
+
+@compiles(day_number, "sqlite")
+def _day_number_sqlite(element: day_number, compiler: Any, **kw: Any) -> str:
+    # julianday + 0.5 is the Julian day number counted from midnight; 2440588 is 1970-01-01
+    return f"(CAST(julianday({compiler.process(element.clauses, **kw)}) + 0.5 AS INTEGER) - 2440588)"
+
+
+@compiles(day_number, "postgresql")
+def _day_number_pg(element: day_number, compiler: Any, **kw: Any) -> str:
+    return (
+        f"(CAST(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC' AS DATE) - DATE '1970-01-01')"
+    )
+
+
 class _extreme(FunctionElement[Any]):
     """Largest/smallest of the arguments, ignoring NULLs (NULL only when all are NULL)."""
 
