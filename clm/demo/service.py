@@ -85,6 +85,10 @@ def build_demo(
     spend = monthly_spend(acquisitions, np.random.default_rng([config.seed, 10**6]))
     with engine.begin() as conn:
         record_spend(conn, [SpendIn(**row) for row in spend])
+    with engine.begin() as conn:
+        # planner statistics for the tables just filled: without them PostgreSQL plans the
+        # set-based feature queries for empty tables (nested loops over millions of rows)
+        conn.exec_driver_sql("ANALYZE")
     return summarize(engine)
 
 
