@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, Float, bindparam, func, literal, select, text
+from sqlalchemy import Engine, Float, Integer, bindparam, cast, func, literal, select, text
 
 from clm.commerce.tables import orders
 from clm.core.errors import InvalidInput
@@ -133,7 +133,9 @@ def store_summary(
         select(
             orders.c.customer_id,
             day.label("day"),
-            func.sum(orders.c.total).label("amount"),
+            # money as float: exact decimals are not needed for a model's input, and both the
+            # aggregation and the transfer of a million rows are several times faster
+            func.sum(cast(orders.c.total, Float)).label("amount"),
             func.count().label("orders"),
         )
         # no join with customers: a merge moves every order to the surviving profile
@@ -147,11 +149,11 @@ def store_summary(
         ranked.c.customer_id,
         (func.count() - 1).label("frequency"),
         (func.max(ranked.c.day) - func.min(ranked.c.day)).label("recency"),
-        (end_day - func.min(ranked.c.day)).label("T"),
+        cast(end_day - func.min(ranked.c.day), Float).label("T"),
         func.sum(ranked.c.amount).label("total"),
         func.sum(ranked.c.amount).filter(ranked.c.rn == 1).label("first_amount"),
-        func.sum(ranked.c.orders).label("orders"),
-        (end_day - func.max(ranked.c.day)).label("days_since_last"),
+        cast(func.sum(ranked.c.orders), Integer).label("orders"),
+        cast(end_day - func.max(ranked.c.day), Float).label("days_since_last"),
     ).group_by(ranked.c.customer_id)
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
