@@ -203,8 +203,9 @@ def train_store_model(
         x_final, y_final = _examples(conn, test_cut, horizon_days, active_within_days, training_windows)
     if len(x_train) < 50 or len(x_test) < 50:
         raise InvalidInput(
-            f"the store's history is too short for a {horizon_days}-day horizon: need customers "
-            f"active before {train_cut:%Y-%m-%d} and a full horizon after it"
+            f"too little history to learn from: a {horizon_days}-day horizon needs at least 50 "
+            f"customers active before {train_cut:%Y-%m-%d} (found {len(x_train)}) and before "
+            f"{test_cut:%Y-%m-%d} (found {len(x_test)})"
         )
     model = ChurnModel(random_state=random_state, labels=WORDS).fit(x_train, y_train)
     scores = {

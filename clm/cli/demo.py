@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from clm.cli.context import database_url, engine
 from clm.cli.lifecycle import show_funnel, show_kpis
 from clm.cli.output import console, err_console
+from clm.core.errors import ClmError
 from clm.demo.service import DemoSummary, build_demo
 from clm.demo.simulate import DemoConfig
 from clm.lifecycle.assign import month_starts
@@ -79,6 +80,35 @@ def register(app: typer.Typer) -> None:
             summary = build_demo(eng, config, progress=lambda done: progress.update(task, completed=done))
         show_summary(summary, eng.url.render_as_string(hide_password=True))
         run_lifecycle(eng, config, history)
+        if config.customers <= HISTORY_LIMIT:
+            run_value(eng, config)
+
+
+def run_value(eng: Engine, config: DemoConfig) -> None:
+    """Value and churn on the new data: CLV scores, the churn model against its baselines, and
+    the customers most at risk with their reasons."""
+    from clm.analytics.service import at_risk, score_customers, score_store, train_store_model
+    from clm.cli.churn import _metrics_table
+
+    console.rule("[bold]value and churn early warning")
+    try:
+        with err_console.status("scoring CLV and training the churn model …"):
+            score_customers(eng, observation_end=config.end)
+            trained = train_store_model(eng, horizon_days=90)
+            score_store(eng)
+    except ClmError as exc:  # a tiny or short demo has too little to learn from
+        console.print(f"[yellow]no churn model for this demo:[/] {exc.message}")
+        return
+    console.print(_metrics_table(trained.card))
+    top = Table("customer", "risk", "CLV", "why", title="most value at risk (risk × CLV)")
+    for r in at_risk(eng, top=5, by="value"):
+        top.add_row(
+            f"{r.customer_id} {r.name or ''}".strip(),
+            f"{r.probability:.0%}",
+            "-" if r.clv is None else f"{r.clv:,.0f}",
+            "; ".join(x["text"] for x in r.reasons[:2]),
+        )
+    console.print(top)
 
 
 def run_lifecycle(eng: Engine, config: DemoConfig, history: bool) -> None:
@@ -165,6 +195,7 @@ def show_summary(summary: DemoSummary, where: str) -> None:
         "  clm customers show 1              one customer's profile, stage history and timeline\n"
         "  clm kpi --from 2026-01-01 --to 2026-03-31 --by stage   KPIs for any period\n"
         "  clm cohorts --png cohorts.png     cohort retention as a heat map\n"
+        "  clm churn at-risk --top 20        who is about to leave, and why (clm churn card: the model)\n"
         "  clm customers duplicates          profiles that look like the same person\n"
         "  clm apikey create --role admin --name me   then: clm serve  →  http://127.0.0.1:8000/docs\n"
         "  clm import events FILE.csv        bring your own data (see docs/ingestion.md)"

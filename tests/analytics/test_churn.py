@@ -246,5 +246,5 @@ def test_unscored_and_untrained_are_said_clearly(engine, shop, client, personas,
 def test_short_history_is_refused_with_the_reason(engine, shop):
     shop.customer("a", "2026-01-01")
     shop.event("a", "page_view", "2026-01-05")
-    with pytest.raises(InvalidInput, match="too short"):
+    with pytest.raises(InvalidInput, match="too little history"):
         train_store_model(engine, horizon_days=90, as_of=day("2026-01-05") + timedelta(days=1))
