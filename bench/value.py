@@ -131,6 +131,7 @@ def main() -> None:
     )
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--no-churn", action="store_true", help="skip the churn model")
+    parser.add_argument("--churn-only", action="store_true", help="time only the churn model")
     args = parser.parse_args()
 
     from sqlalchemy import func, select
@@ -155,67 +156,76 @@ def main() -> None:
     print(f"store: {engine.dialect.name}, {args.customers:,} customers", flush=True)
 
     results: list[tuple[str, float]] = []
-    summary = timed(
-        "RFM summary from the store", results, store_summary, engine, observation_end=END, unit="week"
-    )
-    x, tx, t_obs = (summary[c].to_numpy() for c in ("frequency", "recency", "T"))
-    print(f"  {len(summary):,} customers, {int(summary['orders'].sum()):,} orders")
+    if not args.churn_only:
+        summary = timed(
+            "RFM summary from the store", results, store_summary, engine, observation_end=END, unit="week"
+        )
+        x, tx, t_obs = (summary[c].to_numpy() for c in ("frequency", "recency", "T"))
+        print(f"  {len(summary):,} customers, {int(summary['orders'].sum()):,} orders")
 
-    ours = timed("BG/NBD fit (clm)", results, BetaGeoNBD().fit, x, tx, t_obs)
-    truth_weeks = {**TRUTH, "alpha": TRUTH["alpha"] / 7}
-    print("  truth  " + ", ".join(f"{k} {v:.4f}" for k, v in truth_weeks.items()))
-    print(
-        "  clm    "
-        + ", ".join(f"{k} {v:.4f} ± {ours.standard_errors_[k]:.4f}" for k, v in ours.params_.items())
-    )
-    try:
-        from lifetimes import BetaGeoFitter
+        ours = timed("BG/NBD fit (clm)", results, BetaGeoNBD().fit, x, tx, t_obs)
+        truth_weeks = {**TRUTH, "alpha": TRUTH["alpha"] / 7}
+        print("  truth  " + ", ".join(f"{k} {v:.4f}" for k, v in truth_weeks.items()))
+        print(
+            "  clm    "
+            + ", ".join(f"{k} {v:.4f} ± {ours.standard_errors_[k]:.4f}" for k, v in ours.params_.items())
+        )
+        try:
+            from lifetimes import BetaGeoFitter
 
-        theirs = timed("BG/NBD fit (lifetimes 0.11.3)", results, BetaGeoFitter().fit, x, tx, t_obs)
-        print("  lifetimes " + ", ".join(f"{k} {v:.4f}" for k, v in theirs.params_.items()))
-        print(f"  lifetimes / clm time: {results[-1][1] / results[-2][1]:.1f}x")
-    except ImportError:
-        print("  lifetimes not installed: pip install -e '.[bench]'")
+            theirs = timed("BG/NBD fit (lifetimes 0.11.3)", results, BetaGeoFitter().fit, x, tx, t_obs)
+            print("  lifetimes " + ", ".join(f"{k} {v:.4f}" for k, v in theirs.params_.items()))
+            print(f"  lifetimes / clm time: {results[-1][1] / results[-2][1]:.1f}x")
+        except ImportError:
+            print("  lifetimes not installed: pip install -e '.[bench]'")
 
-    repeat = x > 0
-    spend_model = timed(
-        "Gamma-Gamma fit", results, GammaGamma().fit, x[repeat], summary["monetary_value"].to_numpy()[repeat]
-    )
-    print(
-        "  spend  " + ", ".join(f"{k} {v:.3f}" for k, v in spend_model.params_.items()) + f"  (truth {SPEND})"
-    )
+        repeat = x > 0
+        spend_model = timed(
+            "Gamma-Gamma fit",
+            results,
+            GammaGamma().fit,
+            x[repeat],
+            summary["monetary_value"].to_numpy()[repeat],
+        )
+        print(
+            "  spend  "
+            + ", ".join(f"{k} {v:.3f}" for k, v in spend_model.params_.items())
+            + f"  (truth {SPEND})"
+        )
 
-    monetary = summary["monetary_value"].to_numpy()
+        monetary = summary["monetary_value"].to_numpy()
 
-    def score() -> None:
-        spend_model.expected_average_spend(x, monetary)
-        ours.probability_alive(x, tx, t_obs)
-        ours.expected_purchases(52.0, x, tx, t_obs)
+        def score() -> None:
+            spend_model.expected_average_spend(x, monetary)
+            ours.probability_alive(x, tx, t_obs)
+            ours.expected_purchases(52.0, x, tx, t_obs)
 
-    timed(f"score {len(summary):,}: P(alive), expected purchases (52 weeks), expected spend", results, score)
-    spend = spend_model.expected_average_spend(x, monetary)
-    clv = timed(
-        "discounted CLV, 12 steps over 52 weeks",
-        results,
-        discounted_clv,
-        ours,
-        spend,
-        x,
-        tx,
-        t_obs,
-        horizon=52.0,
-        steps=12,
-        discount_rate=0.008,
-        margin=0.3,
-    )
-    print(f"  total CLV {clv.sum():,.0f}")
-    timed(
-        "clm clv score (fit + score + write clv_scores)",
-        results,
-        score_customers,
-        engine,
-        observation_end=END,
-    )
+        timed(
+            f"score {len(summary):,}: P(alive), expected purchases (52 weeks), expected spend", results, score
+        )
+        spend = spend_model.expected_average_spend(x, monetary)
+        clv = timed(
+            "discounted CLV, 12 steps over 52 weeks",
+            results,
+            discounted_clv,
+            ours,
+            spend,
+            x,
+            tx,
+            t_obs,
+            horizon=52.0,
+            steps=12,
+            discount_rate=0.008,
+            margin=0.3,
+        )
+        print(f"  total CLV {clv.sum():,.0f}")
+        timed(
+            "clm clv score (fit + score + write clv_scores)",
+            results,
+            score_customers,
+            engine,
+            observation_end=END,
+        )
 
     if not args.no_churn:
         trained = timed(

@@ -212,17 +212,19 @@ class ChurnModel:
                 changed[name] = float(typical)
             weights[:, j] = logit - base.decision_function(changed)
         order = np.argsort(-weights, axis=1)[:, :top]
+        strongest = np.take_along_axis(weights, order, axis=1)
+        values = x.to_numpy(dtype=object)  # one conversion, not a pandas lookup per cell
+        typical = [_plain(self.typical_[name]) for name in self.features_]
         out: list[list[Reason]] = []
         for i in range(len(x)):
             row: list[Reason] = []
-            for j in order[i]:
-                if weights[i, j] <= 0.01:
+            for j, weight in zip(order[i], strongest[i], strict=True):
+                if weight <= 0.01:
                     break
                 name = self.features_[j]
-                value = _plain(x.iloc[i, j])
-                typical = _plain(self.typical_[name])
+                value = _plain(values[i, j])
                 row.append(
-                    Reason(name, value, typical, float(weights[i, j]), self._words(name, value, typical))
+                    Reason(name, value, typical[j], float(weight), self._words(name, value, typical[j]))
                 )
             out.append(row)
         return out

@@ -200,7 +200,6 @@ def train_store_model(
         train_cut = test_cut - timedelta(days=horizon_days)
         x_train, y_train = _examples(conn, train_cut, horizon_days, active_within_days, training_windows)
         x_test, y_test = labelled(conn, test_cut, horizon_days, active_within_days)
-        x_final, y_final = _examples(conn, test_cut, horizon_days, active_within_days, training_windows)
     if len(x_train) < 50 or len(x_test) < 50:
         raise InvalidInput(
             f"too little history to learn from: a {horizon_days}-day horizon needs at least 50 "
@@ -208,6 +207,8 @@ def train_store_model(
             f"{test_cut:%Y-%m-%d} (found {len(x_test)})"
         )
     model = ChurnModel(random_state=random_state, labels=WORDS).fit(x_train, y_train)
+    train_examples = len(y_train)
+    del x_train, y_train  # a million customers per window: free them before the final windows
     scores = {
         "model": model.predict_proba(x_test),
         "recency": x_test["days_since_last_activity"].to_numpy(),
@@ -220,6 +221,16 @@ def train_store_model(
     buyers = (x_test["orders"] > 0).to_numpy()
     if 0 < y_test[buyers].sum() < buyers.sum():
         held_out["buyers_only"] = {name: evaluate(y_test[buyers], s[buyers]) for name, s in scores.items()}
+    # the final model learns from the test window and the monthly cut-offs before it
+    x_final, y_final = x_test, y_test
+    if training_windows > 1:
+        with engine.connect() as conn:
+            x_older, y_older = _examples(
+                conn, test_cut - timedelta(days=30), horizon_days, active_within_days, training_windows - 1
+            )
+        x_final = pd.concat([x_test, x_older], ignore_index=True)
+        y_final = np.concatenate([y_test, y_older])
+        del x_older, y_older
     final = ChurnModel(random_state=random_state, labels=WORDS).fit(x_final, y_final)
     card = {
         "source": "store",
@@ -231,7 +242,7 @@ def train_store_model(
             "train": {
                 "features_at": _cutoffs(train_cut, training_windows),
                 "labels_until": test_cut.isoformat(),
-                "examples": len(y_train),
+                "examples": train_examples,
             },
             "test": {
                 "features_at": [test_cut.isoformat()],
