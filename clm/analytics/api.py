@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 
-from clm.analytics.service import at_risk, customer_risk, customer_value, load_model
+from clm.analytics.service import ValueScore, at_risk, customer_risk, customer_value, load_model
 from clm.auth.http import requires
 from clm.core.payloads import MAX_ID
 
@@ -34,17 +34,6 @@ class ChurnRiskOut(BaseModel):
     clv: float | None
     value_at_risk: float | None
     scored_at: datetime
-
-
-class ValueOut(BaseModel):
-    customer_id: int
-    scored_at: datetime
-    model: str
-    horizon_days: float
-    p_alive: float
-    expected_purchases: float
-    expected_spend: float
-    clv: float
 
 
 @router.get("/churn/at-risk", response_model=list[ChurnRiskOut])
@@ -82,7 +71,7 @@ def read_churn_model(
     return load_model(request.app.state.engine, source)[2]
 
 
-@router.get("/clv/customers/{customer_id}", response_model=ValueOut)
-def read_customer_value(customer_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request) -> ValueOut:
+@router.get("/clv/customers/{customer_id}", response_model=ValueScore)
+def read_customer_value(customer_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request) -> ValueScore:
     """A customer's P(alive), expected purchases and spend over the horizon, and discounted CLV."""
-    return ValueOut.model_validate(customer_value(request.app.state.engine, customer_id).__dict__)
+    return customer_value(request.app.state.engine, customer_id)

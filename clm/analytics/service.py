@@ -233,6 +233,7 @@ __all__ = [
     "ChurnRisk",
     "GammaGamma",
     "TrainedModel",
+    "ValueScore",
     "at_risk",
     "card_markdown",
     "customer_risk",
