@@ -135,6 +135,7 @@ def score_customers(
         margin=ratio,
     )
     alive = fitted.probability_alive(x, tx, t_obs)
+    rfm = rfm_scores(summary)
     purchases = fitted.expected_purchases(float(horizon_days), x, tx, t_obs)
     now = utcnow()
     columns = (
@@ -146,6 +147,10 @@ def score_customers(
         "expected_purchases",
         "expected_spend",
         "clv",
+        "rfm_r",
+        "rfm_f",
+        "rfm_m",
+        "rfm_segment",
     )
     with engine.begin() as conn:
         stamp = to_db_timestamp(now, conn.dialect.name)
@@ -159,6 +164,10 @@ def score_customers(
                 purchases.tolist(),
                 spend.tolist(),
                 clv.tolist(),
+                rfm["r"].tolist(),
+                rfm["f"].tolist(),
+                rfm["m"].tolist(),
+                rfm["segment"].tolist(),
                 strict=True,
             )
         )
@@ -187,6 +196,10 @@ class ValueScore:
     expected_purchases: float
     expected_spend: float
     clv: float
+    rfm_r: int | None = None
+    rfm_f: int | None = None
+    rfm_m: int | None = None
+    rfm_segment: str | None = None
 
 
 def customer_value(engine: Any, customer_id: int) -> ValueScore:

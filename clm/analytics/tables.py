@@ -16,6 +16,11 @@ clv_scores = Table(
     Column("expected_purchases", Float, nullable=False),
     Column("expected_spend", Float, nullable=False),
     Column("clv", Float, nullable=False),
+    # RFM quintile scores (5 best) and the named RFM segment, from the same order summary
+    Column("rfm_r", Integer),
+    Column("rfm_f", Integer),
+    Column("rfm_m", Integer),
+    Column("rfm_segment", String(32)),
 )
 
 # A trained churn model with its model card (data window, features, metrics); the newest row

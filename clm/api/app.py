@@ -16,7 +16,8 @@ from clm.commerce.api import router as commerce_router
 from clm.customers.api import router as customers_router
 from clm.events.api import router as events_router
 from clm.lifecycle.api import router as lifecycle_router
-from clm.lifecycle.service import reassess_customers
+from clm.segments.api import router as segments_router
+from clm.segments.service import refresh_customers
 from clm.store.engine import make_engine
 
 DESCRIPTION = """
@@ -60,8 +61,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         dependencies=[Depends(errors.reject_nul_characters)],
     )
     app.state.engine = engine or make_engine()
-    # after ingestion commits, the customers it touched get their stages re-evaluated
-    app.state.refresh_customers = reassess_customers
+    # after ingestion commits, the customers it touched get their stages and segments re-evaluated
+    app.state.refresh_customers = refresh_customers
     errors.install(app)
     for router in (
         customers_router,  # before the view: /customers/duplicates is not an id
@@ -70,6 +71,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         commerce_router,
         lifecycle_router,
         analytics_router,
+        segments_router,
     ):
         app.include_router(router, responses=ERRORS)
 

@@ -76,7 +76,7 @@ def post_orders(
             raise InvalidInput(exc.reason, f"{where}{exc.field}")
     engine = request.app.state.engine
     result = ingest_order_batch(engine, items, actor=principal.actor)
-    refresh_customers(request.app.state, engine, result.customer_ids)
+    refresh_customers(request.app.state, engine, result.customer_ids, {"orders"})
     return OrdersOut(created=result.created, updated=result.updated, customer_ids=sorted(result.customer_ids))
 
 

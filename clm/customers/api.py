@@ -55,7 +55,7 @@ def upsert(
     (external_id, email, phone, anonymous_id). 201 when a profile was created."""
     engine = request.app.state.engine
     customer, created = upsert_customer(engine, item, actor=principal.actor)
-    refresh_customers(request.app.state, engine, [customer.id])
+    refresh_customers(request.app.state, engine, [customer.id], {"profile", "consent"})
     if created:
         response.status_code = 201
     return customer
@@ -117,4 +117,7 @@ def consent(
     principal: Principal = Depends(requires("write")),
 ) -> Customer:
     """Record that a customer granted or withdrew consent for a channel."""
-    return set_consent(request.app.state.engine, customer_id, body.channel, body.granted, source=body.source)
+    engine = request.app.state.engine
+    customer = set_consent(engine, customer_id, body.channel, body.granted, source=body.source)
+    refresh_customers(request.app.state, engine, [customer.id], {"consent"})
+    return customer

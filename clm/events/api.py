@@ -55,7 +55,7 @@ def post_events(
             raise InvalidInput(exc.reason, f"{where}{exc.field or 'event'}")
     engine = request.app.state.engine
     result = ingest(engine, batch, actor=principal.actor)
-    refresh_customers(request.app.state, engine, result.customer_ids)
+    refresh_customers(request.app.state, engine, result.customer_ids, {f"event:{e.type}" for e in batch})
     return IngestOut(
         accepted=result.accepted,
         duplicates=result.duplicates,

@@ -23,7 +23,8 @@ def load_metadata() -> MetaData:
     import clm.customers.tables
     import clm.demo.tables
     import clm.events.tables
-    import clm.lifecycle.tables  # noqa: F401
+    import clm.lifecycle.tables
+    import clm.segments.tables  # noqa: F401
     from clm.store.schema import metadata
 
     return metadata

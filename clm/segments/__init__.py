@@ -1,0 +1,1 @@
+"""Segments: dynamic groups of customers that follow a condition, and static lists."""

@@ -1,0 +1,536 @@
+"""The segments domain's public door: define, preview, build and read segments, and keep
+membership current as data arrives (`refresh_customers`, what ingestion calls after commit)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+
+from clm.conditions import Condition, ConditionError, parse_condition, parse_text, to_json, to_text
+from clm.core.errors import Conflict, InvalidInput, NotFound
+from clm.core.timeutil import as_utc, utcnow
+from clm.customers.tables import customers
+from clm.lifecycle.service import reassess_customers
+from clm.segments.builtin import BUILTINS
+from clm.segments.evaluate import (
+    Changes,
+    Compiled,
+    Target,
+    compile_segment,
+    compiled_definition,
+    levels_of,
+    matching,
+    rebuild,
+    recheck,
+)
+from clm.segments.space import affected
+from clm.segments.tables import segment_exits, segment_members, segments
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,99}$")
+DYNAMIC, STATIC = "dynamic", "static"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A segment's definition and its size at the last build or change."""
+
+    id: int
+    name: str
+    description: str
+    kind: str
+    where: str | None
+    condition: Any
+    depends: list[str]
+    builtin: bool
+    created_at: datetime
+    updated_at: datetime
+    built_at: datetime | None
+    members: int
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    """A customer in a segment (or a preview sample), with the fields a marketer looks at."""
+
+    customer_id: int
+    external_id: str | None
+    email: str | None
+    first_name: str | None
+    last_name: str | None
+    city: str | None
+    entered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Preview:
+    """How many customers a condition selects now, a sample of them, and what it reads."""
+
+    where: str
+    count: int
+    sample: list[MemberRow]
+    depends: list[str]
+
+
+@dataclass(frozen=True)
+class Build:
+    """What a rebuild of one segment changed."""
+
+    name: str
+    members: int
+    entered: int
+    exited: int
+
+
+def parse_definition(where: str | None = None, condition: Any = None) -> Condition:
+    """A condition from its text form (`where`) or its JSON form (`condition`), exactly one."""
+    if (where is None) == (condition is None):
+        raise InvalidInput(
+            "give the condition as text (`where`) or as JSON (`condition`), one of them", "where"
+        )
+    if where is not None:
+        try:
+            return parse_text(where)
+        except ConditionError as exc:
+            raise exc.within("where")
+    return parse_condition(condition, "condition")
+
+
+def _insert(conn: Connection, values: dict[str, Any]) -> int:
+    key = conn.execute(insert(segments).values(**values)).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def _member(r: Any) -> MemberRow:
+    entered = r[6] if len(r) > 6 else None
+    return MemberRow(r[0], r[1], r[2], r[3], r[4], r[5], as_utc(entered) if entered else None)
+
+
+def _ids(conn: Connection) -> dict[str, int]:
+    return {name: sid for name, sid in conn.execute(select(segments.c.name, segments.c.id))}
+
+
+def _compile(conn: Connection, cond: Condition, text: str | None, field: str = "where") -> Compiled:
+    names = _ids(conn)
+    try:
+        return compile_segment(cond, names.get, text)
+    except ConditionError as exc:
+        raise exc.within(field)
+
+
+def _row(r: Any) -> Segment:
+    return Segment(
+        id=r.id,
+        name=r.name,
+        description=r.description,
+        kind=r.kind,
+        where=r.condition_text,
+        condition=r.condition,
+        depends=list(r.depends or []),
+        builtin=bool(r.builtin),
+        created_at=as_utc(r.created_at),
+        updated_at=as_utc(r.updated_at),
+        built_at=as_utc(r.built_at) if r.built_at else None,
+        members=int(r.members),
+    )
+
+
+def _member_columns() -> list[Any]:
+    c = customers.c
+    return [c.id, c.external_id, c.email, c.first_name, c.last_name, c.city]
+
+
+def preview(
+    engine: Engine,
+    where: str | None = None,
+    condition: Any = None,
+    *,
+    sample: int = 10,
+    as_of: datetime | None = None,
+) -> Preview:
+    """Count and sample the customers a condition selects, without saving anything."""
+    cond = parse_definition(where, condition)
+    now = as_of or utcnow()
+    with engine.connect() as conn:
+        compiled = _compile(conn, cond, where, "where" if where is not None else "condition")
+        ids = matching(compiled).subquery("m")
+        params = compiled.params(now)
+        count = conn.execute(select(func.count()).select_from(ids), params).scalar_one()
+        rows = conn.execute(
+            select(*_member_columns())
+            .where(customers.c.id.in_(select(ids.c.id)))
+            .order_by(customers.c.id)
+            .limit(max(0, sample)),
+            params,
+        )
+        return Preview(compiled.text, int(count), [_member(r) for r in rows], sorted(compiled.depends))
+
+
+def _load(conn: Connection, name: str) -> Any:
+    row = conn.execute(select(segments).where(segments.c.name == name)).first()
+    if row is None:
+        raise NotFound(f"no segment named {name!r}")
+    return row
+
+
+def get_segment(engine: Engine, name: str) -> Segment:
+    with engine.connect() as conn:
+        return _row(_load(conn, name))
+
+
+def list_segments(engine: Engine) -> list[Segment]:
+    with engine.connect() as conn:
+        return [_row(r) for r in conn.execute(select(segments).order_by(segments.c.name))]
+
+
+def _check_name(name: str) -> None:
+    if not NAME.match(name):
+        raise InvalidInput(
+            "a segment name is 1-100 letters, digits, `_` or `-`, starting with a letter or digit", "name"
+        )
+
+
+def create_segment(
+    engine: Engine,
+    name: str,
+    *,
+    description: str = "",
+    where: str | None = None,
+    condition: Any = None,
+    static: bool = False,
+    customer_ids: Collection[int] = (),
+    builtin: bool = False,
+) -> tuple[Segment, Build]:
+    """Save a dynamic segment (built at once) or a static list (with the given customers)."""
+    _check_name(name)
+    now = utcnow()
+    with engine.begin() as conn:
+        if conn.execute(select(segments.c.id).where(segments.c.name == name)).first():
+            raise Conflict(f"a segment named {name!r} already exists")
+        values: dict[str, Any] = {
+            "name": name,
+            "description": description,
+            "builtin": builtin,
+            "created_at": now,
+            "updated_at": now,
+            "members": 0,
+        }
+        if static:
+            if where is not None or condition is not None:
+                raise InvalidInput("a static list has members, not a condition", "where")
+            values.update(kind=STATIC, condition=None, condition_text=None, depends=[])
+            segment_id = _insert(conn, values)
+            entered = _add(conn, segment_id, name, customer_ids, now)
+            conn.execute(update(segments).where(segments.c.id == segment_id).values(built_at=now))
+            built = Build(name, entered, entered, 0)
+        else:
+            if customer_ids:
+                raise InvalidInput("only a static list takes customer ids", "customer_ids")
+            cond = parse_definition(where, condition)
+            compiled = _compile(conn, cond, where, "where" if where is not None else "condition")
+            values.update(
+                kind=DYNAMIC,
+                condition=to_json(cond),
+                condition_text=to_text(cond),
+                depends=sorted(compiled.depends),
+            )
+            segment_id = _insert(conn, values)
+            entered, exited = rebuild(conn, segment_id, name, compiled, now)
+            built = Build(name, entered, entered, exited)
+        return _row(_load(conn, name)), built
+
+
+def update_segment(
+    engine: Engine,
+    name: str,
+    *,
+    description: str | None = None,
+    where: str | None = None,
+    condition: Any = None,
+) -> tuple[Segment, Build | None]:
+    """Change a segment's description and/or condition; a new condition rebuilds it at once."""
+    now = utcnow()
+    with engine.begin() as conn:
+        row = _load(conn, name)
+        values: dict[str, Any] = {"updated_at": now}
+        if description is not None:
+            values["description"] = description
+        built = None
+        if where is not None or condition is not None:
+            if row.kind == STATIC:
+                raise InvalidInput("a static list has members, not a condition", "where")
+            cond = parse_definition(where, condition)
+            compiled = _compile(conn, cond, where, "where" if where is not None else "condition")
+            _refuse_cycle(conn, name, compiled)
+            values.update(
+                condition=to_json(cond), condition_text=to_text(cond), depends=sorted(compiled.depends)
+            )
+            conn.execute(update(segments).where(segments.c.id == row.id).values(**values))
+            entered, exited = rebuild(conn, row.id, name, compiled, now)
+            built = Build(name, 0, entered, exited)
+        else:
+            conn.execute(update(segments).where(segments.c.id == row.id).values(**values))
+        segment = _row(_load(conn, name))
+    return segment, (Build(name, segment.members, built.entered, built.exited) if built else None)
+
+
+def _refuse_cycle(conn: Connection, name: str, compiled: Compiled) -> None:
+    """A segment may not read itself, directly or through other segments."""
+    reads = {
+        r.name: {d[8:] for d in (r.depends or []) if d.startswith("segment:")}
+        for r in conn.execute(select(segments))
+    }
+    reads[name] = {d[8:] for d in compiled.depends if d.startswith("segment:")}
+    stack, seen = list(reads[name]), set()
+    while stack:
+        current = stack.pop()
+        if current == name:
+            raise InvalidInput(f"segment {name!r} would depend on itself through in_segment()", "where")
+        if current not in seen:
+            seen.add(current)
+            stack.extend(reads.get(current, ()))
+
+
+def delete_segment(engine: Engine, name: str) -> None:
+    """Delete a segment with its membership history; refused while another segment reads it."""
+    with engine.begin() as conn:
+        row = _load(conn, name)
+        readers = [
+            r.name
+            for r in conn.execute(select(segments.c.name, segments.c.depends))
+            if f"segment:{name}" in (r.depends or [])
+        ]
+        if readers:
+            raise Conflict(f"segment {name!r} is used by {', '.join(sorted(readers))}; change those first")
+        conn.execute(delete(segment_members).where(segment_members.c.segment_id == row.id))
+        conn.execute(delete(segment_exits).where(segment_exits.c.segment_id == row.id))
+        conn.execute(delete(segments).where(segments.c.id == row.id))
+
+
+def members(engine: Engine, name: str, *, limit: int = 100, offset: int = 0) -> tuple[int, list[MemberRow]]:
+    """The segment's current members by customer id, page by page, with the total."""
+    with engine.connect() as conn:
+        row = _load(conn, name)
+        m = segment_members
+        total = conn.execute(select(func.count()).where(m.c.segment_id == row.id)).scalar_one()
+        rows = conn.execute(
+            select(*_member_columns(), m.c.entered_at)
+            .select_from(m.join(customers, customers.c.id == m.c.customer_id))
+            .where(m.c.segment_id == row.id)
+            .order_by(m.c.customer_id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return int(total), [_member(r) for r in rows]
+
+
+def export_members(
+    engine: Engine, name: str, path: Path, *, progress: Callable[[int], None] | None = None
+) -> int:
+    """Write every current member to a CSV file; returns how many."""
+    c = customers.c
+    written = 0
+    with engine.connect() as conn, path.open("w", newline="", encoding="utf-8") as out:
+        row = _load(conn, name)
+        writer = csv.writer(out)
+        writer.writerow(
+            ["customer_id", "external_id", "email", "phone", "first_name", "last_name", "city", "entered_at"]
+        )
+        m = segment_members
+        result = conn.execution_options(stream_results=True, yield_per=10_000).execute(
+            select(c.id, c.external_id, c.email, c.phone, c.first_name, c.last_name, c.city, m.c.entered_at)
+            .select_from(m.join(customers, c.id == m.c.customer_id))
+            .where(m.c.segment_id == row.id)
+            .order_by(m.c.customer_id)
+        )
+        for r in result:
+            writer.writerow([*r[:-1], as_utc(r[-1]).isoformat()])
+            written += 1
+            if progress and written % 10_000 == 0:
+                progress(written)
+    return written
+
+
+def customer_segments(engine: Engine, customer_id: int) -> list[tuple[str, datetime]]:
+    """The segments a customer is in now, with when they entered."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(segments.c.name, segment_members.c.entered_at)
+            .select_from(segment_members.join(segments, segments.c.id == segment_members.c.segment_id))
+            .where(segment_members.c.customer_id == customer_id)
+            .order_by(segments.c.name)
+        )
+        return [(n, as_utc(t)) for n, t in rows]
+
+
+# -- static lists ---------------------------------------------------------------------------
+def _add(conn: Connection, segment_id: int, name: str, customer_ids: Iterable[int], now: datetime) -> int:
+    wanted = sorted(set(customer_ids))
+    if not wanted:
+        return 0
+    live = _live_ids(conn, wanted)
+    unknown = [c for c in wanted if c not in live]
+    if unknown:
+        shown = ", ".join(map(str, unknown[:10]))
+        raise NotFound(f"no customer with id {shown}{' …' if len(unknown) > 10 else ''}")
+    return _enter(conn, segment_id, name, sorted(set(live.values())), now)
+
+
+def _live_ids(conn: Connection, ids: list[int]) -> dict[int, int]:
+    """Each given id mapped to its live profile (a merged profile's survivor)."""
+    found: dict[int, int] = {}
+    for start in range(0, len(ids), 5_000):
+        part = ids[start : start + 5_000]
+        for cid, merged in conn.execute(
+            select(customers.c.id, customers.c.merged_into).where(customers.c.id.in_(part))
+        ):
+            found[cid] = merged or cid
+    return found
+
+
+def _enter(conn: Connection, segment_id: int, name: str, ids: list[int], now: datetime) -> int:
+    target = Target(segment_id, name, _static_compiled(ids))
+    changes = recheck(conn, [[target]], ids, now)
+    return changes.entered.get(name, 0)
+
+
+def _static_compiled(ids: list[int]) -> Compiled:
+    """A static list's 'condition' while adding these customers (it is checked only for them)."""
+    return Compiled(customers.c.id.in_(ids), frozenset(), frozenset(), frozenset(), "")
+
+
+def add_members(engine: Engine, name: str, customer_ids: Collection[int]) -> int:
+    """Add customers to a static list; returns how many were not in it yet."""
+    with engine.begin() as conn:
+        row = _load(conn, name)
+        if row.kind != STATIC:
+            raise InvalidInput(f"{name!r} is a dynamic segment: its condition decides who is in it", "name")
+        return _add(conn, row.id, name, customer_ids, utcnow())
+
+
+def remove_members(engine: Engine, name: str, customer_ids: Collection[int]) -> int:
+    """Take customers off a static list (their membership moves to the history)."""
+    with engine.begin() as conn:
+        row = _load(conn, name)
+        if row.kind != STATIC:
+            raise InvalidInput(f"{name!r} is a dynamic segment: its condition decides who is in it", "name")
+        ids = sorted(set(customer_ids))
+        keep = Compiled(customers.c.id.not_in(ids), frozenset(), frozenset(), frozenset(), "")
+        return recheck(conn, [[Target(row.id, name, keep)]], ids, utcnow()).exited.get(name, 0)
+
+
+# -- building and keeping current -----------------------------------------------------------
+def _targets(conn: Connection, rows: Iterable[Any]) -> list[Target]:
+    ids = tuple(sorted(_ids(conn).items()))
+    return [
+        Target(r.id, r.name, compiled_definition(json.dumps(r.condition, sort_keys=True), ids))
+        for r in rows
+        if r.kind == DYNAMIC
+    ]
+
+
+def rebuild_segments(
+    engine: Engine,
+    names: Collection[str] | None = None,
+    *,
+    depends: Collection[str] | None = None,
+    as_of: datetime | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Build]:
+    """Re-evaluate dynamic segments in full (all, the named ones, or those reading any of
+    `depends`), each in its own transaction, upstream segments first."""
+    with engine.connect() as conn:
+        rows = list(conn.execute(select(segments).order_by(segments.c.name)))
+        if names is not None:
+            missing = set(names) - {r.name for r in rows}
+            if missing:
+                raise NotFound(f"no segment named {sorted(missing)[0]!r}")
+            rows = [r for r in rows if r.name in set(names)]
+        if depends is not None:
+            rows = [r for r in rows if set(r.depends or []) & set(depends)]
+        targets = _targets(conn, rows)
+    builds = []
+    for level in levels_of(targets):
+        for t in level:
+            with engine.begin() as conn:
+                entered, exited = rebuild(conn, t.id, t.name, t.compiled, as_of or utcnow())
+                total = conn.execute(select(segments.c.members).where(segments.c.id == t.id)).scalar_one()
+            builds.append(Build(t.name, int(total), entered, exited))
+            if progress:
+                progress(t.name)
+    return builds
+
+
+def recheck_customers(
+    engine: Engine, customer_ids: Collection[int], changed: Collection[str] | None = None
+) -> Changes:
+    """Re-check these customers against the dynamic segments that read the changed kinds of data
+    (all of them when `changed` is None), and against segments that read those in turn."""
+    if not customer_ids:
+        return Changes({}, {})
+    with engine.begin() as conn:
+        rows = list(conn.execute(select(segments).where(segments.c.kind == DYNAMIC)))
+        if changed is not None:
+            kinds = set(changed)
+            chosen = {r.name for r in rows if affected(r.depends or [], kinds)}
+            grew = True
+            while grew:  # segments reading a chosen segment are re-checked too
+                more = {r.name for r in rows if any(f"segment:{n}" in (r.depends or []) for n in chosen)}
+                grew = bool(more - chosen)
+                chosen |= more
+            rows = [r for r in rows if r.name in chosen]
+        if not rows:
+            return Changes({}, {})
+        return recheck(conn, levels_of(_targets(conn, rows)), list(customer_ids), utcnow())
+
+
+def refresh_customers(
+    engine: Engine, customer_ids: Collection[int], changed: Collection[str] | None = None
+) -> Changes:
+    """After ingestion commits: re-evaluate the customers' lifecycle stages, then their segments."""
+    reassess_customers(engine, customer_ids)
+    return recheck_customers(engine, customer_ids, changed)
+
+
+def install_builtins(engine: Engine) -> list[str]:
+    """Create the built-in segments that do not exist yet; returns their names."""
+    existing = {s.name for s in list_segments(engine)}
+    added = []
+    for b in BUILTINS:
+        if b.name not in existing:
+            create_segment(engine, b.name, description=b.description, where=b.where, builtin=True)
+            added.append(b.name)
+    return added
+
+
+__all__ = [
+    "Build",
+    "Changes",
+    "MemberRow",
+    "Preview",
+    "Segment",
+    "add_members",
+    "create_segment",
+    "customer_segments",
+    "delete_segment",
+    "export_members",
+    "get_segment",
+    "install_builtins",
+    "list_segments",
+    "members",
+    "parse_definition",
+    "preview",
+    "rebuild_segments",
+    "recheck_customers",
+    "refresh_customers",
+    "remove_members",
+    "update_segment",
+]
