@@ -20,6 +20,7 @@ from clm.analytics.service import (
 )
 from clm.cli.context import engine
 from clm.cli.output import console, print_json
+from clm.cli.segments import refresh_segments
 from clm.core.errors import InvalidInput
 
 app = typer.Typer(
@@ -125,6 +126,7 @@ def score(
         console.print(f"scored {len(scores):,} rows: {counts}; written to [bold]{target}[/]")
         return
     result = score_store(eng)
+    refresh_segments(eng, {"scores"}, quiet=json)
     if json:
         print_json(result)
         return

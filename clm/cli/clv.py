@@ -10,6 +10,7 @@ from rich.table import Table
 
 from clm.analytics.service import fit_clv, read_transactions
 from clm.cli.output import console, print_json
+from clm.cli.segments import refresh_segments
 
 app = typer.Typer(
     help="Predictive customer lifetime value (BG/NBD or Pareto/NBD + Gamma-Gamma).", no_args_is_help=True
@@ -75,9 +76,11 @@ def score(
     from clm.analytics.service import score_customers
     from clm.cli.context import engine
 
+    eng = engine()
     result = score_customers(
-        engine(), horizon_days=horizon_days, annual_discount_rate=discount_rate, margin=margin, model=model
+        eng, horizon_days=horizon_days, annual_discount_rate=discount_rate, margin=margin, model=model
     )
+    refresh_segments(eng, {"scores"}, quiet=json)
     if json:
         print_json(result)
         return

@@ -82,6 +82,18 @@ def register(app: typer.Typer) -> None:
         run_lifecycle(eng, config, history)
         if config.customers <= HISTORY_LIMIT:
             run_value(eng, config)
+        run_segments(eng)
+
+
+def run_segments(eng: Engine) -> None:
+    """The built-in segments, built on the demo data."""
+    from clm.cli.segments import sizes_chart
+    from clm.segments.service import install_builtins
+
+    console.rule("[bold]segments")
+    with err_console.status("building the built-in segments …"):
+        install_builtins(eng)
+    console.print(sizes_chart(eng))
 
 
 def run_value(eng: Engine, config: DemoConfig) -> None:

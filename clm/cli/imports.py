@@ -18,6 +18,7 @@ from clm.core.imports import ImportReport
 from clm.customers.importer import import_customers
 from clm.events.importer import import_events
 from clm.lifecycle.service import StageRun, assign_stages, reassess_customers
+from clm.segments.service import rebuild_segments, recheck_customers
 
 app = typer.Typer(
     help="Import CSV/TSV/JSON Lines files (optionally .gz). Exit code 0: all rows accepted; "
@@ -63,6 +64,7 @@ def _run(
     with byte_progress(f"importing {kind}", data.size, enabled=not as_json) as progress:
         report = importer(eng, data, rejections_path=rejections, progress=progress)
     stages = _refresh_stages(eng, report)
+    _refresh_segments(eng, report)
     if as_json:
         print_json({**report.as_dict(), "stage_changes": stages.changed if stages else 0})
     else:
@@ -82,6 +84,19 @@ def _refresh_stages(eng: Engine, report: ImportReport) -> StageRun | None:
     if report.customer_ids:
         return reassess_customers(eng, report.customer_ids)
     return None
+
+
+# the kinds of data each import changes, for re-checking only the segments that read them
+_CHANGES = {"orders": {"orders"}, "customers": {"profile", "consent"}}
+
+
+def _refresh_segments(eng: Engine, report: ImportReport) -> None:
+    """Segments follow the data too: the touched customers, or every segment after a big import."""
+    kinds = _CHANGES.get(report.kind)
+    if report.customer_ids is None:
+        rebuild_segments(eng, depends=kinds | {"features", "stage"} if kinds else None)
+    elif report.customer_ids:
+        recheck_customers(eng, report.customer_ids, kinds)
 
 
 def _show(report: ImportReport) -> None:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from clm.cli.context import engine
 from clm.cli.output import console, err_console, print_json
+from clm.cli.segments import refresh_segments
 from clm.core.errors import InvalidInput
 from clm.core.timeutil import as_utc
 from clm.lifecycle.assign import month_starts
@@ -122,7 +123,9 @@ def run(
 ) -> None:
     """Assign every customer to a stage now; changes are stored and emitted as stage_changed events."""
     when = as_utc(datetime.combine(_day(as_of, "as_of"), datetime.min.time())) if as_of else None
-    result = assign_stages(engine(), as_of=when)
+    eng = engine()
+    result = assign_stages(eng, as_of=when)
+    refresh_segments(eng, {"features", "stage"}, quiet=json)
     if json:
         print_json(
             {

@@ -87,7 +87,7 @@ def read_segments(request: Request) -> list[Segment]:
     return list_segments(request.app.state.engine)
 
 
-@router.post("/preview", response_model=Preview, dependencies=read)
+@router.post("/preview", response_model=Preview, dependencies=read, openapi_extra={"x-read-only": True})
 def preview_segment(body: PreviewIn, request: Request) -> Preview:
     """How many customers a condition selects now, with a sample; nothing is saved."""
     return preview(request.app.state.engine, body.where, body.condition, sample=body.sample)

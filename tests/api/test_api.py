@@ -5,17 +5,35 @@ import pytest
 from clm.api import create_app
 
 # Every documented operation, so a new endpoint cannot forget its permission checks.
+_PATHS = create_app(engine=object()).openapi()["paths"]  # type: ignore[arg-type]
 API_ROUTES = [
     (method.upper(), path)
-    for path, operations in create_app(engine=object()).openapi()["paths"].items()  # type: ignore[arg-type]
+    for path, operations in _PATHS.items()
     if path.startswith("/api/v1")
     for method in sorted(operations)
 ]
-WRITES = [(m, p) for m, p in API_ROUTES if m in {"POST", "PUT", "PATCH", "DELETE"}]
+# a POST that only reads (a segment preview) says so in its OpenAPI operation
+READ_POSTS = [(m, p) for m, p in API_ROUTES if _PATHS[p][m.lower()].get("x-read-only")]
+WRITES = [
+    (m, p) for m, p in API_ROUTES if m in {"POST", "PUT", "PATCH", "DELETE"} and (m, p) not in READ_POSTS
+]
 
 
 def concrete(path: str) -> str:
-    return path.replace("{customer_id}", "1").replace("{order_id}", "o1").replace("{sku}", "A")
+    return (
+        path.replace("{customer_id}", "1")
+        .replace("{order_id}", "o1")
+        .replace("{sku}", "A")
+        .replace("{name}", "s")
+    )
+
+
+def test_read_only_posts_are_few_and_open_to_readers(client, personas):
+    assert READ_POSTS == [("POST", "/api/v1/segments/preview")]
+    response = client.post(
+        concrete(READ_POSTS[0][1]), json={"where": "orders > 0"}, headers=personas.headers("vic")
+    )
+    assert response.status_code == 200
 
 
 def test_the_api_has_write_routes_to_check():
