@@ -1,5 +1,5 @@
-"""Read-only HTTP routes of the analytics domain: churn risk with reasons, the at-risk list,
-the churn model card, and a customer's predicted value."""
+"""HTTP routes of the analytics domain: churn risk with reasons, the at-risk list, the churn
+model card, a customer's predicted value, and product recommendations."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 
+from clm.analytics.recommend_store import Recommendation, build_recommendations, recommend, rules
 from clm.analytics.service import ValueScore, at_risk, customer_risk, customer_value, load_model
 from clm.auth.http import requires
 from clm.core.payloads import MAX_ID
@@ -75,3 +76,48 @@ def read_churn_model(
 def read_customer_value(customer_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request) -> ValueScore:
     """A customer's P(alive), expected purchases and spend over the horizon, and discounted CLV."""
     return customer_value(request.app.state.engine, customer_id)
+
+
+class RuleOut(BaseModel):
+    antecedent: str
+    consequent: str
+    together: int
+    support: float
+    confidence: float
+    lift: float
+    built_at: datetime
+
+
+class BuildOut(BaseModel):
+    customers: int
+    products: int
+    rules: int
+    built_at: datetime
+
+
+@router.get("/recommendations/customers/{customer_id}", response_model=list[Recommendation])
+def read_recommendations(
+    customer_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    request: Request,
+    n: Annotated[int, Query(ge=1, le=100, description="How many products.")] = 10,
+) -> list[Recommendation]:
+    """The customer's top-n products not owned yet and in stock: cross-sell (bought together),
+    upsell (a step up in a category they buy) or popular, each with its reason."""
+    return recommend(request.app.state.engine, customer_id, n)
+
+
+@router.get("/recommendations/rules", response_model=list[RuleOut])
+def read_rules(
+    request: Request,
+    sku: Annotated[str | None, Query(max_length=64, description="Only rules from this product.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> list[dict[str, Any]]:
+    """Association rules X → Y, strongest lift first: support = buyers of both / all buyers,
+    confidence = buyers of both / buyers of X, lift = confidence / share of buyers of Y."""
+    return rules(request.app.state.engine, sku, limit)
+
+
+@router.post("/recommendations/build", response_model=BuildOut, dependencies=[Depends(requires("write"))])
+def post_build(request: Request) -> dict[str, Any]:
+    """Recount the association rules and product popularity from every order."""
+    return build_recommendations(request.app.state.engine)

@@ -49,3 +49,27 @@ churn_scores = Table(
     Column("reasons", JSONType, nullable=False),
     Index("ix_churn_scores_probability", "probability"),
 )
+
+# Product association rules ("bought X → also bought Y"), counted over buyers, rebuilt by
+# `clm recommend build`; per-customer recommendations read them instead of every order.
+product_associations = Table(
+    "product_associations",
+    metadata,
+    Column("antecedent", String(64), primary_key=True),
+    Column("consequent", String(64), primary_key=True),
+    Column("together", Integer, nullable=False),  # buyers of both
+    Column("support", Float, nullable=False),  # together / buyers
+    Column("confidence", Float, nullable=False),  # together / buyers of the antecedent
+    Column("lift", Float, nullable=False),  # confidence / share of buyers of the consequent
+    Column("built_at", UTCDateTime, nullable=False),
+)
+
+# How many customers bought each product (popularity), from the same build.
+product_buyers = Table(
+    "product_buyers",
+    metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("buyers", Integer, nullable=False),
+    Column("customers", Integer, nullable=False),  # all buyers of anything, for shares
+    Column("built_at", UTCDateTime, nullable=False),
+)

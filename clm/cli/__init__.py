@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
-from clm.cli import apikeys, churn, clv, customers, demo, imports, lifecycle, segments, server
+from clm.cli import apikeys, churn, clv, customers, demo, imports, lifecycle, recommend, segments, server
 from clm.cli.context import app
 from clm.core.errors import ClmError, UnusableInput
 
@@ -25,6 +25,7 @@ app.add_typer(churn.app, name="churn")
 app.add_typer(segments.app, name="segments")
 demo.register(app)
 lifecycle.register(app)
+recommend.register(app)
 server.register(app)
 
 
