@@ -11,7 +11,19 @@ import typer
 from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
-from clm.cli import apikeys, churn, clv, customers, demo, imports, lifecycle, recommend, segments, server
+from clm.cli import (
+    apikeys,
+    churn,
+    clv,
+    customers,
+    demo,
+    imports,
+    lifecycle,
+    recommend,
+    segments,
+    server,
+    worker,
+)
 from clm.cli.context import app
 from clm.core.errors import ClmError, UnusableInput
 
@@ -27,6 +39,7 @@ demo.register(app)
 lifecycle.register(app)
 recommend.register(app)
 server.register(app)
+worker.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,7 @@ def engine() -> Engine:
     revision, head = current_revision(eng), head_revision()
     if revision is None:
         upgrade_schema(eng)
+        _first_segments(eng)
     elif revision != head:
         raise ClmError(
             f"the database schema is at revision {revision}, this clm needs {head}: run `clm init`"
@@ -63,8 +64,17 @@ def init() -> None:
     before = current_revision(eng)
     upgrade_schema(eng)
     after = current_revision(eng)
+    _first_segments(eng)
     where = eng.url.render_as_string(hide_password=True)
     if before == after:
         typer.echo(f"schema of {where} is up to date (revision {after})")
     else:
         typer.echo(f"schema of {where} upgraded from {before or 'nothing'} to {after}")
+
+
+def _first_segments(eng: Engine) -> None:
+    """A store without any segment gets the built-in ones (a user's deletions are respected later)."""
+    from clm.segments.service import install_builtins, list_segments
+
+    if not list_segments(eng):
+        install_builtins(eng)

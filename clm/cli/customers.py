@@ -68,6 +68,7 @@ def _render(view: CustomerView) -> None:
         if st.stage and st.since
         else f"not assigned yet ({st.model}; run `clm stages run`)",
     )
+    fields.add_row("segments", ", ".join(m.segment for m in view.segments) or "none")
     console.print(Panel(fields, title=title, expand=False))
     if st.history:
         history = Table("when", "from", "to", "because", title="stage history")

@@ -24,7 +24,8 @@ def load_metadata() -> MetaData:
     import clm.demo.tables
     import clm.events.tables
     import clm.lifecycle.tables
-    import clm.segments.tables  # noqa: F401
+    import clm.segments.tables
+    import clm.worker.tables  # noqa: F401
     from clm.store.schema import metadata
 
     return metadata

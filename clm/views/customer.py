@@ -1,7 +1,9 @@
 """The 360° customer view: profile, identities, consents, lifecycle stage and its history,
-orders and the recent timeline."""
+segments, orders and the recent timeline."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from pydantic import BaseModel
 from sqlalchemy import Engine
@@ -13,12 +15,19 @@ from clm.customers.service import get_customer
 from clm.events.schemas import Event
 from clm.events.service import event_counts, timeline
 from clm.lifecycle.service import CustomerStage, customer_stage
+from clm.segments.service import customer_segments
+
+
+class SegmentMembership(BaseModel):
+    segment: str
+    entered_at: datetime
 
 
 class CustomerView(BaseModel):
     requested_id: int
     profile: Customer
     stage: CustomerStage
+    segments: list[SegmentMembership]
     orders: OrderSummary
     event_counts: dict[str, int]
     recent_orders: list[Order]
@@ -32,6 +41,9 @@ def customer_view(engine: Engine, customer_id: int, events: int = 50) -> Custome
         requested_id=customer_id,
         profile=profile,
         stage=customer_stage(engine, profile.id),
+        segments=[
+            SegmentMembership(segment=n, entered_at=t) for n, t in customer_segments(engine, profile.id)
+        ],
         orders=order_summary(engine, profile.id),
         event_counts=event_counts(engine, profile.id),
         recent_orders=customer_orders(engine, profile.id, limit=10),

@@ -1,8 +1,8 @@
-"""segments, RFM scores and product associations
+"""segments, RFM scores, recommendations, schedule
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-24 00:29:52.933092
+Create Date: 2026-11-24 00:37:21.818772
 """
 
 from collections.abc import Sequence
@@ -40,6 +40,18 @@ def upgrade() -> None:
         sa.Column("customers", sa.Integer(), nullable=False),
         sa.Column("built_at", clm.store.schema.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("sku", name=op.f("pk_product_buyers")),
+    )
+    op.create_table(
+        "scheduled_jobs",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("every_seconds", sa.Integer(), nullable=True),
+        sa.Column("next_run_at", clm.store.schema.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("lease_until", clm.store.schema.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_started_at", clm.store.schema.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_finished_at", clm.store.schema.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_status", sa.String(length=16), nullable=True),
+        sa.Column("last_message", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_scheduled_jobs")),
     )
     op.create_table(
         "segments",
@@ -144,6 +156,7 @@ def downgrade() -> None:
 
     op.drop_table("segment_exits")
     op.drop_table("segments")
+    op.drop_table("scheduled_jobs")
     op.drop_table("product_buyers")
     op.drop_table("product_associations")
     # ### end Alembic commands ###
