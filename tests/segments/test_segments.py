@@ -253,7 +253,8 @@ def test_static_lists_by_api_and_by_file(
 
 def test_builtin_segments_on_a_hand_made_shop(engine: Any, client: Any, personas: Personas) -> None:
     # ann: 2 orders in 90 days (active); bob: 6 views, never buys (potential);
-    # cat: bought 300 and 250 days ago (gap 50, so 100 days is "long"), 4 touches 31-60 days ago and 1 since (churn risk)
+    # cat: bought 300 and 250 days ago (gap 50, so 100 days is "long"), 4 touches 31-60 days ago
+    # and 1 since (churn risk)
     for days in (10, 50):
         client.post(
             "/api/v1/orders",
