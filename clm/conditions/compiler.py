@@ -37,6 +37,7 @@ from clm.conditions.ast import (
     And,
     Arith,
     Call,
+    Compare,
     Condition,
     Const,
     Expr,
@@ -197,6 +198,9 @@ class _Compiler:
                 return true() if node.negated else false()
             values = [_literal(v) for v in node.values]
             return typed.sql.not_in(values) if node.negated else typed.sql.in_(values)
+        counted = self._counted(node)
+        if counted is not None:
+            return counted
         left, right = self.expr(node.left), self.expr(node.right)
         if left.kind is None or right.kind is None:
             raise self.fail(
@@ -213,6 +217,23 @@ class _Compiler:
             ">": lambda a, b: a > b,
             ">=": lambda a, b: a >= b,
         }[node.op](left.sql, right.sql)
+
+    def _counted(self, node: Compare) -> ColumnElement[bool] | None:
+        """A space may answer `function(...) <op> number` set-based (e.g. a grouped semi-join
+        instead of a count per customer); it offers `compare_count` for that."""
+        hook = getattr(self.space, "compare_count", None)
+        if hook is None:
+            return None
+        call, op, value = node.left, node.op, node.right
+        if isinstance(call, Literal) and isinstance(value, Call):  # 3 <= events(...)
+            call, value = value, call
+            op = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
+        if not isinstance(call, Call) or not isinstance(value, Literal):
+            return None
+        if isinstance(value.value, bool) or not isinstance(value.value, int | float):
+            return None
+        result: ColumnElement[bool] | None = hook(call, op, value.value, self.fail)
+        return result
 
     def _check_kinds(self, left: str | None, right: str | None, op: str, pos: int) -> None:
         if left is not None and right is not None and left != right:

@@ -64,8 +64,9 @@ class CustomerSpace:
         self.windows.add(windows[0].days)
         return timestamp_param(f"since_{windows[0].days}d")
 
-    def _events(self, call: Call, fail: Any) -> Typed:
-        """events(type [, type…] [, last Nd] [, key = value…]): how many such events."""
+    def event_conditions(self, call: Call, fail: Any) -> list[Any]:
+        """The WHERE terms of `events(type [, type…] [, last Nd] [, key = value…])`, without the
+        customer: the caller correlates them or groups by customer."""
         types: list[str] = []
         filters: list[Filter] = []
         for arg in call.args:
@@ -78,10 +79,7 @@ class CustomerSpace:
             elif not isinstance(arg, Window):
                 raise fail("events() takes event types, a window (`last 14d`) and property filters", call.pos)
         since = self._window(call, call.args, fail)
-        conds = [
-            events.c.customer_id == self.row["customer_id"],
-            events.c.occurred_at <= AS_OF,
-        ]
+        conds = [events.c.occurred_at <= AS_OF]
         # without named types, every activity event counts (derived system events are not activity)
         conds.append(events.c.type.in_(types) if types else events.c.channel != SYSTEM_CHANNEL)
         if since is not None:
@@ -92,6 +90,11 @@ class CustomerSpace:
             value = json_text(events.c.properties, f.key)
             wanted = str(f.value)
             conds.append(value == wanted if f.op == "=" else or_(value.is_(None), value != wanted))
+        return conds
+
+    def _events(self, call: Call, fail: Any) -> Typed:
+        """events(type [, type…] [, last Nd] [, key = value…]): how many such events."""
+        conds = [events.c.customer_id == self.row["customer_id"], *self.event_conditions(call, fail)]
         count = select(func.count()).where(*conds).correlate_except(events).scalar_subquery()
         return Typed(count, "number")
 

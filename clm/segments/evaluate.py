@@ -49,11 +49,12 @@ SCOPE: Any = bindparam("scope", expanding=True)
 class Compiled:
     """A segment condition ready to run: the SQL boolean, what it reads, which windows it uses."""
 
-    where: ColumnElement[bool]
+    where: ColumnElement[bool]  # per customer: for re-checking a few
     depends: frozenset[str]
     joined: frozenset[str]
     windows: frozenset[int]
     text: str
+    where_all: ColumnElement[bool] | None = None  # set-based: for evaluating everyone at once
 
     def params(self, as_of: datetime) -> dict[str, Any]:
         return {"as_of": as_of, **{f"since_{d}d": as_of - timedelta(days=d) for d in self.windows}}
@@ -62,11 +63,19 @@ class Compiled:
 def compile_segment(
     condition: Any, segment_ids: Callable[[str], int | None], text: str | None = None
 ) -> Compiled:
-    """Compile a parsed condition over the segment field space; errors point into `text`."""
+    """Compile a parsed condition over the segment field space, twice: per customer (re-checks)
+    and set-based (full evaluation); errors point into `text`."""
     space = SegmentSpace(segment_ids)
     where = compile_condition(condition, space, text=text)
+    whole = SegmentSpace(segment_ids, set_based=True)
+    where_all = compile_condition(condition, whole, text=text)
     return Compiled(
-        where, frozenset(space.depends), frozenset(space.joined), frozenset(space.windows), to_text(condition)
+        where,
+        frozenset(space.depends),
+        frozenset(space.joined),
+        frozenset(space.windows | whole.windows),
+        to_text(condition),
+        where_all,
     )
 
 
@@ -94,10 +103,11 @@ def source(joined: Iterable[str]) -> Any:
 
 def matching(compiled: Compiled, scoped: bool = False) -> Any:
     """SELECT the ids of live customers who satisfy the condition (only `:scope` if scoped)."""
+    where = compiled.where if scoped or compiled.where_all is None else compiled.where_all
     query = (
         select(customers.c.id)
         .select_from(source(compiled.joined))
-        .where(customers.c.merged_into.is_(None), compiled.where)
+        .where(customers.c.merged_into.is_(None), where)
     )
     return query.where(customers.c.id.in_(SCOPE)) if scoped else query
 

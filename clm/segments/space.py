@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import exists, func, literal, select, true
+from sqlalchemy import exists, func, literal, not_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from clm.analytics.tables import churn_scores, clv_scores
@@ -18,6 +18,7 @@ from clm.commerce.tables import order_items, orders, products
 from clm.conditions import Typed
 from clm.conditions.ast import Call, Field, Filter, Literal, Window
 from clm.customers.tables import consents, customers
+from clm.events.tables import events
 from clm.features import AS_OF, PROFILE_TEXT_FIELDS, CustomerSpace, counted_order
 from clm.lifecycle.tables import customer_features, customer_stages
 from clm.segments.tables import segment_members
@@ -52,6 +53,14 @@ _VALUE_FIELDS = {
     "rfm_m": "rfm_m",
 }
 _ORDER_FILTERS = {"sku": order_items.c.sku, "category": products.c.category}
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "=": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
 CONSENT_CHANNELS = ("email", "sms", "push", "phone", "whatsapp", "wechat", "mail")
 
 
@@ -75,8 +84,11 @@ class SegmentSpace(CustomerSpace):
     `in_segment`. After compiling, `depends` holds the data kinds read and `joined` the tables
     to left-join onto `customers`."""
 
-    def __init__(self, segment_ids: Callable[[str], int | None] | None = None) -> None:
+    def __init__(
+        self, segment_ids: Callable[[str], int | None] | None = None, *, set_based: bool = False
+    ) -> None:
         super().__init__(_feature_row())
+        self.set_based = set_based
         self.depends: set[str] = set()
         self.joined: set[str] = set()
         self.segment_ids = segment_ids or (lambda name: None)
@@ -132,9 +144,7 @@ class SegmentSpace(CustomerSpace):
 
     def function(self, call: Call, compile_arg: Any, fail: Any) -> Typed | None:
         if call.fn == "events":
-            types = [a.name for a in call.args if isinstance(a, Field)]
-            types += [str(a.value) for a in call.args if isinstance(a, Literal) and isinstance(a.value, str)]
-            self.depends.update({f"event:{t}" for t in types} if types else {ANY_EVENT})
+            self._event_depends(call)
             return super().function(call, compile_arg, fail)
         if call.fn in ("purchased", "orders", "spent"):
             self.depends.add(ORDERS)
@@ -143,9 +153,9 @@ class SegmentSpace(CustomerSpace):
             return self._in_segment(call, fail)
         return None
 
-    def _orders(self, call: Call, fail: Any) -> Typed:
-        """purchased / orders / spent ([last Nd] [, sku = "…"] [, category = "…"]): whether the
-        customer has a counted order, how many, and their total, in the window and with such items."""
+    def order_conditions(self, call: Call, fail: Any) -> list[ColumnElement[bool]]:
+        """The WHERE terms of purchased / orders / spent ([last Nd] [, sku = "…"] [, category = "…"]),
+        without the customer: counted orders in the window, with such items."""
         filters: list[Filter] = []
         for arg in call.args:
             if isinstance(arg, Filter):
@@ -155,11 +165,7 @@ class SegmentSpace(CustomerSpace):
             elif not isinstance(arg, Window):
                 raise fail(f"{call.fn}() takes a window (`last 60d`) and sku/category filters", call.pos)
         at = AS_OF
-        conds: list[ColumnElement[bool]] = [
-            orders.c.customer_id == customers.c.id,
-            orders.c.ordered_at <= at,
-            counted_order(at),
-        ]
+        conds: list[ColumnElement[bool]] = [orders.c.ordered_at <= at, counted_order(at)]
         since = self._window(call, call.args, fail)
         if since is not None:
             conds.append(orders.c.ordered_at > since)
@@ -172,6 +178,11 @@ class SegmentSpace(CustomerSpace):
                 *(_ORDER_FILTERS[f.key] == f.value for f in filters),
             )
             conds.append(exists(item.correlate(orders)))
+        return conds
+
+    def _orders(self, call: Call, fail: Any) -> Typed:
+        """purchased(…) → bool, orders(…) → how many, spent(…) → their total."""
+        conds = [orders.c.customer_id == customers.c.id, *self.order_conditions(call, fail)]
         if call.fn == "purchased":
             return Typed(exists().where(*conds).correlate_except(orders), "bool")
         if call.fn == "orders":
@@ -179,6 +190,30 @@ class SegmentSpace(CustomerSpace):
             return Typed(count, "number")
         total = select(func.coalesce(func.sum(orders.c.total), 0.0)).where(*conds)
         return Typed(total.correlate_except(orders).scalar_subquery(), "number")
+
+    def compare_count(self, call: Call, op: str, value: float, fail: Any) -> ColumnElement[bool] | None:
+        """`events(…) >= 3` or `orders(…) = 0` for every customer at once: one grouped pass over
+        the matching events or orders, joined as a semi-join (or an anti-join when customers
+        without any such row also match), instead of a count per customer. Only when
+        `set_based`; a re-check of a few customers keeps the per-customer form."""
+        if not self.set_based or call.fn not in ("events", "orders") or op not in _COMPARE:
+            return None
+        if call.fn == "events":
+            self._event_depends(call)
+            conds, key = self.event_conditions(call, fail), events.c.customer_id
+        else:
+            self.depends.add(ORDERS)
+            conds, key = self.order_conditions(call, fail), orders.c.customer_id
+        test = _COMPARE[op](func.count(), value)
+        grouped = select(key).where(*conds).group_by(key)
+        if _COMPARE[op](0, value):  # customers with none of them match too
+            return customers.c.id.not_in(grouped.having(not_(test)))
+        return customers.c.id.in_(grouped.having(test))
+
+    def _event_depends(self, call: Call) -> None:
+        types = [a.name for a in call.args if isinstance(a, Field)]
+        types += [str(a.value) for a in call.args if isinstance(a, Literal) and isinstance(a.value, str)]
+        self.depends.update({f"event:{t}" for t in types} if types else {ANY_EVENT})
 
     def _in_segment(self, call: Call, fail: Any) -> Typed:
         """in_segment("name"): whether the customer is a member of that segment now."""

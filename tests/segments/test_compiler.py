@@ -22,7 +22,8 @@ from clm.customers.service import upsert_customer
 from clm.events.schemas import EventIn
 from clm.events.service import ingest
 from clm.lifecycle.service import assign_stages
-from clm.segments.service import create_segment, preview
+from clm.segments.evaluate import compile_segment, matching
+from clm.segments.service import create_segment, list_segments, parse_definition, preview
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
@@ -261,10 +262,18 @@ def atoms() -> st.SearchStrategy[tuple[str, Truth]]:
         st.builds(lambda a: (f"age >= {a}", lambda p: _cmp(_age(p), ">=", a)), st.sampled_from([18, 30, 50])),
         st.just(('stage = "acquisition"', lambda p: _stage(p) == "acquisition")),
         st.builds(
-            lambda d, n: (
-                f"events(product_view, last {d}d) >= {n}",
-                lambda p: sum(1 for a, _ in p.views if a < d) >= n,
+            lambda o, d, n: (
+                f"events(product_view, last {d}d) {o} {n}",
+                lambda p: _cmp(sum(1 for a, _ in p.views if a < d), o, n),
             ),
+            op,
+            days,
+            k,
+        ),
+        st.builds(lambda n: (f"{n} < events(email_click)", lambda p: n < len(p.clicks)), k),
+        st.builds(
+            lambda o, d, n: (f"orders(last {d}d) {o} {n}", lambda p: _cmp(len(p.counted(d)), o, n)),
+            op,
             days,
             k,
         ),
@@ -341,6 +350,13 @@ def small_shop(engine: Any) -> Any:
 def test_compiled_segments_match_plain_python(small_shop: Any, tree: tuple[str, Truth]) -> None:
     text, truth = tree
     expected = sorted(p.ext for p in PEOPLE if truth(p) is True)
+    # set-based, as a full evaluation or a preview runs it
     result = preview(small_shop, text, sample=100, as_of=NOW)
     assert sorted(m.external_id for m in result.sample) == expected, text
     assert result.count == len(expected)
+    # per customer, as the re-check after an event runs it
+    compiled = compile_segment(parse_definition(text), {s.name: s.id for s in list_segments(small_shop)}.get)
+    params = {**compiled.params(NOW), "scope": [p.id for p in PEOPLE]}
+    with small_shop.connect() as conn:
+        found = {row[0] for row in conn.execute(matching(compiled, scoped=True), params)}
+    assert sorted(p.ext for p in PEOPLE if p.id in found) == expected, text
