@@ -6,7 +6,8 @@ Association rules are counted over buyers, not single baskets: X → Y has
   lift       = confidence / (buyers of Y / all buyers)   (> 1: more likely than by chance)
 (Agrawal, Imieliński & Swami 1993). A customer's score for Y combines the rules from everything
 they own as a noisy-or, 1 − Π(1 − confidence(X → Y)), over rules with lift > 1 and enough
-buyers. Upsell: a pricier product in a category the customer already buys scores at least its
+buyers, with Y's share of buyers as the rule from nothing (so popularity fills in where no rule
+applies). Upsell: a pricier product in a category the customer already buys scores at least its
 share of that category's buyers, times `upsell_weight`. All of it is sparse matrix algebra over
 the customer × product matrix, so scoring many customers at once is a matrix product.
 """
@@ -143,11 +144,19 @@ class AssociationRecommender:
         up[blocked] = -np.inf
         return cross, up
 
-    def top(self, owned: sparse.csr_matrix, n: int) -> np.ndarray:
-        """Indices of the n best products per customer (best first); where no rule applies,
-        popularity breaks the tie, so a customer with little history still gets n products."""
+    def combined(self, owned: sparse.csr_matrix) -> np.ndarray:
+        """The ranking score: the rules' noisy-or with the empty rule ∅ → Y (Y's share of
+        buyers) as one more piece of evidence, so popular products still rank where no rule
+        speaks, or the upsell score if higher."""
         cross, up = self.scores(owned)
-        return _top(np.maximum(cross, up) + 1e-6 * self.buyers_ / max(self.customers_, 1), n)
+        base = self.buyers_ / max(self.customers_, 1)
+        score = np.maximum(1.0 - (1.0 - np.maximum(cross, 0.0)) * (1.0 - base), up)
+        score[np.isneginf(cross)] = -np.inf
+        return score
+
+    def top(self, owned: sparse.csr_matrix, n: int) -> np.ndarray:
+        """Indices of the n best products per customer (best first)."""
+        return _top(self.combined(owned), n)
 
     def popular(self, owned: sparse.csr_matrix, n: int) -> np.ndarray:
         """The baseline: the n most-bought products each customer does not own."""

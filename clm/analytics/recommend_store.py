@@ -146,6 +146,7 @@ def recommend(engine: Engine, customer_id: int, n: int = 10) -> list[Recommendat
         owned_skus = [s for (s,) in conn.execute(query)]
     owned = model.matrix(pd.DataFrame({"customer_id": customer_id, "sku": owned_skus}), [customer_id])
     cross, up = model.scores(owned)
+    combined = model.combined(owned)
     best = model.top(owned, n)[0]
     info = catalog.set_index("sku")
     mine = [model.index_[s] for s in owned_skus if s in model.index_]
@@ -158,9 +159,7 @@ def recommend(engine: Engine, customer_id: int, n: int = 10) -> list[Recommendat
         price = float(row["price"]) if row is not None else 0.0
         kind, reason, because = _reason(model, info, mine, j, float(cross[0, j]), float(up[0, j]))
         out.append(
-            Recommendation(
-                sku, name, category, price, kind, round(max(cross[0, j], up[0, j], 0.0), 4), reason, because
-            )
+            Recommendation(sku, name, category, price, kind, round(float(combined[0, j]), 4), reason, because)
         )
     return out
 
@@ -172,7 +171,8 @@ def _reason(
         sku = model.skus_[k]
         return str(info.loc[sku, "name"]) if sku in info.index else sku
 
-    if up > 0 and up >= cross:
+    base = model.buyers_[j] / max(model.customers_, 1)
+    if up > 0 and up >= 1 - (1 - cross) * (1 - base):
         below = [k for k in mine if model.step_up_[k, j]]
         k = max(below, key=lambda k: float(info.loc[model.skus_[k], "price"]))
         was, now = float(info.loc[model.skus_[k], "price"]), float(info.loc[model.skus_[j], "price"])
@@ -182,8 +182,7 @@ def _reason(
         k = max(mine, key=lambda k: float(model.confidence_[k, j]))
         confidence = float(model.confidence_[k, j])
         return "cross-sell", f"bought with {label(k)} by {confidence:.0%} of its buyers", model.skus_[k]
-    share = model.buyers_[j] / max(model.customers_, 1)
-    return "popular", f"popular: bought by {share:.0%} of customers", None
+    return "popular", f"popular: bought by {base:.0%} of customers", None
 
 
 def evaluate_recommendations(

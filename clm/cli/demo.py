@@ -83,6 +83,29 @@ def register(app: typer.Typer) -> None:
         if config.customers <= HISTORY_LIMIT:
             run_value(eng, config)
         run_segments(eng)
+        run_recommendations(eng)
+
+
+def run_recommendations(eng: Engine) -> None:
+    """Association rules on the demo orders, and how they do against popularity."""
+    from clm.analytics.recommend_store import build_recommendations, evaluate_recommendations, rules
+
+    console.rule("[bold]recommendations")
+    try:
+        with err_console.status("counting association rules and evaluating them …"):
+            built = build_recommendations(eng)
+            result = evaluate_recommendations(eng, 10)
+    except ClmError as exc:
+        console.print(f"[yellow]no recommendations for this demo:[/] {exc.message}")
+        return
+    table = Table("if bought", "then", "confidence", "lift", title=f"strongest of {built['rules']:,} rules")
+    for r in rules(eng, limit=5):
+        table.add_row(r["antecedent"], r["consequent"], f"{r['confidence']:.0%}", f"{r['lift']:.2f}")
+    console.print(table)
+    console.print(
+        f"hit-rate@10 on {result['customers']:,} held-out last orders: rules {result['hit_rate']:.1%}, "
+        f"most popular products {result['popularity_hit_rate']:.1%}"
+    )
 
 
 def run_segments(eng: Engine) -> None:

@@ -77,7 +77,12 @@ def test_scores_combine_rules_as_a_noisy_or_and_upsell_a_step_up() -> None:
     assert cross[1, d] == pytest.approx(1 / 3)
     assert up[1, d] == pytest.approx(0.5 * 2 / 8)  # D is pricier in C's category; share 2 of 8 buyers
     assert up[0, b] == 0  # no step up across categories
-    assert model.top(owned, 1).tolist() == [[b], [d]]
+    # ranking adds the rule from nothing, Y's share of buyers: u: B 1 - (1 - .6)(1 - .5) = .8,
+    # C .6, D .2; v: A and B .5, D 1 - (1 - 1/3)(1 - .2) = .467
+    score = model.combined(owned)
+    assert score[0, [b, c, d]] == pytest.approx([0.8, 0.6, 0.2])
+    assert score[1, [a, b, d]] == pytest.approx([0.5, 0.5, 1 - (2 / 3) * 0.8])
+    assert model.top(owned, 3).tolist() == [[b, c, d], [a, b, d]]
     # two antecedents pointing at the same product: 1 - (1 - .6)(1 - 1.0) for an owner of B and D → A, C
     both = model.matrix(pd.DataFrame({"customer_id": ["w", "w"], "sku": ["B", "D"]}), ["w"])
     cross_w, _ = model.scores(both)
