@@ -313,3 +313,33 @@ def test_cli_segments_commands(
     assert main(["--db", db_url, "segments", "preview", "--where", "orders >"]) == 1
     assert "column 9" in capsys.readouterr().err
     assert main(["--db", db_url, "segments", "delete", "carts"]) == 0
+
+
+def test_consent_and_profile_changes_move_customers_and_the_view_lists_segments(
+    engine: Any, client: Any, personas: Personas
+) -> None:
+    create_segment(engine, "emailable", where="consent.email")
+    create_segment(engine, "shanghai", where='city = "Shanghai"')
+    made = client.post(
+        "/api/v1/customers", json={"external_id": "ann"}, headers=personas.headers("mark")
+    ).json()
+    cid = made["id"]
+    assert member_ids(engine, "emailable") == set()
+    consent = {"channel": "email", "granted": True, "source": "signup form"}
+    assert (
+        client.post(
+            f"/api/v1/customers/{cid}/consents", json=consent, headers=personas.headers("mark")
+        ).status_code
+        == 200
+    )
+    assert member_ids(engine, "emailable") == {cid}
+    client.post(
+        "/api/v1/customers", json={"external_id": "ann", "city": "Shanghai"}, headers=personas.headers("mark")
+    )
+    assert member_ids(engine, "shanghai") == {cid}
+    view = client.get(f"/api/v1/customers/{cid}", headers=personas.headers("vic")).json()
+    assert [m["segment"] for m in view["segments"]] == ["emailable", "shanghai"]
+    withdrawn = {"channel": "email", "granted": False, "source": "unsubscribe link"}
+    client.post(f"/api/v1/customers/{cid}/consents", json=withdrawn, headers=personas.headers("mark"))
+    assert member_ids(engine, "emailable") == set()
+    assert len(stored(engine, "segment_exited")) == 1
