@@ -16,7 +16,7 @@ from clm.customers.tables import customers
 from clm.events.schemas import SYSTEM_CHANNEL
 from clm.events.tables import events
 from clm.features.query import AS_OF, FEATURES, PROFILE_TEXT_FIELDS, counted_order, timestamp_param
-from clm.store.sql import json_text
+from clm.store.sql import json_number, json_text
 
 
 class CustomerSpace:
@@ -53,7 +53,16 @@ class CustomerSpace:
             return self._events(call, fail)
         if call.fn == "purchased":
             return self._purchased(call, fail)
+        if call.fn == "number":
+            return self._number(call, fail)
         return None
+
+    def _number(self, call: Call, fail: Any) -> Typed:
+        """number(attr.NAME): a custom attribute as a number (null when it is not one)."""
+        arg = call.args[0] if len(call.args) == 1 else None
+        if not isinstance(arg, Field) or not arg.name.startswith("attr.") or len(arg.name) <= 5:
+            raise fail("number() takes one custom attribute, e.g. number(attr.points) > 100", call.pos)
+        return Typed(json_number(customers.c.attributes, arg.name[5:]), "number")
 
     def _window(self, call: Call, args: Sequence[Any], fail: Any) -> Any:
         windows = [a for a in args if isinstance(a, Window)]

@@ -151,6 +151,9 @@ class SegmentSpace(CustomerSpace):
             return self._orders(call, fail)
         if call.fn == "in_segment":
             return self._in_segment(call, fail)
+        if call.fn == "number":
+            self.depends.add(PROFILE)
+            return super().function(call, compile_arg, fail)
         return None
 
     def order_conditions(self, call: Call, fail: Any) -> list[ColumnElement[bool]]:

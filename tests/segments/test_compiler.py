@@ -61,6 +61,7 @@ class Person:
 
 
 CATEGORY = {"SH-1": "shoes", "SH-2": "shoes", "BG-1": "bags"}
+POINTS = {"p1": 120, "p2": 30, "p5": 300}  # custom numeric attribute; p3 has a non-number
 PEOPLE = [
     Person(
         "p1",
@@ -146,7 +147,11 @@ def _build(engine: Any) -> None:
             first_seen_at=ago(400),
             city=p.city,
             birthday=p.birthday,
-            attributes={"vip": p.vip} if p.vip else {},
+            attributes={
+                **({"vip": p.vip} if p.vip else {}),
+                **({"points": POINTS[p.ext]} if p.ext in POINTS else {}),
+                **({"points": "lots"} if p.ext == "p3" else {}),
+            },
             consents={"email": True} if p.email_ok else {},
         )
         p.id = upsert_customer(engine, item, actor="test")[0].id
@@ -258,6 +263,10 @@ def atoms() -> st.SearchStrategy[tuple[str, Truth]]:
         ),
         st.just(("city is null", lambda p: p.city is None)),
         st.just(('attr.vip = "yes"', lambda p: None if p.vip is None else p.vip == "yes")),
+        st.builds(
+            lambda x: (f"number(attr.points) > {x}", lambda p: _cmp(POINTS.get(p.ext), ">", x)),
+            st.sampled_from([0, 50, 150]),
+        ),
         st.just(("consent.email", lambda p: p.email_ok)),
         st.builds(lambda a: (f"age >= {a}", lambda p: _cmp(_age(p), ">=", a)), st.sampled_from([18, 30, 50])),
         st.just(('stage = "acquisition"', lambda p: _stage(p) == "acquisition")),
