@@ -42,6 +42,7 @@ from clm.store.schema import UTCDateTime, to_db_timestamp
 from clm.store.sql import json_object
 
 ENTERED, EXITED = "segment_entered", "segment_exited"
+_LOCK_CLASS = 0x5365  # "Se": PostgreSQL advisory locks per segment id
 SCOPE: Any = bindparam("scope", expanding=True)
 
 
@@ -133,10 +134,22 @@ def _event_id(segment_id: int, direction: str, run: Any, customer: Any) -> Any:
     )
 
 
+def lock_segments(conn: Connection, segment_ids: Iterable[int], *, shared: bool) -> None:
+    """Serialise writers of the same segment on PostgreSQL: a full rebuild holds its segment
+    exclusively, re-checks share it (and lock their customers' rows against each other).
+    SQLite's BEGIN IMMEDIATE already lets one writer in at a time."""
+    if conn.dialect.name != "postgresql":
+        return
+    fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    for segment_id in sorted(set(segment_ids)):
+        conn.exec_driver_sql(f"SELECT {fn}(%(c)s, %(s)s)", {"c": _LOCK_CLASS, "s": int(segment_id)})
+
+
 def rebuild(
     conn: Connection, segment_id: int, name: str, compiled: Compiled, now: datetime
 ) -> tuple[int, int]:
     """Make the stored membership equal the condition's answer, set-based; returns (entered, exited)."""
+    lock_segments(conn, [segment_id], shared=False)
     run = str(uuid.uuid4())
     m = segment_members
     values = {**compiled.params(now), "run": run, "now": now}
@@ -230,6 +243,11 @@ def recheck(
     dialect = conn.dialect.name
     stamp = to_db_timestamp(now, dialect)
     run = str(uuid.uuid4())
+    lock_segments(conn, [t.id for level in levels for t in level], shared=True)
+    if dialect == "postgresql":  # two requests about the same customer wait for each other
+        conn.execute(
+            select(customers.c.id).where(customers.c.id.in_(ids)).order_by(customers.c.id).with_for_update()
+        )
     for level in levels:
         if not level:
             continue
