@@ -15,7 +15,7 @@ from clm.customers.identities import normalize_identity
 from clm.customers.merge import merge_customers, suspected_duplicates
 from clm.customers.schemas import PROFILE_FIELDS
 from clm.customers.service import find_customers
-from clm.lifecycle.service import reassess_customers
+from clm.segments.service import refresh_customers
 from clm.views.customer import CustomerView, customer_view
 
 app = typer.Typer(help="Look at and tidy customer profiles.", no_args_is_help=True)
@@ -140,5 +140,5 @@ def merge(
     """Merge profiles: their events, orders, identities and consents move to the survivor."""
     eng = engine()
     kept = merge_customers(eng, survivor, others, reason=reason, actor="cli")
-    reassess_customers(eng, [kept])
+    refresh_customers(eng, [kept])
     console.print(f"merged {', '.join(map(str, others))} into customer {kept}")

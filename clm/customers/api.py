@@ -105,7 +105,7 @@ def merge(body: MergeIn, request: Request, principal: Principal = Depends(requir
     survivor = merge_customers(
         engine, body.survivor_id, body.merged_ids, reason=body.reason, actor=principal.actor
     )
-    refresh_customers(request.app.state, engine, [survivor])
+    refresh_customers(request.app.state, engine, [survivor])  # everything about them changed
     return get_customer(engine, survivor)
 
 

@@ -231,7 +231,12 @@ class Target:
 
 
 def recheck(
-    conn: Connection, levels: Sequence[Sequence[Target]], customer_ids: Sequence[int], now: datetime
+    conn: Connection,
+    levels: Sequence[Sequence[Target]],
+    customer_ids: Sequence[int],
+    now: datetime,
+    *,
+    live_only: bool = True,
 ) -> Changes:
     """Re-check a few customers against the given segments: one query per dependency level
     answers every segment of that level for all the customers, and only differences are written.
@@ -261,7 +266,9 @@ def recheck(
                 *(case((t.compiled.where, 1), else_=0).label(f"s{i}") for i, t in enumerate(level)),
             )
             .select_from(source(joined))
-            .where(customers.c.id.in_(SCOPE), customers.c.merged_into.is_(None))
+            .where(
+                customers.c.id.in_(SCOPE), customers.c.merged_into.is_(None) if live_only else literal(True)
+            )
         )
         answers = {row[0]: row[1:] for row in conn.execute(query, params)}
         current = {

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, literal, select, update
 
 from clm.conditions import Condition, ConditionError, parse_condition, parse_text, to_json, to_text
 from clm.core.errors import Conflict, InvalidInput, NotFound
@@ -476,6 +476,7 @@ def recheck_customers(
     (all of them when `changed` is None), and against segments that read those in turn."""
     if not customer_ids:
         return Changes({}, {})
+    _retire_merged(engine, customer_ids)
     with engine.begin() as conn:
         rows = list(conn.execute(select(segments).where(segments.c.kind == DYNAMIC)))
         if changed is not None:
@@ -490,6 +491,26 @@ def recheck_customers(
         if not rows:
             return Changes({}, {})
         return recheck(conn, levels_of(_targets(conn, rows)), list(customer_ids), utcnow())
+
+
+def _retire_merged(engine: Engine, survivors: Collection[int]) -> None:
+    """Profiles merged into these customers leave every segment (their data now belongs to the
+    survivor, who is re-checked); a static list keeps the person by taking the survivor in."""
+    m, c = segment_members, customers
+    with engine.begin() as conn:
+        rows = conn.execute(
+            select(m.c.segment_id, segments.c.name, segments.c.kind, m.c.customer_id, c.c.merged_into)
+            .select_from(m.join(c, c.c.id == m.c.customer_id).join(segments, segments.c.id == m.c.segment_id))
+            .where(c.c.merged_into.in_(sorted(set(survivors))))
+        ).all()
+        if not rows:
+            return
+        now = utcnow()
+        for segment_id, name, kind, tombstone, survivor in rows:
+            gone = Compiled(literal(False), frozenset(), frozenset(), frozenset(), "")
+            recheck(conn, [[Target(segment_id, name, gone)]], [tombstone], now, live_only=False)
+            if kind == STATIC:
+                _enter(conn, segment_id, name, [survivor], now)
 
 
 def refresh_customers(

@@ -343,3 +343,23 @@ def test_consent_and_profile_changes_move_customers_and_the_view_lists_segments(
     client.post(f"/api/v1/customers/{cid}/consents", json=withdrawn, headers=personas.headers("mark"))
     assert member_ids(engine, "emailable") == set()
     assert len(stored(engine, "segment_exited")) == 1
+
+
+def test_a_merged_profile_leaves_its_segments_and_the_survivor_takes_its_place(
+    engine: Any, client: Any, personas: Personas
+) -> None:
+    post_event(client, personas, "old", "page_view")
+    post_event(client, personas, "new", "add_to_cart")
+    old, new = 1, 2
+    create_segment(engine, "viewers", where="events(page_view) >= 1")
+    create_segment(engine, "listed", static=True, customer_ids=[old])
+    assert member_ids(engine, "viewers") == {old}
+    merged = client.post(
+        "/api/v1/customers/merge",
+        json={"survivor_id": new, "merged_ids": [old], "reason": "same person"},
+        headers=personas.headers("mark"),
+    )
+    assert merged.status_code == 200, merged.text
+    assert member_ids(engine, "viewers") == {new}  # the page view moved to the survivor
+    assert member_ids(engine, "listed") == {new}
+    assert get_segment(engine, "viewers").members == 1 and get_segment(engine, "listed").members == 1
