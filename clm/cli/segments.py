@@ -26,6 +26,7 @@ from clm.segments.service import (
     members,
     preview,
     rebuild_segments,
+    update_segment,
 )
 
 app = typer.Typer(help="Customer segments: dynamic (a condition) and static lists.", no_args_is_help=True)
@@ -87,6 +88,23 @@ def create(
     _show_build(build)
     if segment.where:
         console.print(f"condition: {segment.where}")
+
+
+@app.command("update")
+def update(
+    name: str,
+    where: Annotated[str | None, typer.Option("--where", help="A new condition (rebuilds at once).")] = None,
+    description: Annotated[str | None, typer.Option(help="A new description.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Change a segment's condition and/or description."""
+    segment, build = update_segment(engine(), name, description=description, where=where)
+    if json:
+        print_json({"segment": segment, "build": build})
+        return
+    if build:
+        _show_build(build)
+    console.print(f"{segment.name}: {segment.where or segment.description}")
 
 
 @app.command("import")

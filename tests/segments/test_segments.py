@@ -312,6 +312,8 @@ def test_cli_segments_commands(
     assert '"total": 1' in capsys.readouterr().out
     assert main(["--db", db_url, "segments", "preview", "--where", "orders >"]) == 1
     assert "column 9" in capsys.readouterr().err
+    assert main(["--db", db_url, "segments", "update", "carts", "--where", "events(add_to_cart) >= 2"]) == 0
+    assert "-1 left" in capsys.readouterr().out
     assert main(["--db", db_url, "segments", "delete", "carts"]) == 0
 
 
