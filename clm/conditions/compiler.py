@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import (
     Boolean,
+    Column,
     Float,
     Integer,
     String,
@@ -31,7 +32,9 @@ from sqlalchemy import (
     or_,
     true,
 )
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BinaryExpression, ColumnElement, Grouping, UnaryExpression
+from sqlalchemy.sql.selectable import Exists, ScalarSelect, Select
 
 from clm.conditions.ast import (
     And,
@@ -102,6 +105,23 @@ def _literal(value: Scalar) -> ColumnElement[Any]:
     if isinstance(value, float):
         return literal(value, Float())
     return literal(value, String())
+
+
+def _never_null(expr: Any) -> bool:
+    """EXISTS, and a non-null column IN / NOT IN a subquery, are true or false, never NULL."""
+    if isinstance(expr, Exists):
+        return True
+    if isinstance(expr, Grouping):
+        return _never_null(expr.element)
+    if isinstance(expr, UnaryExpression) and expr.operator is operators.inv:
+        return _never_null(expr.element)
+    return (
+        isinstance(expr, BinaryExpression)
+        and expr.operator in (operators.in_op, operators.not_in_op)
+        and isinstance(expr.left, Column)
+        and not expr.left.nullable
+        and isinstance(expr.right, Select | ScalarSelect | Grouping)
+    )
 
 
 def _pos(expr: Any) -> int:
@@ -176,14 +196,18 @@ class _Compiler:
         if isinstance(node, Or):
             return or_(*(self.condition(c) for c in node.items))
         if isinstance(node, Not):
-            return not_(func.coalesce(self.condition(node.item), false()))
+            inner = self.condition(node.item)
+            # NOT EXISTS / NOT IN (subquery) stay plain so the database can plan an anti-join
+            return not_(inner) if _never_null(inner) else not_(func.coalesce(inner, false()))
         if isinstance(node, Test):
             typed = self.expr(node.expr)
             if typed.kind != "bool":
                 raise self.fail(
                     f"{typed.kind or 'null'} is not a condition; compare it, e.g. `... > 0`", _pos(node.expr)
                 )
-            return typed.sql == true() if isinstance(typed.sql.type, Boolean) else typed.sql
+            if _never_null(typed.sql) or not isinstance(typed.sql.type, Boolean):
+                return typed.sql
+            return typed.sql == true()
         if isinstance(node, IsNull):
             typed = self.expr(node.expr)
             return typed.sql.is_not(None) if node.negated else typed.sql.is_(None)

@@ -163,14 +163,16 @@ def preview(
         compiled = _compile(conn, cond, where, "where" if where is not None else "condition")
         ids = matching(compiled).subquery("m")
         params = compiled.params(now)
-        count = conn.execute(select(func.count()).select_from(ids), params).scalar_one()
-        rows = conn.execute(
-            select(*_member_columns())
-            .where(customers.c.id.in_(select(ids.c.id)))
-            .order_by(customers.c.id)
-            .limit(max(0, sample)),
-            params,
-        )
+        if sample > 0:  # one evaluation: the total rides along with the first rows
+            first = select(ids.c.id, func.count().over().label("total")).order_by(ids.c.id).limit(sample)
+            found = conn.execute(first, params).all()
+            count = found[0].total if found else 0
+            wanted = [r.id for r in found]
+            rows = conn.execute(
+                select(*_member_columns()).where(customers.c.id.in_(wanted)).order_by(customers.c.id)
+            )
+        else:
+            count, rows = conn.execute(select(func.count()).select_from(ids), params).scalar_one(), []
         return Preview(compiled.text, int(count), [_member(r) for r in rows], sorted(compiled.depends))
 
 

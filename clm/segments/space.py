@@ -209,8 +209,11 @@ class SegmentSpace(CustomerSpace):
             conds, key = self.order_conditions(call, fail), orders.c.customer_id
         test = _COMPARE[op](func.count(), value)
         grouped = select(key).where(*conds).group_by(key)
-        if _COMPARE[op](0, value):  # customers with none of them match too
-            return customers.c.id.not_in(grouped.having(not_(test)))
+        if _COMPARE[op](0, value):
+            # customers with none of them match too: NOT EXISTS a group that fails the test
+            # (an anti-join; NOT IN would need the whole list in memory on PostgreSQL)
+            failing = grouped.having(not_(test)).subquery("failing")
+            return not_(exists(select(literal(1)).select_from(failing).where(failing.c[0] == customers.c.id)))
         return customers.c.id.in_(grouped.having(test))
 
     def _event_depends(self, call: Call) -> None:
