@@ -168,9 +168,8 @@ def preview(
             found = conn.execute(first, params).all()
             count = found[0].total if found else 0
             wanted = [r.id for r in found]
-            rows = conn.execute(
-                select(*_member_columns()).where(customers.c.id.in_(wanted)).order_by(customers.c.id)
-            )
+            query = select(*_member_columns()).where(customers.c.id.in_(wanted)).order_by(customers.c.id)
+            rows: list[Any] = list(conn.execute(query))
         else:
             count, rows = conn.execute(select(func.count()).select_from(ids), params).scalar_one(), []
         return Preview(compiled.text, int(count), [_member(r) for r in rows], sorted(compiled.depends))
