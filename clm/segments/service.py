@@ -36,6 +36,7 @@ from clm.segments.tables import segment_exits, segment_members, segments
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,99}$")
 DYNAMIC, STATIC = "dynamic", "static"
+PREVIEW_IDS = 50_000
 
 
 @dataclass(frozen=True)
@@ -163,15 +164,15 @@ def preview(
         compiled = _compile(conn, cond, where, "where" if where is not None else "condition")
         ids = matching(compiled).subquery("m")
         params = compiled.params(now)
-        if sample > 0:  # one evaluation: the total rides along with the first rows
-            first = select(ids.c.id, func.count().over().label("total")).order_by(ids.c.id).limit(sample)
-            found = conn.execute(first, params).all()
-            count = found[0].total if found else 0
-            wanted = [r.id for r in found]
-            query = select(*_member_columns()).where(customers.c.id.in_(wanted)).order_by(customers.c.id)
-            rows: list[Any] = list(conn.execute(query))
-        else:
-            count, rows = conn.execute(select(func.count()).select_from(ids), params).scalar_one(), []
+        # one evaluation for the usual segment: its ids come back and are counted here; only a
+        # segment larger than PREVIEW_IDS is counted by a second query
+        found = [r[0] for r in conn.execute(select(ids.c.id).limit(PREVIEW_IDS + 1), params)]
+        count = len(found)
+        if count > PREVIEW_IDS:
+            count = conn.execute(select(func.count()).select_from(ids), params).scalar_one()
+        wanted = sorted(found)[: max(0, sample)]
+        query = select(*_member_columns()).where(customers.c.id.in_(wanted)).order_by(customers.c.id)
+        rows = list(conn.execute(query)) if wanted else []
         return Preview(compiled.text, int(count), [_member(r) for r in rows], sorted(compiled.depends))
 
 
