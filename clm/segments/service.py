@@ -500,15 +500,23 @@ def _retire_merged(engine: Engine, survivors: Collection[int]) -> None:
     survivor, who is re-checked); a static list keeps the person by taking the survivor in."""
     m, c = segment_members, customers
     with engine.begin() as conn:
+        merged = dict(
+            conn.execute(
+                select(c.c.id, c.c.merged_into).where(c.c.merged_into.in_(sorted(set(survivors))))
+            ).all()
+        )
+        if not merged:  # the usual case, answered by the index on merged_into
+            return
         rows = conn.execute(
-            select(m.c.segment_id, segments.c.name, segments.c.kind, m.c.customer_id, c.c.merged_into)
-            .select_from(m.join(c, c.c.id == m.c.customer_id).join(segments, segments.c.id == m.c.segment_id))
-            .where(c.c.merged_into.in_(sorted(set(survivors))))
+            select(m.c.segment_id, segments.c.name, segments.c.kind, m.c.customer_id)
+            .select_from(m.join(segments, segments.c.id == m.c.segment_id))
+            .where(m.c.customer_id.in_(sorted(merged)))
         ).all()
         if not rows:
             return
         now = utcnow()
-        for segment_id, name, kind, tombstone, survivor in rows:
+        for segment_id, name, kind, tombstone in rows:
+            survivor = merged[tombstone]
             gone = Compiled(literal(False), frozenset(), frozenset(), frozenset(), "")
             recheck(conn, [[Target(segment_id, name, gone)]], [tombstone], now, live_only=False)
             if kind == STATIC:
