@@ -21,6 +21,7 @@ from sqlalchemy import (
     case,
     cast,
     delete,
+    exists,
     func,
     insert,
     literal,
@@ -150,6 +151,8 @@ def rebuild(
 ) -> tuple[int, int]:
     """Make the stored membership equal the condition's answer, set-based; returns (entered, exited)."""
     lock_segments(conn, [segment_id], shared=False)
+    if conn.dialect.name == "postgresql":  # room for the hashes of a big segment's joins
+        conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
     run = str(uuid.uuid4())
     m = segment_members
     values = {**compiled.params(now), "run": run, "now": now}
@@ -157,8 +160,11 @@ def rebuild(
     now_p = bindparam("now", type_=UTCDateTime)
     matches = matching(compiled).subquery("matches")
     ours = m.c.segment_id == segment_id
+    # NOT EXISTS, not NOT IN: an anti-join on both databases, whatever the sizes (PostgreSQL
+    # runs NOT IN over a big subquery row by row once its hash no longer fits in memory)
+    still = select(literal(1)).select_from(matches).where(matches.c.id == m.c.customer_id)
     leaving = select(literal(segment_id), m.c.customer_id, m.c.entered_at, now_p, run_p).where(
-        ours, m.c.customer_id.not_in(select(matches.c.id))
+        ours, ~exists(still)
     )
     conn.execute(
         insert(segment_exits).from_select(
@@ -170,9 +176,8 @@ def rebuild(
         segment_exits.c.run_id == run_p, segment_exits.c.segment_id == segment_id
     )
     conn.execute(delete(m).where(ours, m.c.customer_id.in_(left)), {"run": run})
-    joining = select(literal(segment_id), matches.c.id, now_p, run_p).where(
-        matches.c.id.not_in(select(m.c.customer_id).where(ours))
-    )
+    already = select(literal(1)).select_from(m).where(ours, m.c.customer_id == matches.c.id)
+    joining = select(literal(segment_id), matches.c.id, now_p, run_p).where(~exists(already))
     conn.execute(
         insert(m).from_select(["segment_id", "customer_id", "entered_at", "run_id"], joining), values
     )
