@@ -15,7 +15,7 @@ from clm.core.imports import ChunkOutcome, ImportReport, Rejection, run_import
 from clm.core.timeutil import utcnow
 from clm.customers.identities import IDENTITY_KINDS, normalize_identity
 from clm.customers.tables import customer_identities, customers
-from clm.segments.service import STATIC, _enter, _load, create_segment
+from clm.segments.service import STATIC, _enter, _load, create_segment, list_segments, rebuild_segments
 from clm.segments.tables import segments
 
 Reference = tuple[str, str]  # ("customer_id", "42") or (identity kind, normalised value)
@@ -74,7 +74,7 @@ def import_list(
         outcome.duplicates = len(ids) - entered
         return outcome
 
-    return run_import(
+    report = run_import(
         "list",
         data,
         parse_reference,
@@ -83,6 +83,10 @@ def import_list(
         rejections_path=rejections_path,
         progress=progress,
     )
+    readers = [s.name for s in list_segments(engine) if f"segment:{name}" in s.depends]
+    if readers and report.accepted:  # segments that read the list follow it
+        rebuild_segments(engine, readers)
+    return report
 
 
 def _exists(engine: Engine, name: str) -> bool:

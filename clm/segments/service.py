@@ -415,7 +415,9 @@ def add_members(engine: Engine, name: str, customer_ids: Collection[int]) -> int
         row = _load(conn, name)
         if row.kind != STATIC:
             raise InvalidInput(f"{name!r} is a dynamic segment: its condition decides who is in it", "name")
-        return _add(conn, row.id, name, customer_ids, utcnow())
+        added = _add(conn, row.id, name, customer_ids, utcnow())
+    recheck_customers(engine, customer_ids, {f"segment:{name}"})  # segments that read the list
+    return added
 
 
 def remove_members(engine: Engine, name: str, customer_ids: Collection[int]) -> int:
@@ -426,7 +428,9 @@ def remove_members(engine: Engine, name: str, customer_ids: Collection[int]) -> 
             raise InvalidInput(f"{name!r} is a dynamic segment: its condition decides who is in it", "name")
         ids = sorted(set(customer_ids))
         keep = Compiled(customers.c.id.not_in(ids), frozenset(), frozenset(), frozenset(), "")
-        return recheck(conn, [[Target(row.id, name, keep)]], ids, utcnow()).exited.get(name, 0)
+        removed = recheck(conn, [[Target(row.id, name, keep)]], ids, utcnow()).exited.get(name, 0)
+    recheck_customers(engine, ids, {f"segment:{name}"})
+    return removed
 
 
 # -- building and keeping current -----------------------------------------------------------
@@ -447,15 +451,21 @@ def rebuild_segments(
     as_of: datetime | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[Build]:
-    """Re-evaluate dynamic segments in full (all, the named ones, or those reading any of
-    `depends`), each in its own transaction, upstream segments first."""
+    """Re-evaluate dynamic segments in full (all, the named ones and the segments reading them,
+    or those reading any of `depends`), each in its own transaction, upstream segments first."""
     with engine.connect() as conn:
         rows = list(conn.execute(select(segments).order_by(segments.c.name)))
         if names is not None:
             missing = set(names) - {r.name for r in rows}
             if missing:
                 raise NotFound(f"no segment named {sorted(missing)[0]!r}")
-            rows = [r for r in rows if r.name in set(names)]
+            wanted = set(names)
+            grew = True
+            while grew:  # and the segments that read them, which would be stale otherwise
+                readers = {r.name for r in rows if any(f"segment:{n}" in (r.depends or []) for n in wanted)}
+                grew = bool(readers - wanted)
+                wanted |= readers
+            rows = [r for r in rows if r.name in wanted]
         if depends is not None:
             rows = [r for r in rows if set(r.depends or []) & set(depends)]
         targets = _targets(conn, rows)

@@ -215,6 +215,8 @@ def test_static_lists_by_api_and_by_file(
         headers=personas.headers("mark"),
     )
     assert created.status_code == 201 and created.json()["segment"]["members"] == 2
+    create_segment(engine, "vip_shanghai", where='in_segment("vip") and city is null')
+    assert member_ids(engine, "vip_shanghai") == {1, 2}
     assert client.post(
         "/api/v1/segments/vip/members", json={"customer_ids": [2, 3]}, headers=personas.headers("mark")
     ).json() == {"changed": 1}
@@ -222,6 +224,7 @@ def test_static_lists_by_api_and_by_file(
         "changed": 1
     }
     assert member_ids(engine, "vip") == {2, 3}
+    assert member_ids(engine, "vip_shanghai") == {2, 3}  # the reader followed the list at once
     missing = client.post(
         "/api/v1/segments/vip/members", json={"customer_ids": [99]}, headers=personas.headers("mark")
     )
@@ -238,11 +241,14 @@ def test_static_lists_by_api_and_by_file(
         "email,customer_id\na@x.com,\n,3\nnobody@x.com,\nnot-an-email,\n,77\n", encoding="utf-8"
     )
     rejected = tmp_path / "rej.csv"
+    create_segment(engine, "newsletter", static=True)
+    create_segment(engine, "newsletter_vips", where='in_segment("newsletter") and in_segment("vip")')
     code = main(
         ["--db", db_url, "segments", "import", "newsletter", str(listing), "--rejections", str(rejected)]
     )
     assert code == 1  # some rows were rejected
     assert member_ids(engine, "newsletter") == {1, 3}
+    assert member_ids(engine, "newsletter_vips") == {3}
     reasons = rejected.read_text(encoding="utf-8")
     assert (
         "no customer with email nobody@x.com" in reasons
