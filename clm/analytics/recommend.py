@@ -14,21 +14,9 @@ the customer × product matrix, so scoring many customers at once is a matrix pr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 from scipy import sparse
-
-
-@dataclass(frozen=True)
-class Rule:
-    antecedent: str
-    consequent: str
-    together: int
-    support: float
-    confidence: float
-    lift: float
 
 
 class AssociationRecommender:

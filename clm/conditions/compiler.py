@@ -59,6 +59,15 @@ from clm.conditions.errors import ConditionError
 from clm.store.sql import greatest, least
 
 KINDS = ("number", "text", "bool")
+# The comparison operators, for SQL expressions and plain values alike.
+COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "=": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
 
 
 @dataclass(frozen=True)
@@ -233,14 +242,8 @@ class _Compiler:
         self._check_kinds(left.kind, right.kind, node.op, _pos(node.left))
         if node.op in ("<", "<=", ">", ">=") and left.kind == "bool":
             raise self.fail(f"`{node.op}` does not apply to true/false", _pos(node.left))
-        return {
-            "=": lambda a, b: a == b,
-            "!=": lambda a, b: a != b,
-            "<": lambda a, b: a < b,
-            "<=": lambda a, b: a <= b,
-            ">": lambda a, b: a > b,
-            ">=": lambda a, b: a >= b,
-        }[node.op](left.sql, right.sql)
+        result: ColumnElement[bool] = COMPARE[node.op](left.sql, right.sql)
+        return result
 
     def _counted(self, node: Compare) -> ColumnElement[bool] | None:
         """A space may answer `function(...) <op> number` set-based (e.g. a grouped semi-join

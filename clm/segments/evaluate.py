@@ -200,29 +200,21 @@ def _emit(
     now_p = bindparam("now", type_=UTCDateTime)
     props = json_object("segment", literal(name), "segment_id", literal(segment_id))
     params = {"run": run, "now": now}
-    if entered:
-        m = segment_members
+    for count, table, kind, direction in (
+        (entered, segment_members, ENTERED, "in"),
+        (exited, segment_exits, EXITED, "out"),
+    ):
+        if not count:
+            continue
         rows = select(
-            _event_id(segment_id, "in", run_p, m.c.customer_id),
-            m.c.customer_id,
-            literal(ENTERED),
+            _event_id(segment_id, direction, run_p, table.c.customer_id),
+            table.c.customer_id,
+            literal(kind),
             literal(SYSTEM_CHANNEL),
             now_p,
             now_p,
             props,
-        ).where(m.c.run_id == run_p, m.c.segment_id == segment_id)
-        conn.execute(insert(events).from_select(columns, rows), params)
-    if exited:
-        x = segment_exits
-        rows = select(
-            _event_id(segment_id, "out", run_p, x.c.customer_id),
-            x.c.customer_id,
-            literal(EXITED),
-            literal(SYSTEM_CHANNEL),
-            now_p,
-            now_p,
-            props,
-        ).where(x.c.run_id == run_p, x.c.segment_id == segment_id)
+        ).where(table.c.run_id == run_p, table.c.segment_id == segment_id)
         conn.execute(insert(events).from_select(columns, rows), params)
 
 

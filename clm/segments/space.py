@@ -17,6 +17,7 @@ from clm.analytics.tables import churn_scores, clv_scores
 from clm.commerce.tables import order_items, orders, products
 from clm.conditions import Typed
 from clm.conditions.ast import Call, Field, Filter, Literal, Window
+from clm.conditions.compiler import COMPARE
 from clm.customers.tables import consents, customers
 from clm.events.tables import events
 from clm.features import AS_OF, PROFILE_TEXT_FIELDS, CustomerSpace, counted_order
@@ -53,14 +54,6 @@ _VALUE_FIELDS = {
     "rfm_m": "rfm_m",
 }
 _ORDER_FILTERS = {"sku": order_items.c.sku, "category": products.c.category}
-_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
-    "=": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-}
 CONSENT_CHANNELS = ("email", "sms", "push", "phone", "whatsapp", "wechat", "mail")
 
 
@@ -199,7 +192,7 @@ class SegmentSpace(CustomerSpace):
         the matching events or orders, joined as a semi-join (or an anti-join when customers
         without any such row also match), instead of a count per customer. Only when
         `set_based`; a re-check of a few customers keeps the per-customer form."""
-        if not self.set_based or call.fn not in ("events", "orders") or op not in _COMPARE:
+        if not self.set_based or call.fn not in ("events", "orders") or op not in COMPARE:
             return None
         if call.fn == "events":
             self._event_depends(call)
@@ -207,9 +200,9 @@ class SegmentSpace(CustomerSpace):
         else:
             self.depends.add(ORDERS)
             conds, key = self.order_conditions(call, fail), orders.c.customer_id
-        test = _COMPARE[op](func.count(), value)
+        test = COMPARE[op](func.count(), value)
         grouped = select(key).where(*conds).group_by(key)
-        if _COMPARE[op](0, value):
+        if COMPARE[op](0, value):
             # customers with none of them match too: NOT EXISTS a group that fails the test
             # (an anti-join; NOT IN would need the whole list in memory on PostgreSQL)
             failing = grouped.having(not_(test)).subquery("failing")

@@ -46,6 +46,18 @@ def post_event(
     assert response.status_code == 200, response.text
 
 
+def post_order(client: Any, personas: Personas, ext: str, days_ago: float, total: float = 5) -> None:
+    body = {
+        "order_id": f"{ext}-{days_ago}",
+        "external_id": ext,
+        "ordered_at": (now() - timedelta(days=days_ago)).isoformat(),
+        "total": total,
+        "items": [{"sku": "S", "unit_price": total}],
+    }
+    response = client.post("/api/v1/orders", json=body, headers=personas.headers("mark"))
+    assert response.status_code == 200, response.text
+
+
 def member_ids(engine: Any, name: str) -> set[int]:
     return {m.customer_id for m in members(engine, name, limit=1000)[1]}
 
@@ -262,31 +274,11 @@ def test_builtin_segments_on_a_hand_made_shop(engine: Any, client: Any, personas
     # cat: bought 300 and 250 days ago (gap 50, so 100 days is "long"), 4 touches 31-60 days ago
     # and 1 since (churn risk)
     for days in (10, 50):
-        client.post(
-            "/api/v1/orders",
-            json={
-                "order_id": f"ann{days}",
-                "external_id": "ann",
-                "ordered_at": (now() - timedelta(days=days)).isoformat(),
-                "total": 5,
-                "items": [{"sku": "S", "unit_price": 5}],
-            },
-            headers=personas.headers("mark"),
-        )
+        post_order(client, personas, "ann", days_ago=days)
     for _ in range(6):
         post_event(client, personas, "bob", "product_view", days_ago=2)
     for days in (300, 250):
-        client.post(
-            "/api/v1/orders",
-            json={
-                "order_id": f"cat{days}",
-                "external_id": "cat",
-                "ordered_at": (now() - timedelta(days=days)).isoformat(),
-                "total": 5,
-                "items": [{"sku": "S", "unit_price": 5}],
-            },
-            headers=personas.headers("mark"),
-        )
+        post_order(client, personas, "cat", days_ago=days)
     for days in (35, 40, 45, 50, 5):
         post_event(client, personas, "cat", "page_view", days_ago=days)
     added = install_builtins(engine)
