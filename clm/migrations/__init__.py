@@ -23,7 +23,9 @@ def load_metadata() -> MetaData:
     import clm.customers.tables
     import clm.demo.tables
     import clm.events.tables
+    import clm.feedback.tables
     import clm.lifecycle.tables
+    import clm.loyalty.tables
     import clm.segments.tables
     import clm.worker.tables  # noqa: F401
     from clm.store.schema import metadata

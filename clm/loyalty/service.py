@@ -1,0 +1,149 @@
+"""The loyalty domain's public door: accounts (balance, tier, perks), postings, accrual from
+orders and events, tier evaluation, and the programme in force."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from clm.core.errors import NotFound
+from clm.core.timeutil import utcnow
+from clm.customers.tables import customers
+from clm.loyalty.ledger import (
+    KINDS,
+    MANUAL_KINDS,
+    Accrual,
+    Posting,
+    accrue,
+    active_programme,
+    balance,
+    expiring,
+    history,
+    post_points,
+    reverse_posting,
+    select_programme,
+    sweep_expired,
+)
+from clm.loyalty.programme import Programme, load_programme, preset
+from clm.loyalty.tiers import (
+    TIER_CHANGED,
+    TierRun,
+    basis_values,
+    evaluate_tiers,
+    tier_counts,
+    tier_history,
+    tier_of,
+)
+
+EXPIRING_WINDOW_DAYS = 30
+
+
+@dataclass(frozen=True)
+class TierChange:
+    from_tier: str
+    to_tier: str
+    direction: str
+    basis_value: float
+    changed_at: datetime
+
+
+@dataclass(frozen=True)
+class Account:
+    """A customer's standing in the programme, as a template or a person would want it."""
+
+    customer_id: int
+    balance: int
+    expiring_soon: int  # points that expire within EXPIRING_WINDOW_DAYS unless spent
+    tier: str
+    tier_title: dict[str, str]
+    tier_since: datetime | None
+    perks: dict[str, Any]
+    basis: str  # spend or points
+    basis_value: float  # over the rolling window, as of now
+    next_tier: str | None
+    to_next_tier: float | None  # how much more spend/points the next tier needs
+    tier_history: list[TierChange]
+
+
+def account(engine: Engine, customer_id: int, now: datetime | None = None) -> Account:
+    now = now or utcnow()
+    with engine.begin() as conn:
+        if conn.execute(select(customers.c.id).where(customers.c.id == customer_id)).first() is None:
+            raise NotFound(f"no customer with id {customer_id}")
+        sweep_expired(conn, now, [customer_id])
+        programme = active_programme(conn)
+        points = balance(conn, customer_id)
+        soon = expiring(conn, customer_id, now + timedelta(days=EXPIRING_WINDOW_DAYS))
+        tier_name, since, _ = tier_of(conn, customer_id)
+        basis = basis_values(programme, now, [customer_id])
+        value = float(conn.execute(select(basis.c.value)).scalar() or 0)
+        changes = [TierChange(*row) for row in tier_history(conn, customer_id)]
+    tier = programme.tier(tier_name)
+    higher = [t for t in programme.tiers if t.min > tier.min]
+    return Account(
+        customer_id,
+        points,
+        soon,
+        tier.name,
+        {"en": tier.title_en, "zh": tier.title_zh},
+        since,
+        tier.perks,
+        programme.basis,
+        round(value, 2),
+        higher[0].name if higher else None,
+        round(max(0.0, higher[0].min - value), 2) if higher else None,
+        changes,
+    )
+
+
+def refresh_loyalty(engine: Engine, customer_ids: Collection[int]) -> Accrual:
+    """After new orders or events for these customers: post what they earned or lost, then
+    re-evaluate their tiers."""
+    done = accrue(engine, customer_ids)
+    evaluate_tiers(engine, customer_ids=customer_ids)
+    return done
+
+
+def programme(engine: Engine) -> Programme:
+    with engine.connect() as conn:
+        return active_programme(conn)
+
+
+def use_programme(engine: Engine, source: str) -> Programme:
+    """Select the default programme ('default') or one from a YAML/JSON file."""
+    chosen = preset() if source == "default" else load_programme(Path(source))
+    select_programme(engine, chosen, source)
+    return chosen
+
+
+def tiers_overview(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return tier_counts(conn)
+
+
+__all__ = [
+    "KINDS",
+    "MANUAL_KINDS",
+    "TIER_CHANGED",
+    "Account",
+    "Accrual",
+    "Posting",
+    "Programme",
+    "TierChange",
+    "TierRun",
+    "account",
+    "accrue",
+    "evaluate_tiers",
+    "history",
+    "post_points",
+    "programme",
+    "refresh_loyalty",
+    "reverse_posting",
+    "tiers_overview",
+    "use_programme",
+]
