@@ -15,10 +15,14 @@ from clm.api import customer_view, errors
 from clm.commerce.api import router as commerce_router
 from clm.customers.api import router as customers_router
 from clm.events.api import router as events_router
+from clm.feedback.api import router as feedback_router
+from clm.feedback.pages import router as survey_pages
 from clm.lifecycle.api import router as lifecycle_router
+from clm.loyalty.api import router as loyalty_router
 from clm.segments.api import router as segments_router
-from clm.segments.service import refresh_customers
 from clm.store.engine import make_engine
+from clm.views.groups import customer_groups
+from clm.worker.refresh import refresh_customers
 
 DESCRIPTION = """
 Customer Lifecycle Management API.
@@ -63,6 +67,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine or make_engine()
     # after ingestion commits, the customers it touched get their stages and segments re-evaluated
     app.state.refresh_customers = refresh_customers
+    # survey results by stage or segment: the feedback domain cannot read those tables itself
+    app.state.customer_groups = customer_groups
     errors.install(app)
     for router in (
         customers_router,  # before the view: /customers/duplicates is not an id
@@ -72,8 +78,11 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         lifecycle_router,
         analytics_router,
         segments_router,
+        loyalty_router,
+        feedback_router,
     ):
         app.include_router(router, responses=ERRORS)
+    app.include_router(survey_pages)  # the answer page behind a survey link (HTML, no key)
 
     @app.get("/healthz", tags=["health"])
     def health() -> dict[str, Any]:

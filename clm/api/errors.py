@@ -91,6 +91,14 @@ async def reject_nul_characters(request: Request) -> None:
     """Text with NUL characters cannot be stored (PostgreSQL refuses it): say so up front."""
     if "\x00" in str(request.query_params) or "%00" in request.url.query:
         raise InvalidInput("text must not contain NUL (\\u0000) characters", "query")
+    if request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/")
+    ):
+        # a form (the survey page): FastAPI has already read the stream into the parsed form
+        form = await request.form()
+        if any(isinstance(v, str) and "\x00" in v for v in form.values()):
+            raise InvalidInput("text must not contain NUL characters", "form")
+        return
     body = await request.body()
     if b"\\u0000" in body or b"\x00" in body:
         raise InvalidInput("text must not contain NUL (\\u0000) characters", "body")

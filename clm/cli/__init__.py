@@ -17,8 +17,10 @@ from clm.cli import (
     clv,
     customers,
     demo,
+    feedback,
     imports,
     lifecycle,
+    loyalty,
     recommend,
     segments,
     server,
@@ -35,6 +37,8 @@ app.add_typer(customers.app, name="customers")
 app.add_typer(clv.app, name="clv")
 app.add_typer(churn.app, name="churn")
 app.add_typer(segments.app, name="segments")
+app.add_typer(loyalty.app, name="loyalty")
+feedback.register(app)
 demo.register(app)
 lifecycle.register(app)
 recommend.register(app)

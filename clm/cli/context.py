@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
-from clm.core.errors import ClmError
+from clm.core.errors import ClmError, NotFound
 from clm.core.settings import settings
 from clm.migrations import current_revision, head_revision
 from clm.migrations import upgrade as upgrade_schema
@@ -73,8 +73,25 @@ def init() -> None:
 
 
 def _first_segments(eng: Engine) -> None:
-    """A store without any segment gets the built-in ones (a user's deletions are respected later)."""
+    """A store without any segment gets the built-in ones (a user's deletions are respected
+    later), and the built-in surveys (nps, support-csat, feedback) that are missing."""
+    from clm.feedback.service import install_builtin_surveys
     from clm.segments.service import install_builtins, list_segments
 
     if not list_segments(eng):
         install_builtins(eng)
+    install_builtin_surveys(eng)
+
+
+def customer_id(eng: Engine, who: str) -> int:
+    """A customer by CLM id, email or external id."""
+    from clm.customers.identities import normalize_identity
+    from clm.customers.service import find_customers
+
+    if who.isdigit():
+        return int(who)
+    kind = "email" if "@" in who else "external_id"
+    found = find_customers(eng, {kind: normalize_identity(kind, who)})
+    if not found:
+        raise NotFound(f"no customer with {kind.replace('_', ' ')} {who}")
+    return found[0].id

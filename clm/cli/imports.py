@@ -18,6 +18,7 @@ from clm.core.imports import ImportReport
 from clm.customers.importer import import_customers
 from clm.events.importer import import_events
 from clm.lifecycle.service import StageRun, assign_stages, reassess_customers
+from clm.loyalty.service import refresh_loyalty
 from clm.segments.service import rebuild_segments, recheck_customers
 
 app = typer.Typer(
@@ -63,6 +64,7 @@ def _run(
     rejections = rejections or Path.cwd() / f"{file.name}.rejections.csv"
     with byte_progress(f"importing {kind}", data.size, enabled=not as_json) as progress:
         report = importer(eng, data, rejections_path=rejections, progress=progress)
+    _refresh_loyalty(eng, report)
     stages = _refresh_stages(eng, report)
     _refresh_segments(eng, report)
     if as_json:
@@ -75,6 +77,12 @@ def _run(
                 f"{stages.changed:,} changed"
             )
     raise typer.Exit(report.exit_code)
+
+
+def _refresh_loyalty(eng: Engine, report: ImportReport) -> None:
+    """Orders and events can earn points (or, refunded, cost them); tiers follow."""
+    if report.kind in ("orders", "events") and report.customer_ids != set():
+        refresh_loyalty(eng, report.customer_ids)
 
 
 def _refresh_stages(eng: Engine, report: ImportReport) -> StageRun | None:

@@ -8,28 +8,15 @@ import typer
 from rich.table import Table
 
 from clm.analytics.recommend_store import build_recommendations, evaluate_recommendations, recommend, rules
-from clm.cli.context import engine
+from clm.cli.context import customer_id, engine
 from clm.cli.output import console, err_console, print_json
-from clm.core.errors import InvalidInput, NotFound
-from clm.customers.identities import normalize_identity
-from clm.customers.service import find_customers
+from clm.core.errors import InvalidInput
 
 ACTIONS = ("evaluate", "build", "rules")
 
 
 def register(app: typer.Typer) -> None:
     app.command("recommend")(recommend_command)
-
-
-def _customer(eng: object, who: str) -> int:
-    """A customer by CLM id, email or external id."""
-    if who.isdigit():
-        return int(who)
-    kind = "email" if "@" in who else "external_id"
-    found = find_customers(eng, {kind: normalize_identity(kind, who)})  # type: ignore[arg-type]
-    if not found:
-        raise NotFound(f"no customer with {kind.replace('_', ' ')} {who}")
-    return found[0].id
 
 
 def recommend_command(
@@ -96,12 +83,12 @@ def recommend_command(
         return
     if not target.strip():
         raise InvalidInput("name a customer, or evaluate / build / rules", "target")
-    customer_id = _customer(eng, target)
-    items = recommend(eng, customer_id, n)
+    who = customer_id(eng, target)
+    items = recommend(eng, who, n)
     if json:
         print_json(items)
         return
-    table = Table("#", "product", "category", "price", "kind", "why", title=f"for customer {customer_id}")
+    table = Table("#", "product", "category", "price", "kind", "why", title=f"for customer {who}")
     for i, item in enumerate(items, 1):
         table.add_row(
             str(i),

@@ -101,9 +101,9 @@ def account(engine: Engine, customer_id: int, now: datetime | None = None) -> Ac
     )
 
 
-def refresh_loyalty(engine: Engine, customer_ids: Collection[int]) -> Accrual:
-    """After new orders or events for these customers: post what they earned or lost, then
-    re-evaluate their tiers."""
+def refresh_loyalty(engine: Engine, customer_ids: Collection[int] | None) -> Accrual:
+    """After new orders or events for these customers (None: everybody): post what they earned
+    or lost, then re-evaluate their tiers."""
     done = accrue(engine, customer_ids)
     evaluate_tiers(engine, customer_ids=customer_ids)
     return done

@@ -25,6 +25,9 @@ def concrete(path: str) -> str:
         .replace("{order_id}", "o1")
         .replace("{sku}", "A")
         .replace("{name}", "s")
+        .replace("{ticket_id}", "1")
+        .replace("{task_id}", "1")
+        .replace("{posting_id}", "1")
     )
 
 
