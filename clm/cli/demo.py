@@ -82,6 +82,7 @@ def register(app: typer.Typer) -> None:
         run_lifecycle(eng, config, history)
         if config.customers <= HISTORY_LIMIT:
             run_value(eng, config)
+        run_loyalty_and_feedback(eng)
         run_segments(eng)
         run_recommendations(eng)
 
@@ -106,6 +107,37 @@ def run_recommendations(eng: Engine) -> None:
         f"hit-rate@10 on {result['customers']:,} held-out last orders: rules {result['hit_rate']:.1%}, "
         f"most popular products {result['popularity_hit_rate']:.1%}"
     )
+
+
+def run_loyalty_and_feedback(eng: Engine) -> None:
+    """Points for every order, tiers by the last year's spend, and what the surveys say."""
+    from clm.feedback.service import install_builtin_surveys, survey_results
+    from clm.loyalty.service import accrue, evaluate_tiers, tiers_overview
+
+    console.rule("[bold]loyalty and feedback")
+    with err_console.status("posting points and evaluating tiers …"):
+        done = accrue(eng)
+        evaluate_tiers(eng)
+        install_builtin_surveys(eng)
+    console.print(
+        f"{done.earn_postings:,} earn postings ({done.earned:,} points), {done.expired:,} lots expired "
+        "(points last 365 days); customers per tier:",
+        highlight=False,
+    )
+    tiers = Table("tier", "customers", "", box=None)
+    counts = tiers_overview(eng)
+    top = max(counts.values(), default=1) or 1
+    for name, count in counts.items():
+        tiers.add_row(name, f"{count:,}", BAR * max(1, round(40 * count / top)))
+    console.print(tiers)
+    nps = survey_results(eng, "nps").overall
+    csat = survey_results(eng, "csat").overall
+    if nps.nps is not None and csat.csat is not None:
+        console.print(
+            f"NPS {nps.nps:+.1f} ({nps.responses:,} answers: {nps.promoters:,} promoters, "
+            f"{nps.detractors:,} detractors); support CSAT {csat.csat:.1f}% ({csat.responses:,} answers)",
+            highlight=False,
+        )
 
 
 def run_segments(eng: Engine) -> None:

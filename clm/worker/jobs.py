@@ -16,6 +16,7 @@ from sqlalchemy import Engine, and_, insert, or_, select, update
 from clm.core.errors import InvalidInput, NotFound
 from clm.core.timeutil import as_utc, utcnow
 from clm.lifecycle.service import assign_stages
+from clm.loyalty.service import accrue, evaluate_tiers
 from clm.segments.service import rebuild_segments
 from clm.worker.tables import scheduled_jobs
 
@@ -29,6 +30,15 @@ def _stages(engine: Engine) -> str:
     return (
         f"{run.evaluated:,} customers evaluated, {run.changed:,} stage changes; "
         f"{len(builds)} segments rebuilt"
+    )
+
+
+def _loyalty(engine: Engine) -> str:
+    done = accrue(engine)
+    run = evaluate_tiers(engine)
+    return (
+        f"{done.earn_postings:,} earn postings, {done.reversals:,} reversals, {done.expired:,} lots expired; "
+        f"{run.upgrades:,} tier upgrades, {run.downgrades:,} downgrades"
     )
 
 
@@ -54,6 +64,12 @@ JOBS = {
             "assign every customer's lifecycle stage, then rebuild the segments that read them",
             86_400,
             _stages,
+        ),
+        Job(
+            "loyalty",
+            "post points for orders and earning events, reverse refunds, expire points, re-evaluate tiers",
+            86_400,
+            _loyalty,
         ),
         Job("segments", "rebuild every dynamic segment (time moves windowed conditions)", 3_600, _segments),
     )
