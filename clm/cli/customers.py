@@ -69,6 +69,15 @@ def _render(view: CustomerView) -> None:
         else f"not assigned yet ({st.model}; run `clm stages run`)",
     )
     fields.add_row("segments", ", ".join(m.segment for m in view.segments) or "none")
+    fields.add_row("loyalty", f"{view.loyalty.balance:,} points, tier {view.loyalty.tier}")
+    if view.open_tickets:
+        fields.add_row(
+            "open tickets", ", ".join(f"#{t.id} {t.subject} ({t.status})" for t in view.open_tickets)
+        )
+    if view.open_tasks:
+        fields.add_row(
+            "follow-ups", ", ".join(f"{t.title} (due {t.due_at:%Y-%m-%d})" for t in view.open_tasks)
+        )
     console.print(Panel(fields, title=title, expand=False))
     if st.history:
         history = Table("when", "from", "to", "because", title="stage history")

@@ -1,5 +1,5 @@
 """The 360° customer view: profile, identities, consents, lifecycle stage and its history,
-segments, orders and the recent timeline."""
+segments, loyalty standing, open tickets and follow-up tasks, orders and the recent timeline."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from clm.customers.schemas import Customer
 from clm.customers.service import get_customer
 from clm.events.schemas import Event
 from clm.events.service import event_counts, timeline
+from clm.feedback.service import Task, Ticket, list_tasks, list_tickets
 from clm.lifecycle.service import CustomerStage, customer_stage
+from clm.loyalty.service import Account, account
 from clm.segments.service import customer_segments
 
 
@@ -28,6 +30,9 @@ class CustomerView(BaseModel):
     profile: Customer
     stage: CustomerStage
     segments: list[SegmentMembership]
+    loyalty: Account
+    open_tickets: list[Ticket]
+    open_tasks: list[Task]
     orders: OrderSummary
     event_counts: dict[str, int]
     recent_orders: list[Order]
@@ -44,6 +49,13 @@ def customer_view(engine: Engine, customer_id: int, events: int = 50) -> Custome
         segments=[
             SegmentMembership(segment=n, entered_at=t) for n, t in customer_segments(engine, profile.id)
         ],
+        loyalty=account(engine, profile.id),
+        open_tickets=[
+            t
+            for t in list_tickets(engine, customer_id=profile.id, limit=20)
+            if t.status not in ("resolved", "closed")
+        ],
+        open_tasks=list_tasks(engine, customer_id=profile.id, limit=20),
         orders=order_summary(engine, profile.id),
         event_counts=event_counts(engine, profile.id),
         recent_orders=customer_orders(engine, profile.id, limit=10),
