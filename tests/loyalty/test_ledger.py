@@ -140,3 +140,42 @@ def test_concurrent_redemptions_never_overdraw(engine):
         t.join()
     assert outcomes.count("ok") == 3 and outcomes.count("refused") == 5
     assert points(engine, ann) == 10
+
+
+def test_category_campaign_and_signup_rules_earn_their_bonus(engine):
+    from clm.commerce.schemas import ProductIn
+    from clm.commerce.service import upsert_products
+    from clm.events.schemas import validate_event
+    from clm.events.service import ingest
+    from clm.loyalty.ledger import select_programme
+    from clm.loyalty.programme import preset, programme_from_dict
+    from clm.loyalty.service import account
+
+    base = preset().as_dict()
+    rules = [
+        *base["earn"],
+        {"name": "phones", "from": "order", "category": "phones", "points_per_unit": 2},
+        {"name": "double11", "from": "order", "campaign": "double11", "points_per_unit": 1,
+         "starts": "2026-11-01", "ends": "2026-11-11"},
+    ]  # fmt: skip
+    select_programme(engine, programme_from_dict({**base, "earn": rules}), "test")
+    with engine.begin() as conn:
+        upsert_products(
+            conn,
+            [
+                ProductIn(sku="PH-1", name="Phone", category="phones", price=300),
+                ProductIn(sku="CB-1", name="Cable", category="cables", price=20),
+            ],
+        )
+    items = [
+        {"sku": "PH-1", "quantity": 1, "unit_price": 300},
+        {"sku": "CB-1", "quantity": 2, "unit_price": 20},
+    ]
+    ann = buy(engine, "D11", day(2026, 11, 11), 340, campaign="double11", items=items)
+    buy(engine, "D12", day(2026, 11, 12), 10, campaign="double11")  # after the campaign window
+    for n in range(2):  # two signup events, one bonus
+        event = {"event_id": f"s{n}", "type": "signup", "external_id": "ann", "timestamp": day(2026, 11, 1)}
+        ingest(engine, [validate_event(event)], actor="t")
+    accrue(engine)
+    # 340 + 10 (purchase) + 2 x 300 (phones) + 340 (campaign) + 100 (signup) = 1,390
+    assert account(engine, ann).balance == 1390
