@@ -15,6 +15,26 @@ class Settings:
     default_phone_region: str
     # Where people reach this server from outside: survey links (and later tracking links) start with it.
     public_url: str
+    # The business's name, as message templates show it.
+    shop_name: str
+    # Time zone of customers whose profile has none (quiet hours, "wait until 09:00").
+    default_timezone: str
+    # Marketing messages per customer and channel: "3/7d" (at most 3 in any 7 days), or per
+    # channel "email=3/7d,sms=1/7d"; transactional messages do not count and are not capped.
+    frequency_cap: str
+    # No marketing message is delivered in these local hours; it waits until they end.
+    quiet_hours: str
+    # Outbound email: an SMTP server (STARTTLS when asked, login when a user is given).
+    smtp_host: str
+    smtp_port: int
+    smtp_starttls: bool
+    smtp_user: str | None
+    smtp_password: str | None
+    mail_from: str
+    # SMS and webhooks: HTTP endpoints of the provider (JSON POST), with an optional bearer token.
+    sms_url: str | None
+    sms_token: str | None
+    webhook_url: str | None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -22,6 +42,19 @@ class Settings:
             database_url=os.environ.get("CLM_DATABASE_URL", DEFAULT_DATABASE_URL),
             default_phone_region=os.environ.get("CLM_DEFAULT_PHONE_REGION", "CN").upper(),
             public_url=os.environ.get("CLM_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+            shop_name=os.environ.get("CLM_SHOP_NAME", "CLM Demo Shop"),
+            default_timezone=os.environ.get("CLM_DEFAULT_TIMEZONE", "Asia/Shanghai"),
+            frequency_cap=os.environ.get("CLM_FREQUENCY_CAP", "3/7d"),
+            quiet_hours=os.environ.get("CLM_QUIET_HOURS", "21:00-08:00"),
+            smtp_host=os.environ.get("CLM_SMTP_HOST", "127.0.0.1"),
+            smtp_port=int(os.environ.get("CLM_SMTP_PORT", "25")),
+            smtp_starttls=os.environ.get("CLM_SMTP_STARTTLS", "0").lower() in ("1", "true", "yes"),
+            smtp_user=os.environ.get("CLM_SMTP_USER") or None,
+            smtp_password=os.environ.get("CLM_SMTP_PASSWORD") or None,
+            mail_from=os.environ.get("CLM_MAIL_FROM", "CLM <no-reply@localhost>"),
+            sms_url=os.environ.get("CLM_SMS_URL") or None,
+            sms_token=os.environ.get("CLM_SMS_TOKEN") or None,
+            webhook_url=os.environ.get("CLM_WEBHOOK_URL") or None,
         )
 
 

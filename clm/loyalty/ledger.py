@@ -217,7 +217,7 @@ def balance(conn: Connection, customer_id: int) -> int:
     return int(value)
 
 
-def _balances(conn: Connection, customer_ids: Collection[int]) -> dict[int, int]:
+def balances(conn: Connection, customer_ids: Collection[int]) -> dict[int, int]:
     query = (
         select(_p.c.customer_id, func.sum(_p.c.points))
         .where(_p.c.customer_id.in_(sorted(set(customer_ids))))
@@ -533,7 +533,7 @@ def _reverse_refunds(
     touched = {p.customer_id for p in pending}
     lock_customers(conn, touched)
     sweep_expired(conn, now, touched)
-    left = _balances(conn, touched)
+    left = balances(conn, touched)
     rows = []
     taken_total = 0
     for p in map(_posting, pending):

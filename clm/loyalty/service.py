@@ -22,6 +22,7 @@ from clm.loyalty.ledger import (
     accrue,
     active_programme,
     balance,
+    balances,
     expiring,
     history,
     post_points,
@@ -101,6 +102,36 @@ def account(engine: Engine, customer_id: int, now: datetime | None = None) -> Ac
     )
 
 
+def standings(
+    engine: Engine, customer_ids: Collection[int], now: datetime | None = None
+) -> dict[int, dict[str, Any]]:
+    """Balance, tier, tier titles and perks of many customers at once (for message templates)."""
+    from clm.loyalty.tables import customer_tiers
+
+    ids = sorted(set(customer_ids))
+    with engine.begin() as conn:
+        sweep_expired(conn, now or utcnow(), ids)
+        p = active_programme(conn)
+        held = balances(conn, ids)
+        tiers = dict(
+            conn.execute(
+                select(customer_tiers.c.customer_id, customer_tiers.c.tier).where(
+                    customer_tiers.c.customer_id.in_(ids)
+                )
+            ).all()
+        )
+    out = {}
+    for cid in ids:
+        tier = p.tier(tiers.get(cid, p.lowest.name))
+        out[cid] = {
+            "balance": held.get(cid, 0),
+            "tier": tier.name,
+            "tier_title": {"en": tier.title_en, "zh": tier.title_zh},
+            "perks": tier.perks,
+        }
+    return out
+
+
 def refresh_loyalty(engine: Engine, customer_ids: Collection[int] | None) -> Accrual:
     """After new orders or events for these customers (None: everybody): post what they earned
     or lost, then re-evaluate their tiers."""
@@ -144,6 +175,7 @@ __all__ = [
     "programme",
     "refresh_loyalty",
     "reverse_posting",
+    "standings",
     "tiers_overview",
     "use_programme",
 ]

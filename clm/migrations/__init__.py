@@ -19,11 +19,13 @@ def load_metadata() -> MetaData:
     """Import every domain's tables so the shared metadata is complete."""
     import clm.analytics.tables
     import clm.auth.tables
+    import clm.channels.tables
     import clm.commerce.tables
     import clm.customers.tables
     import clm.demo.tables
     import clm.events.tables
     import clm.feedback.tables
+    import clm.journeys.tables
     import clm.lifecycle.tables
     import clm.loyalty.tables
     import clm.segments.tables

@@ -176,6 +176,23 @@ def preview(
         return Preview(compiled.text, int(count), [_member(r) for r in rows], sorted(compiled.depends))
 
 
+def customers_matching(
+    conn: Connection, where: str, customer_ids: Collection[int] | None = None, as_of: datetime | None = None
+) -> list[int]:
+    """The live customers (all, or among `customer_ids`) who satisfy a condition now; for
+    journeys that branch on a condition or enrol whoever matches one."""
+    compiled = _compile(conn, parse_definition(where, None), where, "where")
+    params = compiled.params(as_of or utcnow())
+    if customer_ids is None:
+        return [r[0] for r in conn.execute(matching(compiled), params)]
+    ids = sorted(set(customer_ids))
+    found: list[int] = []
+    for start in range(0, len(ids), 10_000):
+        chunk = {**params, "scope": ids[start : start + 10_000]}
+        found += [r[0] for r in conn.execute(matching(compiled, scoped=True), chunk)]
+    return found
+
+
 def _load(conn: Connection, name: str) -> Any:
     row = conn.execute(select(segments).where(segments.c.name == name)).first()
     if row is None:
@@ -561,6 +578,7 @@ __all__ = [
     "add_members",
     "create_segment",
     "customer_segments",
+    "customers_matching",
     "delete_segment",
     "export_members",
     "get_segment",

@@ -233,3 +233,21 @@ def _whole_sqlite(element: whole, compiler: Any, **kw: Any) -> str:
 @compiles(whole, "postgresql")
 def _whole_pg(element: whole, compiler: Any, **kw: Any) -> str:
     return f"CAST(trunc({compiler.process(element.clauses, **kw)}) AS BIGINT)"
+
+
+class month_day(FunctionElement[str]):
+    """'MM-DD' of a date or timestamp, for anniversaries (birthdays, signup days)."""
+
+    type = String()
+    inherit_cache = True
+    name = "month_day"
+
+
+@compiles(month_day, "sqlite")
+def _month_day_sqlite(element: month_day, compiler: Any, **kw: Any) -> str:
+    return f"strftime('%m-%d', {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(month_day, "postgresql")
+def _month_day_pg(element: month_day, compiler: Any, **kw: Any) -> str:
+    return f"to_char({compiler.process(element.clauses, **kw)}, 'MM-DD')"

@@ -1,0 +1,59 @@
+"""What every transport takes and returns, and the registry of transports by channel name.
+
+To add a channel: make a folder `clm/channels/<name>/` with a `transport.py` holding a class
+with `open()`, `send(message) -> SendResult` and `close()`, and register it in `TRANSPORTS`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One rendered message for one recipient. `key` is the idempotency key of the outbox row;
+    it becomes the email Message-ID and the SMS/webhook request id, so a receiver can tell a
+    message it has already seen."""
+
+    key: str
+    channel: str
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # webhook payload extras
+
+
+@dataclass(frozen=True)
+class SendResult:
+    ok: bool
+    permanent: bool = False  # a hard failure (unknown mailbox, rejected number): do not retry
+    detail: str = ""
+
+
+class Transport(Protocol):
+    def open(self) -> None: ...
+
+    def send(self, message: OutboundMessage) -> SendResult: ...
+
+    def close(self) -> None: ...
+
+
+def transport(channel: str) -> Transport:
+    """A transport for the channel, configured from the settings."""
+    from clm.channels.email.transport import EmailTransport
+    from clm.channels.sms.transport import SmsTransport
+    from clm.channels.webhook.transport import WebhookTransport
+
+    transports: dict[str, type[Any]] = {
+        "email": EmailTransport,
+        "sms": SmsTransport,
+        "webhook": WebhookTransport,
+    }
+    if channel not in transports:
+        raise ValueError(f"no transport for channel {channel!r}; channels: {', '.join(transports)}")
+    return transports[channel].from_settings()
+
+
+CHANNELS = ("email", "sms", "webhook")

@@ -1,0 +1,1 @@
+"""WEBHOOK over HTTP."""

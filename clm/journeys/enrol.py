@@ -1,0 +1,184 @@
+"""Enrolment: who enters a live journey, set-based. Event triggers read the events stored since
+the journey's cursor (one statement, the first matching event per customer); condition, date and
+broadcast triggers select the customers that match at their scheduled moment. Re-entry rules are
+part of the same statement, and (journey, customer, entry key) is unique, so running a scan twice
+enrols nobody twice."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, String, and_, cast, exists, func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from clm.customers.tables import customers
+from clm.events.tables import events
+from clm.journeys.definition import JourneyDefinition
+from clm.journeys.tables import enrolments, journeys
+from clm.segments.service import customers_matching
+from clm.store.schema import UTCDateTime
+from clm.store.sql import json_text, month_day
+
+_COLUMNS = [
+    "journey_id", "version_id", "customer_id", "entry_key", "state", "step", "due_at", "since", "visits",
+    "context", "entered_at",
+]  # fmt: skip
+CHUNK = 10_000
+
+
+def _insert(conn: Connection) -> Any:
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(enrolments)
+
+
+def _reentry_ok(d: JourneyDefinition, journey_id: int, customer: Any, now: datetime) -> Any:
+    """SQL: may this customer enter again, by the journey's re-entry rule?"""
+    mine = and_(enrolments.c.journey_id == journey_id, enrolments.c.customer_id == customer)
+    if d.reentry == "once":
+        return ~exists().where(mine)
+    busy = exists().where(mine, enrolments.c.state.in_(("active", "waiting")))
+    if d.reentry == "always":
+        return ~busy
+    recent = exists().where(mine, enrolments.c.entered_at > now - timedelta(days=d.reentry_days or 0))
+    return ~busy & ~recent
+
+
+def _row_values(
+    journey_id: int, version_id: int, d: JourneyDefinition, now: datetime
+) -> tuple[list[Any], list[Any]]:
+    """The constant columns of new enrolments: before and after (customer_id, entry_key)."""
+    return [literal(journey_id), literal(version_id)], [
+        literal("active"),
+        literal(d.first_step),
+        literal(now, UTCDateTime),
+        literal(now, UTCDateTime),
+        literal(0),
+    ]
+
+
+def enrol_from_events(
+    conn: Connection, journey_id: int, version_id: int, d: JourneyDefinition, cursor: int, now: datetime
+) -> tuple[int, int]:
+    """Enrol the customers with a matching event after `cursor`; returns (enrolled, new cursor)."""
+    top = conn.execute(select(func.coalesce(func.max(events.c.id), 0))).scalar_one()
+    if top <= cursor:
+        return 0, cursor
+    e = events
+    filters = [e.c.id > cursor, e.c.id <= top, e.c.type == d.trigger.event]
+    filters += [json_text(e.c.properties, k) == v for k, v in d.trigger.where.items()]
+    first = (
+        select(e.c.customer_id, func.min(e.c.id).label("eid"))
+        .where(*filters)
+        .group_by(e.c.customer_id)
+        .subquery()
+    )
+    trigger = e.alias("trigger")
+    entry = literal("once") if d.reentry == "once" else literal("event:", String) + cast(first.c.eid, String)
+    head, tail = _row_values(journey_id, version_id, d, now)
+    rows = (
+        select(
+            *head,
+            first.c.customer_id,
+            entry,
+            *tail[:4],
+            tail[4],
+            trigger.c.properties,
+            literal(now, UTCDateTime),
+        )
+        .select_from(
+            first.join(trigger, trigger.c.id == first.c.eid).join(
+                customers, customers.c.id == first.c.customer_id
+            )
+        )
+        .where(customers.c.merged_into.is_(None), _reentry_ok(d, journey_id, first.c.customer_id, now))
+    )
+    stmt = _insert(conn).from_select(_COLUMNS, rows).on_conflict_do_nothing().returning(enrolments.c.id)
+    enrolled = len(conn.execute(stmt).all())
+    conn.execute(update(journeys).where(journeys.c.id == journey_id).values(event_cursor=top))
+    return enrolled, top
+
+
+def enrol_customers(
+    conn: Connection,
+    journey_id: int,
+    version_id: int,
+    d: JourneyDefinition,
+    customer_ids: Sequence[int],
+    entry_key: str,
+    now: datetime,
+    context: dict[str, Any] | None = None,
+) -> int:
+    """Enrol the given customers (a condition's or a broadcast's matches) under one entry key."""
+    head, tail = _row_values(journey_id, version_id, d, now)
+    key = literal("once") if d.reentry == "once" else literal(entry_key)
+    total = 0
+    ids = sorted(set(customer_ids))
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        rows = select(
+            *head,
+            customers.c.id,
+            key,
+            *tail,
+            literal(context or {}, enrolments.c.context.type),
+            literal(now, UTCDateTime),
+        ).where(
+            customers.c.id.in_(chunk),
+            customers.c.merged_into.is_(None),
+            _reentry_ok(d, journey_id, customers.c.id, now),
+        )
+        stmt = _insert(conn).from_select(_COLUMNS, rows).on_conflict_do_nothing().returning(enrolments.c.id)
+        total += len(conn.execute(stmt).all())
+    return total
+
+
+def _anniversary_ids(conn: Connection, d: JourneyDefinition, now: datetime) -> tuple[list[int], str]:
+    target = (now + timedelta(days=d.trigger.offset_days)).date()
+    column = customers.c.birthday if d.trigger.date_field == "birthday" else customers.c.first_seen_at
+    days = [target.strftime("%m-%d")]
+    leap = target.year % 4 == 0 and (target.year % 100 != 0 or target.year % 400 == 0)
+    if days[0] == "02-28" and not leap:
+        days.append("02-29")  # born on 29 February: celebrated on the 28th in other years
+    ids = [
+        r[0]
+        for r in conn.execute(
+            select(customers.c.id).where(
+                customers.c.merged_into.is_(None), column.is_not(None), month_day(column).in_(days)
+            )
+        )
+    ]
+    return ids, f"date:{target.year}"
+
+
+def scan(conn: Connection, journey: Any, version_id: int, d: JourneyDefinition, now: datetime) -> int:
+    """Run one live journey's trigger now; returns how many customers entered."""
+    kind = d.trigger.kind
+    if kind == "event":
+        return enrol_from_events(conn, journey.id, version_id, d, journey.event_cursor, now)[0]
+    last = journey.last_scan_at
+    if kind == "broadcast":
+        start = datetime.fromisoformat(d.trigger.at) if d.trigger.at else journey.created_at
+        start = start if start.tzinfo else start.replace(tzinfo=now.tzinfo)
+        if now < start:
+            return 0
+        run_at = start
+        if d.trigger.every_days:
+            step = timedelta(days=d.trigger.every_days)
+            run_at = start + step * int((now - start) / step)
+        if last is not None and last >= run_at:
+            return 0
+        ids = customers_matching(conn, d.trigger.condition or "", as_of=now)
+        key = f"broadcast:{run_at.isoformat()}"
+    elif kind == "date":
+        if last is not None and last.date() == now.date():
+            return 0
+        ids, key = _anniversary_ids(conn, d, now)
+    else:  # condition
+        every = timedelta(days=d.trigger.every_days or 1)
+        if last is not None and now - last < every:
+            return 0
+        ids = customers_matching(conn, d.trigger.condition or "", as_of=now)
+        key = f"scan:{now.isoformat()}"
+    conn.execute(update(journeys).where(journeys.c.id == journey.id).values(last_scan_at=now))
+    return enrol_customers(conn, journey.id, version_id, d, ids, key, now)

@@ -1,0 +1,241 @@
+"""Experiments and campaign ROI.
+
+An experiment is a `split` step: each customer's arm is a hash of (experiment, customer), so it is
+random across customers and sticky for each. The goal is the journey's goal event within its
+window after the customer entered. Arms are compared with the two-proportion z-test (pooled
+standard error for the test, unpooled for the 95% confidence interval of the difference); the
+holdout, which receives nothing, is the control when there is one, so the lift is incremental.
+
+Campaign ROI = (attributed revenue − cost) / cost, with the journey's name as the campaign:
+cost from marketing spend recorded for that campaign (`clm import spend` / the API), revenue
+from completed orders of the customers who entered, within the goal window after entry; with a
+holdout, the incremental revenue is (revenue per treated customer − revenue per held-out
+customer) × treated customers."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from scipy.stats import norm
+from sqlalchemy import Engine, and_, exists, func, literal, select
+
+from clm.commerce.tables import marketing_spend, orders
+from clm.core.errors import NotFound
+from clm.events.tables import events
+from clm.journeys.store import version_definition
+from clm.journeys.tables import enrolments, journey_versions, journeys
+
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Comparison:
+    arm: str
+    control: str
+    lift: float  # difference in conversion rate, arm − control (percentage points / 100)
+    relative_lift: float | None
+    ci_low: float
+    ci_high: float
+    z: float
+    p_value: float
+    significant: bool
+
+
+def two_proportion_test(
+    n1: int, x1: int, n0: int, x0: int, alpha: float = ALPHA
+) -> tuple[float, float, float, float]:
+    """(difference p1 − p0, z, two-sided p-value, half-width of the (1−alpha) CI of the difference)."""
+    if min(n1, n0) == 0:
+        return 0.0, 0.0, 1.0, math.inf
+    p1, p0 = x1 / n1, x0 / n0
+    pooled = (x1 + x0) / (n1 + n0)
+    se_pooled = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
+    z = 0.0 if se_pooled == 0 else (p1 - p0) / se_pooled
+    p_value = float(2 * norm.sf(abs(z)))
+    se = math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
+    return p1 - p0, z, p_value, float(norm.ppf(1 - alpha / 2)) * se
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    customers: int
+    conversions: int
+    rate: float | None
+
+
+@dataclass(frozen=True)
+class ExperimentReport:
+    experiment: str
+    journey: str
+    goal: str | None
+    window_days: float
+    arms: list[Arm]
+    control: str | None
+    comparisons: list[Comparison]
+    method: str
+
+
+def _journey_of(engine: Engine, experiment: str) -> tuple[int, str, Any]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(journey_versions.c.id, journeys.c.id.label("jid"), journeys.c.name).join(
+                journeys, journeys.c.id == journey_versions.c.journey_id
+            )
+        ).all()
+        for r in sorted(rows, key=lambda r: -r.id):
+            d = version_definition(conn, r.id)
+            for name, step in d.experiments:
+                if name == experiment:
+                    return r.jid, r.name, (d, step)
+    raise NotFound(f"no journey has an experiment named {experiment!r}")
+
+
+def _within(dialect: str, moment: Any, start: Any, days: float) -> Any:
+    """SQL: `moment` is at most `days` after `start` (SQLite has no interval arithmetic)."""
+    if dialect == "sqlite":
+        return func.julianday(moment) <= func.julianday(start) + days
+    return moment <= start + timedelta(days=days)
+
+
+def experiment_report(engine: Engine, experiment: str) -> ExperimentReport:
+    journey_id, journey, (d, step) = _journey_of(engine, experiment)
+    goal, days = d.goal_event, d.goal_days
+    arms_order = [*step.args["arms"], *(["holdout"] if step.args.get("holdout") else [])]
+    with engine.connect() as conn:
+        conversions: Any = literal(0)
+        if goal:
+            converted = exists().where(
+                events.c.customer_id == enrolments.c.customer_id,
+                events.c.type == goal,
+                events.c.occurred_at >= enrolments.c.entered_at,
+                _within(conn.dialect.name, events.c.occurred_at, enrolments.c.entered_at, days),
+            )
+            conversions = func.count().filter(converted)
+        rows = conn.execute(
+            select(enrolments.c.variant, func.count(), conversions)
+            .where(enrolments.c.journey_id == journey_id, enrolments.c.variant.in_(arms_order))
+            .group_by(enrolments.c.variant)
+        ).all()
+    counts = {v: (int(n), int(x)) for v, n, x in rows}
+    arms = [Arm(a, *counts.get(a, (0, 0)), None) for a in arms_order]
+    arms = [
+        Arm(a.name, a.customers, a.conversions, a.conversions / a.customers if a.customers else None)
+        for a in arms
+    ]
+    control = "holdout" if "holdout" in arms_order else (arms_order[0] if arms_order else None)
+    comparisons = []
+    base = counts.get(control or "", (0, 0))
+    for a in arms:
+        if a.name == control:
+            continue
+        diff, z, p, half = two_proportion_test(a.customers, a.conversions, *base)
+        p0 = base[1] / base[0] if base[0] else 0.0
+        comparisons.append(
+            Comparison(
+                a.name,
+                control or "",
+                diff,
+                diff / p0 if p0 else None,
+                diff - half,
+                diff + half,
+                z,
+                p,
+                p < ALPHA,
+            )
+        )
+    return ExperimentReport(
+        experiment,
+        journey,
+        goal,
+        days,
+        arms,
+        control,
+        comparisons,
+        "two-proportion z-test, two-sided, alpha 0.05; 95% CI of the difference (unpooled standard error)",
+    )
+
+
+@dataclass(frozen=True)
+class CampaignRoi:
+    campaign: str
+    customers: int
+    holdout: int
+    cost: float
+    revenue: float  # completed orders of treated customers within the goal window after entry
+    holdout_revenue_per_customer: float | None
+    incremental_revenue: float | None
+    roi: float | None  # (revenue − cost) / cost
+    incremental_roi: float | None  # (incremental revenue − cost) / cost
+
+
+def campaign_roi(engine: Engine) -> list[CampaignRoi]:
+    out = []
+    with engine.connect() as conn:
+        jrows = conn.execute(select(journeys.c.id, journeys.c.name)).all()
+        for jid, name in jrows:
+            vid = conn.execute(
+                select(func.max(journey_versions.c.id)).where(journey_versions.c.journey_id == jid)
+            ).scalar_one()
+            days = version_definition(conn, vid).goal_days
+            window = _within(conn.dialect.name, orders.c.ordered_at, enrolments.c.entered_at, days)
+            held = enrolments.c.variant == "holdout"
+            per = (
+                select(
+                    enrolments.c.id,
+                    held.label("held"),
+                    func.coalesce(
+                        select(func.sum(orders.c.total))
+                        .where(
+                            orders.c.customer_id == enrolments.c.customer_id,
+                            orders.c.status == "completed",
+                            orders.c.ordered_at >= enrolments.c.entered_at,
+                            window,
+                        )
+                        .scalar_subquery(),
+                        0,
+                    ).label("revenue"),
+                )
+                .where(enrolments.c.journey_id == jid)
+                .subquery()
+            )
+            stats = conn.execute(
+                select(
+                    func.count().filter(~per.c.held),
+                    func.count().filter(per.c.held),
+                    func.coalesce(func.sum(per.c.revenue).filter(~per.c.held), 0),
+                    func.coalesce(func.sum(per.c.revenue).filter(per.c.held), 0),
+                )
+            ).one()
+            cost = float(
+                conn.execute(
+                    select(func.coalesce(func.sum(marketing_spend.c.amount), 0)).where(
+                        and_(marketing_spend.c.campaign == name)
+                    )
+                ).scalar_one()
+            )
+            treated, holdout, revenue, held_revenue = (
+                int(stats[0]),
+                int(stats[1]),
+                float(stats[2]),
+                float(stats[3]),
+            )
+            per_held = held_revenue / holdout if holdout else None
+            incremental = revenue - per_held * treated if per_held is not None else None
+            out.append(
+                CampaignRoi(
+                    name,
+                    treated,
+                    holdout,
+                    cost,
+                    round(revenue, 2),
+                    None if per_held is None else round(per_held, 2),
+                    None if incremental is None else round(incremental, 2),
+                    (revenue - cost) / cost if cost else None,
+                    (incremental - cost) / cost if cost and incremental is not None else None,
+                )
+            )
+    return out

@@ -1,0 +1,193 @@
+"""The journeys domain's public door: saving and enabling journeys, one worker tick (enrol, exit,
+resolve waits, run steps, dispatch messages), the trace of a customer's path, outbox views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select, text
+
+from clm.core.errors import NotFound
+from clm.core.timeutil import utcnow
+from clm.journeys.definition import JourneyDefinition, definition_from_dict, load_definition, presets
+from clm.journeys.enrol import scan
+from clm.journeys.outbox import DispatchReport, dispatch, queue_message, recover
+from clm.journeys.steps import apply_exits, resolve_waits, run_steps
+from clm.journeys.store import Journey, current_version, get_journey, list_journeys, save_journey, set_status
+from clm.journeys.tables import enrolments, journey_log, journeys, outbox
+
+_LOCK_CLASS = 0x4A6F  # "Jo": a PostgreSQL advisory lock per journey while its trigger is scanned
+
+
+@dataclass
+class Tick:
+    """What one worker tick did."""
+
+    enrolled: dict[str, int] = field(default_factory=dict)
+    exited: int = 0
+    waits_resolved: int = 0
+    steps: int = 0
+    dispatch: DispatchReport = field(default_factory=DispatchReport)
+    requeued: int = 0
+    unknown: int = 0
+
+
+def import_journey(engine: Engine, source: str) -> tuple[str, int]:
+    """Save a journey from a file, or a ready-made one by name; returns (name, version)."""
+    ready = presets()
+    definition = ready[source] if source in ready else load_definition(Path(source))
+    return definition.name, save_journey(engine, definition)[1]
+
+
+def save_definition(engine: Engine, raw: Any) -> tuple[str, int]:
+    definition = definition_from_dict(raw)
+    return definition.name, save_journey(engine, definition)[1]
+
+
+def scan_triggers(engine: Engine, now: datetime) -> dict[str, int]:
+    found: dict[str, int] = {}
+    with engine.connect() as conn:
+        live = conn.execute(select(journeys).where(journeys.c.status == "live")).all()
+    for journey in live:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                got = conn.execute(
+                    text("SELECT pg_try_advisory_xact_lock(:c, :j)"), {"c": _LOCK_CLASS, "j": journey.id}
+                ).scalar()
+                if not got:
+                    continue  # another worker is scanning it now
+            row = conn.execute(select(journeys).where(journeys.c.id == journey.id)).one()
+            version_id, definition = current_version(conn, journey.id)
+            n = scan(conn, row, version_id, definition, now)
+        if n:
+            found[journey.name] = n
+    return found
+
+
+def tick(engine: Engine, now: datetime | None = None, *, batch: int = 2_000, send: bool = True) -> Tick:
+    """One round of a worker: enrol, apply exits, resolve waits, run due steps, send due messages."""
+    now = now or utcnow()
+    done = Tick()
+    done.requeued, done.unknown = recover(engine, now)
+    done.enrolled = scan_triggers(engine, now)
+    done.exited = apply_exits(engine, now)
+    done.waits_resolved = resolve_waits(engine, now)
+    done.steps = run_steps(engine, now, batch)
+    if send:
+        while True:
+            report = dispatch(engine, now, batch=min(batch, 500))
+            _add(done.dispatch, report)
+            if report.claimed == 0:
+                break
+    return done
+
+
+def _add(total: DispatchReport, part: DispatchReport) -> None:
+    for name in ("claimed", "sent", "skipped", "suppressed", "deferred", "failed", "retried"):
+        setattr(total, name, getattr(total, name) + getattr(part, name))
+    for k, v in part.reasons.items():
+        total.reasons[k] = total.reasons.get(k, 0) + v
+
+
+@dataclass(frozen=True)
+class TraceLine:
+    at: datetime
+    journey: str
+    enrolment_id: int
+    step: str
+    action: str
+    outcome: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class MessageLine:
+    created_at: datetime
+    journey: str | None
+    step: str | None
+    channel: str
+    template: str
+    status: str
+    reason: str | None
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Trace:
+    customer_id: int
+    enrolments: list[dict[str, Any]]
+    steps: list[TraceLine]
+    messages: list[MessageLine]
+
+
+def trace(engine: Engine, customer_id: int, journey: str | None = None) -> Trace:
+    """Every journey step a customer went through and every message meant for them, with the
+    reason any was not sent: the answer to "why did (or didn't) they get this message?"."""
+    names_q = select(journeys.c.id, journeys.c.name)
+    with engine.connect() as conn:
+        names = dict(conn.execute(names_q).all())
+        wanted = None
+        if journey is not None:
+            wanted = next((i for i, n in names.items() if n == journey), None)
+            if wanted is None:
+                raise NotFound(f"no journey named {journey!r}")
+        eq = select(enrolments).where(enrolments.c.customer_id == customer_id)
+        lq = select(journey_log).where(journey_log.c.customer_id == customer_id)
+        oq = select(outbox).where(outbox.c.customer_id == customer_id)
+        if wanted is not None:
+            eq = eq.where(enrolments.c.journey_id == wanted)
+            lq = lq.where(journey_log.c.journey_id == wanted)
+            oq = oq.where(outbox.c.journey_id == wanted)
+        enrolled = [
+            {
+                "id": r.id,
+                "journey": names.get(r.journey_id),
+                "state": r.state,
+                "step": r.step,
+                "variant": r.variant,
+                "entered_at": r.entered_at,
+                "finished_at": r.finished_at,
+                "exit_reason": r.exit_reason,
+            }
+            for r in conn.execute(eq.order_by(enrolments.c.entered_at))
+        ]
+        steps = [
+            TraceLine(
+                r.at, names.get(r.journey_id, "?"), r.enrolment_id, r.step, r.action, r.outcome, r.detail
+            )
+            for r in conn.execute(lq.order_by(journey_log.c.at, journey_log.c.id))
+        ]
+        messages = [
+            MessageLine(
+                r.created_at,
+                names.get(r.journey_id) if r.journey_id else None,
+                r.step,
+                r.channel,
+                r.template,
+                r.status,
+                r.reason,
+                r.sent_at,
+            )
+            for r in conn.execute(oq.order_by(outbox.c.created_at, outbox.c.id))
+        ]
+    return Trace(customer_id, enrolled, steps, messages)
+
+
+__all__ = [
+    "Journey",
+    "JourneyDefinition",
+    "Tick",
+    "Trace",
+    "get_journey",
+    "import_journey",
+    "list_journeys",
+    "presets",
+    "queue_message",
+    "save_definition",
+    "set_status",
+    "tick",
+    "trace",
+]
