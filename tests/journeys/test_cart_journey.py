@@ -32,10 +32,10 @@ CART = {
 
 
 def shopper(engine, name: str, country: str = "GB") -> int:
-    cid = upsert_customer(
-        engine, CustomerIn(external_id=name, email=f"{name}@example.com", first_name=name.title(), country=country),
-        actor="test",
-    )[0].id  # fmt: skip
+    profile = CustomerIn(
+        external_id=name, email=f"{name}@example.com", first_name=name.title(), country=country
+    )
+    cid = upsert_customer(engine, profile, actor="test")[0].id
     set_consent(engine, cid, "email", True, source="signup form")
     return cid
 
