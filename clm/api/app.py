@@ -17,6 +17,7 @@ from clm.customers.api import router as customers_router
 from clm.events.api import router as events_router
 from clm.feedback.api import router as feedback_router
 from clm.feedback.pages import router as survey_pages
+from clm.journeys.api import router as journeys_router
 from clm.journeys.pages import router as message_links
 from clm.lifecycle.api import router as lifecycle_router
 from clm.loyalty.api import router as loyalty_router
@@ -81,6 +82,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         segments_router,
         loyalty_router,
         feedback_router,
+        journeys_router,
     ):
         app.include_router(router, responses=ERRORS)
     app.include_router(survey_pages)  # the answer page behind a survey link (HTML, no key)

@@ -19,6 +19,7 @@ from clm.cli import (
     demo,
     feedback,
     imports,
+    journeys,
     lifecycle,
     loyalty,
     recommend,
@@ -39,6 +40,7 @@ app.add_typer(churn.app, name="churn")
 app.add_typer(segments.app, name="segments")
 app.add_typer(loyalty.app, name="loyalty")
 feedback.register(app)
+journeys.register(app)
 demo.register(app)
 lifecycle.register(app)
 recommend.register(app)

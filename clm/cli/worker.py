@@ -10,6 +10,7 @@ from rich.table import Table
 
 from clm.cli.context import engine
 from clm.cli.output import console, print_json
+from clm.journeys.service import tick
 from clm.worker.jobs import parse_every, run_due, schedule, set_interval
 
 schedule_app = typer.Typer(help="The periodic jobs the worker runs.", no_args_is_help=True)
@@ -24,15 +25,29 @@ def worker(
     once: Annotated[
         bool, typer.Option("--once", help="Run what is due now, then exit (e.g. from cron).")
     ] = False,
-    poll: Annotated[int, typer.Option(min=1, help="Seconds between looks at the schedule.")] = 30,
+    poll: Annotated[int, typer.Option(min=1, help="Seconds between rounds.")] = 10,
+    journeys: Annotated[bool, typer.Option(help="Also run journeys and send due messages.")] = True,
 ) -> None:
-    """Run due jobs (stage assignment daily, segment rebuild hourly by default) until stopped.
-    Start as many workers as you like: each job run is claimed by exactly one of them."""
+    """Run due jobs (stages and loyalty daily, segments hourly by default) and the journeys
+    (enrol, exit, due steps, outbox) until stopped. Start as many workers as you like, on as many
+    machines: each job run is claimed by one of them, each step and message by one of them."""
     eng = engine()
     while True:
         for name, status, message in run_due(eng):
             colour = "green" if status == "ok" else "red"
             console.print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} [{colour}]{name} {status}[/]: {message}")
+        if journeys:
+            done = tick(eng)
+            d = done.dispatch
+            if done.enrolled or done.steps or d.claimed or done.exited:
+                entered = sum(done.enrolled.values())
+                console.print(
+                    f"{time.strftime('%Y-%m-%d %H:%M:%S')} journeys: {entered:,} entered, "
+                    f"{done.exited:,} left, "
+                    f"{done.steps:,} steps; messages {d.sent:,} sent, {d.skipped:,} skipped, "
+                    f"{d.deferred:,} delayed (quiet hours), {d.failed:,} failed",
+                    highlight=False,
+                )
         if once:
             return
         time.sleep(poll)

@@ -130,8 +130,8 @@ def experiment_report(engine: Engine, experiment: str) -> ExperimentReport:
     comparisons = []
     base = counts.get(control or "", (0, 0))
     for a in arms:
-        if a.name == control:
-            continue
+        if a.name == control or not a.customers or not base[0]:
+            continue  # nothing to compare yet
         diff, z, p, half = two_proportion_test(a.customers, a.conversions, *base)
         p0 = base[1] / base[0] if base[0] else 0.0
         comparisons.append(
@@ -182,7 +182,7 @@ def campaign_roi(engine: Engine) -> list[CampaignRoi]:
             ).scalar_one()
             days = version_definition(conn, vid).goal_days
             window = _within(conn.dialect.name, orders.c.ordered_at, enrolments.c.entered_at, days)
-            held = enrolments.c.variant == "holdout"
+            held = func.coalesce(enrolments.c.variant, "") == "holdout"
             per = (
                 select(
                     enrolments.c.id,

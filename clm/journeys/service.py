@@ -176,6 +176,31 @@ def trace(engine: Engine, customer_id: int, journey: str | None = None) -> Trace
     return Trace(customer_id, enrolled, steps, messages)
 
 
+def outbox_rows(engine: Engine, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """Messages newest first (what was sent, skipped and why)."""
+    columns = (
+        "id",
+        "key",
+        "customer_id",
+        "journey_id",
+        "channel",
+        "template",
+        "status",
+        "reason",
+        "to_address",
+    )
+    query = (
+        select(*(outbox.c[c] for c in columns), outbox.c["class"].label("kind"), outbox.c.created_at,
+               outbox.c.sent_at, outbox.c.attempts)
+        .order_by(outbox.c.id.desc())
+        .limit(limit)
+    )  # fmt: skip
+    if status:
+        query = query.where(outbox.c.status == status)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
 __all__ = [
     "Journey",
     "JourneyDefinition",
@@ -184,6 +209,7 @@ __all__ = [
     "get_journey",
     "import_journey",
     "list_journeys",
+    "outbox_rows",
     "presets",
     "queue_message",
     "save_definition",

@@ -1,0 +1,291 @@
+"""`clm journeys …`, `clm templates …`, `clm experiments report`, `clm campaigns roi`, `clm outbox list`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from clm.channels.templates import get_template, list_templates, load_template_file, render, save_template
+from clm.cli.context import customer_id, engine
+from clm.cli.output import console, print_json
+from clm.core.timeutil import utcnow
+from clm.journeys.context import build_contexts, language, profiles
+from clm.journeys.experiments import campaign_roi, experiment_report
+from clm.journeys.service import (
+    get_journey,
+    import_journey,
+    list_journeys,
+    outbox_rows,
+    presets,
+    set_status,
+    tick,
+    trace,
+)
+
+journeys_app = typer.Typer(help="Marketing automation journeys.", no_args_is_help=True)
+templates_app = typer.Typer(help="Message templates (email, SMS, webhook).", no_args_is_help=True)
+experiments_app = typer.Typer(help="A/B tests inside journeys.", no_args_is_help=True)
+campaigns_app = typer.Typer(help="Campaign results.", no_args_is_help=True)
+outbox_app = typer.Typer(help="Messages on their way out.", no_args_is_help=True)
+Json = Annotated[bool, typer.Option("--json", help="Print JSON (the API's shape).")]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(journeys_app, name="journeys")
+    app.add_typer(templates_app, name="templates")
+    app.add_typer(experiments_app, name="experiments")
+    app.add_typer(campaigns_app, name="campaigns")
+    app.add_typer(outbox_app, name="outbox")
+
+
+@journeys_app.command("list")
+def journeys_list(json: Json = False) -> None:
+    """Every journey with its status, version and how many customers are in it."""
+    rows = list_journeys(engine())
+    if json:
+        print_json(rows)
+        return
+    table = Table(
+        "journey", "status", "version", "trigger", "steps", "in it now", "entered", title="journeys"
+    )
+    for j in rows:
+        table.add_row(
+            j.name, j.status, str(j.version), j.trigger, str(j.steps), f"{j.active:,}", f"{j.entered:,}"
+        )
+    console.print(table)
+    if not rows:
+        console.print("no journeys yet: `clm journeys presets` lists the ready-made ones")
+
+
+@journeys_app.command("presets")
+def journeys_presets() -> None:
+    """The ready-made journeys from the seeds, to import with `clm journeys import NAME`."""
+    table = Table("name", "title", "what it does", title="ready-made journeys")
+    for name, d in sorted(presets().items()):
+        table.add_row(name, d.title, d.description)
+    console.print(table)
+
+
+@journeys_app.command("import")
+def journeys_import(
+    source: Annotated[str, typer.Argument(help="A ready-made journey's name or a YAML/JSON file.")],
+    enable: Annotated[bool, typer.Option(help="Make it live at once.")] = False,
+) -> None:
+    """Save a journey (a new version when it exists; customers in it keep their version)."""
+    eng = engine()
+    name, version = import_journey(eng, source)
+    if enable:
+        set_status(eng, name, "live")
+    console.print(f"journey {name!r} saved as version {version}{' and live' if enable else ''}")
+
+
+@journeys_app.command("enable")
+def journeys_enable(name: Annotated[str, typer.Argument()]) -> None:
+    """Make a journey live: it reacts to what happens from now on."""
+    set_status(engine(), name, "live")
+    console.print(f"journey {name!r} is live")
+
+
+@journeys_app.command("pause")
+def journeys_pause(name: Annotated[str, typer.Argument()]) -> None:
+    """Stop enrolling and advancing (customers keep their place)."""
+    set_status(engine(), name, "paused")
+    console.print(f"journey {name!r} is paused")
+
+
+@journeys_app.command("show")
+def journeys_show(name: Annotated[str, typer.Argument()], json: Json = False) -> None:
+    """A journey's current definition."""
+    j, d = get_journey(engine(), name)
+    if json:
+        print_json({"journey": j, "definition": d.raw})
+        return
+    console.print(f"[bold]{d.title}[/bold] ({j.name}, version {j.version}, {j.status}); {d.description}")
+    console.print(
+        f"trigger: {d.trigger}; re-entry: {d.reentry} {d.reentry_days or ''}; exit on: {d.exit_event}"
+    )
+    for s in d.steps:
+        console.print(f"  {s.id}: {s.action} {s.args} → {s.next or 'end'}", highlight=False)
+
+
+@journeys_app.command("run")
+def journeys_run(json: Json = False) -> None:
+    """One round of the journeys now (what `clm worker` does every few seconds)."""
+    done = tick(engine())
+    if json:
+        print_json(done)
+        return
+    d = done.dispatch
+    console.print(
+        f"{sum(done.enrolled.values()):,} entered {done.enrolled or ''}, {done.exited:,} left, "
+        f"{done.waits_resolved:,} waits resolved, {done.steps:,} steps; messages: {d.sent:,} sent, "
+        f"{d.skipped:,} skipped, {d.suppressed:,} suppressed, {d.deferred:,} delayed, {d.failed:,} failed",
+        highlight=False,
+    )
+
+
+@journeys_app.command("trace")
+def journeys_trace(
+    who: Annotated[str, typer.Argument(help="The customer: CLM id, email or external id.")],
+    journey: Annotated[str | None, typer.Argument(help="Only this journey.")] = None,
+    json: Json = False,
+) -> None:
+    """Why did (or didn't) this customer get a message: every step and message, with reasons."""
+    eng = engine()
+    t = trace(eng, customer_id(eng, who), journey)
+    if json:
+        print_json(t)
+        return
+    for e in t.enrolments:
+        console.print(
+            f"[bold]{e['journey']}[/bold] entered {e['entered_at']:%Y-%m-%d %H:%M}: {e['state']}"
+            + (f" ({e['exit_reason']})" if e["exit_reason"] else "")
+            + (f", arm {e['variant']}" if e["variant"] else ""),
+            highlight=False,
+        )
+    table = Table("when", "journey", "step", "action", "outcome", "detail", title="steps")
+    for s in t.steps:
+        table.add_row(f"{s.at:%Y-%m-%d %H:%M}", s.journey, s.step, s.action, s.outcome, s.detail)
+    console.print(table)
+    messages = Table("queued", "journey", "channel", "template", "status", "why / sent", title="messages")
+    for m in t.messages:
+        why = m.reason or (f"sent {m.sent_at:%Y-%m-%d %H:%M}" if m.sent_at else "")
+        messages.add_row(
+            f"{m.created_at:%Y-%m-%d %H:%M}", m.journey or "-", m.channel, m.template, m.status, why
+        )
+    console.print(messages)
+
+
+@templates_app.command("list")
+def templates_list() -> None:
+    """Every template (ready-made and added)."""
+    table = Table("template", "channel", "languages", "what it is for", title="templates")
+    for t in list_templates(engine()):
+        table.add_row(t.name, t.channel, ", ".join(sorted(t.text)), t.description)
+    console.print(table)
+
+
+@templates_app.command("add")
+def templates_add(file: Annotated[Path, typer.Argument(help="A template in YAML/JSON.")]) -> None:
+    """Add or replace a template (checked: a syntax error names the part, language and line)."""
+    template = load_template_file(file)
+    save_template(engine(), template)
+    console.print(f"template {template.name!r} saved")
+
+
+@templates_app.command("preview")
+def templates_preview(
+    template: Annotated[str, typer.Argument(help="The template.")],
+    who: Annotated[str, typer.Argument(help="The customer: CLM id, email or external id.")],
+    lang: Annotated[str | None, typer.Option(help="en or zh (default: the customer's language).")] = None,
+    coupon: Annotated[
+        str | None, typer.Option(help="Show a coupon of this campaign (issues a code).")
+    ] = None,
+) -> None:
+    """Render a template for one customer, with their profile, loyalty and recommendations."""
+    eng = engine()
+    cid = customer_id(eng, who)
+    t = get_template(eng, template)
+    now = utcnow()
+    context = build_contexts(eng, [(cid, {"coupon_campaign": coupon})], now, with_recommendations=True)[0]
+    context["unsubscribe_url"] = "https://…/u/(a link per message)"
+    context["track"] = lambda url: url
+    profile = profiles(eng, [cid])[cid]
+    out = render(t, context, lang or language(profile))
+    if out.subject:
+        console.print(f"[bold]Subject:[/bold] {out.subject}", highlight=False)
+    console.print(out.text, highlight=False, markup=False)
+
+
+@experiments_app.command("report")
+def experiments_report(
+    name: Annotated[str, typer.Argument(help="The experiment (a split step's name).")], json: Json = False
+) -> None:
+    """Conversion per arm, lift against the holdout with its 95% interval and p-value."""
+    r = experiment_report(engine(), name)
+    if json:
+        print_json(r)
+        return
+    console.print(
+        f"[bold]{r.experiment}[/bold] in journey {r.journey}: goal {r.goal} within {r.window_days:g} days"
+    )
+    table = Table("arm", "customers", "converted", "rate", title=r.method)
+    for a in r.arms:
+        table.add_row(
+            a.name, f"{a.customers:,}", f"{a.conversions:,}", "-" if a.rate is None else f"{a.rate:.2%}"
+        )
+    console.print(table)
+    for c in r.comparisons:
+        verdict = "significant" if c.significant else "not significant"
+        console.print(
+            f"{c.arm} vs {c.control}: lift {c.lift:+.2%} (95% CI {c.ci_low:+.2%} … {c.ci_high:+.2%}), "
+            f"p = {c.p_value:.4f}: {verdict}",
+            highlight=False,
+        )
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.0%}"
+
+
+@campaigns_app.command("roi")
+def campaigns_roi(json: Json = False) -> None:
+    """Per journey: cost (spend recorded for the campaign), attributed and incremental revenue, ROI."""
+    rows = campaign_roi(engine())
+    if json:
+        print_json(rows)
+        return
+    table = Table(
+        "campaign",
+        "customers",
+        "holdout",
+        "cost",
+        "revenue",
+        "incremental",
+        "ROI",
+        "incremental ROI",
+        title="ROI = (revenue − cost) / cost",
+    )
+    for r in rows:
+        incremental = "-" if r.incremental_revenue is None else f"{r.incremental_revenue:,.2f}"
+        table.add_row(
+            r.campaign,
+            f"{r.customers:,}",
+            f"{r.holdout:,}",
+            f"{r.cost:,.2f}",
+            f"{r.revenue:,.2f}",
+            incremental,
+            _pct(r.roi),
+            _pct(r.incremental_roi),
+        )
+    console.print(table)
+
+
+@outbox_app.command("list")
+def outbox_list(
+    status: Annotated[
+        str | None, typer.Option(help="queued, sent, skipped, suppressed, failed or unknown.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    json: Json = False,
+) -> None:
+    """Messages newest first, with why any was not sent."""
+    rows = outbox_rows(engine(), status, limit)
+    if json:
+        print_json(rows)
+        return
+    table = Table("id", "queued", "customer", "channel", "template", "status", "reason", title="outbox")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            f"{r['created_at']:%Y-%m-%d %H:%M}",
+            str(r["customer_id"]),
+            r["channel"],
+            r["template"],
+            r["status"],
+            r["reason"] or "",
+        )
+    console.print(table)

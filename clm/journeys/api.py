@@ -1,0 +1,172 @@
+"""HTTP routes of the journeys domain: journeys (versioned), trace, experiments, campaign ROI,
+message templates and their preview, the outbox."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from clm.auth.http import requires
+from clm.channels.templates import get_template, list_templates, render, save_template, template_from_dict
+from clm.core.payloads import MAX_ID
+from clm.core.timeutil import utcnow
+from clm.journeys.context import build_contexts, language, profiles
+from clm.journeys.experiments import CampaignRoi, ExperimentReport, campaign_roi, experiment_report
+from clm.journeys.service import (
+    Journey,
+    Trace,
+    get_journey,
+    list_journeys,
+    outbox_rows,
+    presets,
+    save_definition,
+    set_status,
+    trace,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["journeys"])
+read = [Depends(requires("read"))]
+write = [Depends(requires("write"))]
+Name = Annotated[str, Path(min_length=1, max_length=100)]
+
+
+class JourneyIn(BaseModel):
+    definition: dict[str, Any] = Field(
+        ..., description="The journey as in a YAML file: name, trigger, reentry, exit_when, goal, steps."
+    )
+    status: Literal["draft", "live", "paused"] | None = Field(None, description="Also set the status.")
+
+
+class Saved(BaseModel):
+    name: str
+    version: int
+
+
+class StatusIn(BaseModel):
+    status: Literal["draft", "live", "paused"]
+
+
+class JourneyOut(BaseModel):
+    journey: Journey
+    definition: dict[str, Any]
+
+
+class TemplateIn(BaseModel):
+    name: str = Field(..., min_length=1, max_length=100)
+    channel: Literal["email", "sms", "webhook"]
+    description: str = Field("", max_length=1000)
+    subject: dict[str, str] | str | None = None
+    text: dict[str, str] | str
+    html: dict[str, str] | str | None = None
+
+
+class PreviewOut(BaseModel):
+    subject: str
+    text: str
+    html: str | None
+    lang: str
+
+
+@router.get("/journeys", response_model=list[Journey], dependencies=read)
+def read_journeys(request: Request) -> list[Journey]:
+    return list_journeys(request.app.state.engine)
+
+
+@router.get("/journeys/presets", dependencies=read)
+def read_presets() -> list[dict[str, Any]]:
+    """The ready-made journeys (import one by posting its definition, or `clm journeys import NAME`)."""
+    return [d.raw for _, d in sorted(presets().items())]
+
+
+@router.post("/journeys", response_model=Saved, status_code=201, dependencies=write)
+def post_journey(body: JourneyIn, request: Request) -> Saved:
+    """Save a journey; saving an existing name adds a version (customers in it keep theirs)."""
+    engine = request.app.state.engine
+    name, version = save_definition(engine, body.definition)
+    if body.status:
+        set_status(engine, name, body.status)
+    return Saved(name=name, version=version)
+
+
+@router.get("/journeys/{name}", response_model=JourneyOut, dependencies=read)
+def read_journey(name: Name, request: Request) -> JourneyOut:
+    j, d = get_journey(request.app.state.engine, name)
+    return JourneyOut(journey=j, definition=d.raw)
+
+
+@router.put("/journeys/{name}/status", response_model=JourneyOut, dependencies=write)
+def put_status(name: Name, body: StatusIn, request: Request) -> JourneyOut:
+    """live: react to events from now on; paused: nobody enters or moves on."""
+    set_status(request.app.state.engine, name, body.status)
+    j, d = get_journey(request.app.state.engine, name)
+    return JourneyOut(journey=j, definition=d.raw)
+
+
+@router.get("/journeys/trace/{customer_id}", response_model=Trace, dependencies=read)
+def read_trace(
+    customer_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    request: Request,
+    journey: str | None = Query(None, max_length=100),
+) -> Trace:
+    """Every journey step the customer went through and every message meant for them, with reasons."""
+    return trace(request.app.state.engine, customer_id, journey)
+
+
+@router.get("/experiments/{name}", response_model=ExperimentReport, dependencies=read)
+def read_experiment(name: Name, request: Request) -> ExperimentReport:
+    """Conversion per arm; lift against the holdout with a 95% CI and the two-proportion z-test."""
+    return experiment_report(request.app.state.engine, name)
+
+
+@router.get("/campaigns/roi", response_model=list[CampaignRoi], dependencies=read)
+def read_roi(request: Request) -> list[CampaignRoi]:
+    """ROI = (attributed revenue − cost) / cost per journey; incremental against its holdout."""
+    return campaign_roi(request.app.state.engine)
+
+
+@router.get("/templates", dependencies=read)
+def read_templates(request: Request) -> list[dict[str, Any]]:
+    return [t.as_dict() for t in list_templates(request.app.state.engine)]
+
+
+@router.post("/templates", status_code=201, dependencies=write)
+def post_template(body: TemplateIn, request: Request) -> dict[str, Any]:
+    """Add or replace a template; Jinja2 syntax is checked (sandboxed at render time)."""
+    template = template_from_dict(body.model_dump(exclude_none=True))
+    save_template(request.app.state.engine, template)
+    return template.as_dict()
+
+
+@router.get("/templates/{name}/preview/{customer_id}", response_model=PreviewOut, dependencies=read)
+def preview_template(
+    name: Name,
+    customer_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    request: Request,
+    lang: Literal["en", "zh"] | None = None,
+) -> PreviewOut:
+    """The template rendered for one customer (profile, loyalty, recommendations)."""
+    engine = request.app.state.engine
+    template = get_template(engine, name)
+    people = profiles(engine, [customer_id])
+    if customer_id not in people:
+        from clm.core.errors import NotFound
+
+        raise NotFound(f"no customer with id {customer_id}")
+    context = build_contexts(engine, [(customer_id, {})], utcnow(), with_recommendations=True)[0]
+    context["unsubscribe_url"] = "(a link per message)"
+    context["track"] = lambda url: url
+    out = render(template, context, lang or language(people[customer_id]))
+    return PreviewOut(subject=out.subject, text=out.text, html=out.html, lang=out.lang)
+
+
+@router.get("/outbox", dependencies=read)
+def read_outbox(
+    request: Request,
+    status: Literal["queued", "claimed", "sending", "sent", "skipped", "suppressed", "failed", "unknown"]
+    | None = None,
+    limit: int = Query(50, ge=1, le=1000),
+) -> list[dict[str, Any]]:
+    """Messages newest first, with why any was not sent."""
+    return outbox_rows(request.app.state.engine, status, limit)
