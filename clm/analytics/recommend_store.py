@@ -134,33 +134,46 @@ def recommend(engine: Engine, customer_id: int, n: int = 10) -> list[Recommendat
     """The customer's top-n products they do not own yet, each with a short reason. Uses the
     stored rules (`clm recommend build`; built on first use)."""
     customer_id = get_customer(engine, customer_id).id
+    return recommend_many(engine, [customer_id], n)[customer_id]
+
+
+def recommend_many(engine: Engine, customer_ids: list[int], n: int = 10) -> dict[int, list[Recommendation]]:
+    """Top-n products for many customers at once (message batches): the rules and the catalog
+    are loaded once and the scores computed for all of them in one matrix product."""
+    ids = sorted(set(customer_ids))
     catalog = _catalog(engine)
     model = _stored_model(engine, catalog)
     query = (
-        select(order_items.c.sku)
+        select(orders.c.customer_id, order_items.c.sku)
         .select_from(order_items.join(orders, orders.c.id == order_items.c.order_pk))
-        .where(orders.c.customer_id == customer_id, counted_order(utcnow()))
+        .where(orders.c.customer_id.in_(ids), counted_order(utcnow()))
         .distinct()
     )
     with engine.connect() as conn:
-        owned_skus = [s for (s,) in conn.execute(query)]
-    owned = model.matrix(pd.DataFrame({"customer_id": customer_id, "sku": owned_skus}), [customer_id])
+        bought = pd.DataFrame(conn.execute(query).all(), columns=["customer_id", "sku"])
+    owned = model.matrix(bought, ids)
     cross, up = model.scores(owned)
     combined = model.combined(owned)
-    best = model.top(owned, n)[0]
+    best = model.top(owned, n)
     info = catalog.set_index("sku")
-    mine = [model.index_[s] for s in owned_skus if s in model.index_]
-    out = []
-    for j in best[best >= 0]:
-        sku = model.skus_[j]
-        row = info.loc[sku] if sku in info.index else None
-        name = str(row["name"]) if row is not None else sku
-        category = None if row is None or pd.isna(row["category"]) else str(row["category"])
-        price = float(row["price"]) if row is not None else 0.0
-        kind, reason, because = _reason(model, info, mine, j, float(cross[0, j]), float(up[0, j]))
-        out.append(
-            Recommendation(sku, name, category, price, kind, round(float(combined[0, j]), 4), reason, because)
-        )
+    skus_of = bought.groupby("customer_id")["sku"].apply(list).to_dict()
+    out: dict[int, list[Recommendation]] = {}
+    for i, cid in enumerate(ids):
+        mine = [model.index_[s] for s in skus_of.get(cid, []) if s in model.index_]
+        items = []
+        for j in best[i][best[i] >= 0]:
+            sku = model.skus_[j]
+            row = info.loc[sku] if sku in info.index else None
+            name = str(row["name"]) if row is not None else sku
+            category = None if row is None or pd.isna(row["category"]) else str(row["category"])
+            price = float(row["price"]) if row is not None else 0.0
+            kind, reason, because = _reason(model, info, mine, j, float(cross[i, j]), float(up[i, j]))
+            items.append(
+                Recommendation(
+                    sku, name, category, price, kind, round(float(combined[i, j]), 4), reason, because
+                )
+            )
+        out[cid] = items
     return out
 
 

@@ -169,4 +169,4 @@ def render(template: MessageTemplate, context: dict[str, Any], lang: str = "en")
         html = _compiled(_pick(template.html, lang), True).render(context) if template.html else None
     except TemplateError as exc:
         raise InvalidInput(f"cannot render: {exc}", template.name)
-    return Rendered(" ".join(subject.split()), text.strip() + "\n", html, lang)
+    return Rendered(" ".join(subject.split()), text.strip(), html, lang)

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from sqlalchemy import Engine, insert, select, tuple_
 
-from clm.analytics.recommend_store import recommend
+from clm.analytics.recommend_store import recommend_many
 from clm.core.errors import ClmError
 from clm.core.settings import settings
 from clm.customers.tables import customers
@@ -93,6 +93,12 @@ def build_contexts(
         engine, [(cid, str(c["coupon_campaign"])) for cid, c in items if c.get("coupon_campaign")], now
     )
     shop = {"name": settings().shop_name, "url": settings().public_url}
+    picks = {}
+    if with_recommendations:
+        try:
+            picks = recommend_many(engine, ids, 3)
+        except ClmError:
+            picks = {}
     out: dict[int, dict[str, Any]] = {}
     for i, (cid, extra) in enumerate(items):
         row = rows.get(cid)
@@ -113,10 +119,7 @@ def build_contexts(
             "survey_link": None,
         }
         if with_recommendations:
-            try:
-                context["recommendations"] = [r.__dict__ for r in recommend(engine, cid, 3)]
-            except ClmError:
-                context["recommendations"] = []
+            context["recommendations"] = [r.__dict__ for r in picks.get(cid, [])]
         if extra.get("survey"):
             link = invite(engine, str(extra["survey"]), cid, reference=f"message:{extra.get('key', i)}").link
             context["survey_link"] = link

@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from scipy.stats import norm
-from sqlalchemy import Engine, and_, exists, func, literal, select
+from sqlalchemy import Engine, Interval, and_, exists, func, literal, select
 
 from clm.commerce.tables import marketing_spend, orders
 from clm.core.errors import NotFound
@@ -98,7 +98,7 @@ def _within(dialect: str, moment: Any, start: Any, days: float) -> Any:
     """SQL: `moment` is at most `days` after `start` (SQLite has no interval arithmetic)."""
     if dialect == "sqlite":
         return func.julianday(moment) <= func.julianday(start) + days
-    return moment <= start + timedelta(days=days)
+    return moment <= start + literal(timedelta(days=days), Interval())
 
 
 def experiment_report(engine: Engine, experiment: str) -> ExperimentReport:

@@ -1,0 +1,201 @@
+"""Journeys benchmark (prints figures; not a test).
+
+N customers (default 1,000,000) with email consent sign up; a live journey with a `signup`
+trigger enrols them; two worker processes run its steps (branch, branch, exit: no sends) and a
+second journey's `send` step; the messages go to a local SMTP server (aiosmtpd, in its own
+process) over one reused connection per worker. Printed: enrolment rate, steps/s (targets:
+>= 5,000 steps/s without sends) and emails/s rendered and accepted by the SMTP server
+(>= 1,000/s).
+
+    python bench/journeys.py                                  # SQLite file in bench/data
+    python bench/journeys.py --db postgresql+psycopg://postgres@127.0.0.1/clm_bench_journeys
+    python bench/journeys.py --customers 200000 --emails 50000
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+NOW = datetime(2026, 11, 2, 4, 0, tzinfo=UTC)  # noon in Shanghai: outside quiet hours
+STEPS = {
+    "name": "bench-steps",
+    "trigger": {"event": "signup"},
+    "steps": [
+        {"branch": {"if": "orders = 0", "then": "b2", "else": "b2"}},
+        {"id": "b2", "branch": {"if": "consent.email", "then": "done", "else": "done"}},
+        {"id": "done", "exit": {}},
+    ],
+}
+SENDS = {
+    "name": "bench-sends",
+    "trigger": {"event": "bench_mail"},
+    "steps": [{"send": {"channel": "email", "template": "welcome"}}],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def load(url: str, n: int, emails: int) -> None:
+    """Customers, consents and events written in bulk (the part being measured starts after)."""
+    from clm.customers.tables import consents, customers
+    from clm.events.tables import events
+    from clm.store.bulk import insert_many
+    from clm.store.engine import make_engine
+    from clm.store.schema import to_db_timestamp
+
+    engine = make_engine(url)
+    d = engine.dialect.name
+    at = to_db_timestamp(NOW - timedelta(minutes=5), d)
+    chunk = 50_000
+    for start in range(1, n + 1, chunk):
+        ids = range(start, min(n, start + chunk - 1) + 1)
+        with engine.begin() as conn:
+            insert_many(conn, customers, ("id", "email", "first_name", "country", "created_at", "updated_at"),
+                        [(i, f"c{i}@example.com", f"Name{i}", "CN", at, at) for i in ids])  # fmt: skip
+            insert_many(conn, consents, ("customer_id", "channel", "granted", "updated_at", "source"),
+                        [(i, "email", True, at, "bench") for i in ids])  # fmt: skip
+            insert_many(conn, events, ("event_id", "customer_id", "type", "channel", "occurred_at", "received_at",
+                                       "properties"),
+                        [(f"s{i}", i, "signup", "web", at, at, "{}") for i in ids])  # fmt: skip
+    with engine.begin() as conn:
+        insert_many(conn, events, ("event_id", "customer_id", "type", "channel", "occurred_at", "received_at",
+                                   "properties"),
+                    [(f"m{i}", i, "bench_mail", "web", at, at, "{}") for i in range(1, emails + 1)])  # fmt: skip
+    engine.dispose()
+
+
+def worker(url: str, what: str, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    from clm.journeys.outbox import dispatch
+    from clm.journeys.steps import run_steps
+    from clm.store.engine import make_engine
+
+    engine = make_engine(url)
+    done = 0
+    later = NOW + timedelta(minutes=2)
+    while True:
+        if what == "steps":
+            n = run_steps(engine, later, batch=5_000, rounds=1)
+        else:
+            n = dispatch(engine, later, batch=1_000).sent
+        if n == 0:
+            break
+        done += n
+    out.put(done)
+
+
+def in_parallel(url: str, what: str, workers: int) -> tuple[int, float]:
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=worker, args=(url, what, out)) for _ in range(workers)]
+    started = time.perf_counter()
+    for p in procs:
+        p.start()
+    total = sum(out.get() for _ in procs)
+    for p in procs:
+        p.join()
+    return total, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", help="SQLAlchemy URL of an EMPTY store (default: a new SQLite file)")
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--emails", type=int, default=100_000, help="how many of them get an email")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    from sqlalchemy import func, select
+
+    from clm.journeys.enrol import scan
+    from clm.journeys.service import save_definition
+    from clm.journeys.store import current_version
+    from clm.journeys.tables import journeys, outbox
+    from clm.migrations import reset_schema, upgrade
+    from clm.store.engine import make_engine
+
+    url = args.db
+    if url is None:
+        path = Path(__file__).parent / "data" / "journeys.db"
+        path.parent.mkdir(exist_ok=True)
+        path.unlink(missing_ok=True)
+        url = f"sqlite:///{path}"
+    engine = make_engine(url)
+    if url.startswith("postgresql"):
+        reset_schema(engine)
+    upgrade(engine)
+    port = free_port()
+    sink = subprocess.Popen(
+        [sys.executable, "-c", SINK, str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    os.environ.update(CLM_SMTP_HOST="127.0.0.1", CLM_SMTP_PORT=str(port), CLM_QUIET_HOURS="off",
+                      CLM_FREQUENCY_CAP="off")  # fmt: skip
+    print(
+        f"store: {engine.dialect.name}; {args.customers:,} customers, {args.emails:,} emails, {args.workers} workers"
+    )
+    started = time.perf_counter()
+    load(url, args.customers, args.emails)
+    print(f"loaded in {time.perf_counter() - started:.1f} s")
+
+    for definition in (STEPS, SENDS):
+        save_definition(engine, definition)
+        with engine.begin() as conn:
+            conn.execute(journeys.update().values(status="live", event_cursor=0))
+    with engine.connect() as conn:
+        rows = conn.execute(select(journeys)).all()
+    started = time.perf_counter()
+    enrolled = 0
+    for row in rows:
+        with engine.begin() as conn:
+            vid, d = current_version(conn, row.id)
+            enrolled += scan(conn, row, vid, d, NOW)
+    took = time.perf_counter() - started
+    print(f"enrolment: {enrolled:,} customers in {took:.1f} s = {enrolled / took:,.0f} customers/s")
+
+    # the send journey's one step queues the messages (counted as steps too)
+    steps, took = in_parallel(url, "steps", args.workers)
+    print(
+        f"steps (no sends): {steps:,} steps in {took:.1f} s = {steps / took:,.0f} steps/s (target >= 5,000)"
+    )
+    sent, took = in_parallel(url, "sends", args.workers)
+    print(f"emails: {sent:,} rendered and accepted by SMTP in {took:.1f} s = {sent / took:,.0f} emails/s "
+          f"(target >= 1,000)")  # fmt: skip
+    with engine.connect() as conn:
+        statuses = dict(conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status)).all())
+    sink.terminate()
+    received = sink.communicate()[0].strip().splitlines()
+    print(f"outbox: {statuses}; SMTP server received {received[-1] if received else '?'} messages")
+
+
+SINK = """
+import asyncio, signal, sys
+from aiosmtpd.controller import Controller
+count = 0
+class H:
+    async def handle_DATA(self, server, session, envelope):
+        global count
+        count += 1
+        return "250 OK"
+c = Controller(H(), hostname="127.0.0.1", port=int(sys.argv[1]))
+c.start()
+def stop(*_):
+    c.stop(); print(count, flush=True); sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+signal.pause()
+"""
+
+if __name__ == "__main__":
+    main()
