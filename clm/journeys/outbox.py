@@ -33,7 +33,7 @@ from clm.customers.tables import consents
 from clm.journeys.context import build_contexts, language, profiles, tracker
 from clm.journeys.steps import zone
 from clm.journeys.tables import outbox, suppressions
-from clm.store.schema import UTCDateTime
+from clm.store.schema import UTCDateTime, to_db_timestamp
 
 LEASE = timedelta(minutes=10)
 MAX_ATTEMPTS = 5
@@ -339,11 +339,12 @@ def _deliver(
     )
     opened: dict[str, Transport] = {}
     base = settings().public_url
+    conn = engine.connect()  # one connection for the two small commits each message makes
     try:
         for i, (r, p, address) in enumerate(decided):
             template = templates[r.template]
             if template is None:
-                with engine.begin() as conn:
+                with conn.begin():
                     _finish(conn, r.id, status="failed", reason=f"no template named {r.template!r}")
                 report.failed += 1
                 continue
@@ -355,7 +356,7 @@ def _deliver(
             try:
                 rendered = render(template, context, language(p))
             except InvalidInput as exc:
-                with engine.begin() as conn:
+                with conn.begin():
                     _finish(conn, r.id, status="failed", reason=exc.message)
                 report.failed += 1
                 continue
@@ -383,18 +384,17 @@ def _deliver(
                 sender = transport(r.channel)
             if r.channel not in opened:
                 opened[r.channel] = sender
-            with engine.begin() as conn:
-                _finish(
-                    conn,
-                    r.id,
-                    status="sending",
-                    lease_until=now + LEASE,
-                    to_address=address,
-                    subject=rendered.subject,
-                    unsubscribe_hash=_hash(token),
-                )
+            marks = {
+                "rid": r.id,
+                "lease": now + LEASE,
+                "to": address,
+                "subject": rendered.subject,
+                "uh": _hash(token),
+            }
+            with conn.begin():
+                _mark(conn, _SENDING_SQL, marks)
             result: SendResult = sender.send(message)
-            with engine.begin() as conn:
+            with conn.begin():
                 _record(conn, r, address, result, now, report)
             if stop_after is not None and report.sent >= stop_after:
                 import os
@@ -402,15 +402,34 @@ def _deliver(
 
                 os.kill(os.getpid(), signal.SIGKILL)
     finally:
+        conn.close()
         for sender in opened.values():
             sender.close()
+
+
+# The two statements every message runs, as plain SQL straight to the driver: at a thousand
+# messages a second, SQLAlchemy's per-statement work was a fifth of the cost of sending.
+_SENDING_SQL = (
+    "UPDATE outbox SET status = 'sending', lease_until = {lease}, to_address = {to}, subject = {subject}, "
+    "unsubscribe_hash = {uh} WHERE id = {rid}"
+)
+_SENT_SQL = (
+    "UPDATE outbox SET status = 'sent', sent_at = {at}, reason = NULL, lease_until = NULL WHERE id = {rid}"
+)
+
+
+def _mark(conn: Connection, sql: str, params: dict[str, Any]) -> None:
+    dialect = conn.dialect.name
+    style = "%({})s" if dialect == "postgresql" else ":{}"
+    values = {k: to_db_timestamp(v, dialect) if isinstance(v, datetime) else v for k, v in params.items()}
+    conn.exec_driver_sql(sql.format(**{k: style.format(k) for k in params}), values)
 
 
 def _record(
     conn: Connection, r: Any, address: str, result: SendResult, now: datetime, report: DispatchReport
 ) -> None:
     if result.ok:
-        _finish(conn, r.id, status="sent", sent_at=now, reason=None)
+        _mark(conn, _SENT_SQL, {"rid": r.id, "at": now})
         report.sent += 1
     elif result.permanent:
         _finish(conn, r.id, status="failed", reason=result.detail)

@@ -100,7 +100,8 @@ def test_opens_and_clicks_come_back_as_events(engine, smtp, client):
     save_template(engine, template_from_dict(html_template))
     cid = shopper(engine, "bob")
     queue_message(engine, cid, "news", key="n1", kind="marketing", not_before=NOW)
-    dispatch(engine, NOW)
+    report = dispatch(engine, NOW)
+    assert report.sent == 1
     mail = smtp.to("bob@example.com")[0]
     html = mail.get_body(preferencelist=("html",)).get_content()
     pixel = html.split('<img src="')[1].split('"')[0].replace("https://clm.example.com", "")
