@@ -28,8 +28,9 @@ class OutboundMessage:
 @dataclass(frozen=True)
 class SendResult:
     ok: bool
-    permanent: bool = False  # a hard failure (unknown mailbox, rejected number): do not retry
+    permanent: bool = False  # do not retry this message (refused for good)
     detail: str = ""
+    bounce: bool = False  # the address itself was refused for good: never write to it again
 
 
 class Transport(Protocol):

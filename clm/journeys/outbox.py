@@ -434,7 +434,7 @@ def _record(
     elif result.permanent:
         _finish(conn, r.id, status="failed", reason=result.detail)
         report.failed += 1
-        if r.channel in CAPPED_CHANNELS:
+        if result.bounce and r.channel in CAPPED_CHANNELS:
             exists_ = conn.execute(
                 select(suppressions.c.address).where(
                     and_(suppressions.c.channel == r.channel, suppressions.c.address == address)

@@ -94,7 +94,7 @@ class Bouncing:
 
     def send(self, message: OutboundMessage) -> SendResult:
         if message.to == "gone@example.com":
-            return SendResult(False, permanent=True, detail="550 5.1.1 no such user")
+            return SendResult(False, permanent=True, bounce=True, detail="550 5.1.1 no such user")
         return SendResult(True)
 
 
