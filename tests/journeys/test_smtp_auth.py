@@ -46,7 +46,7 @@ def test_login_with_the_configured_user():
         good.close()
         assert result.ok and len(keep.received) == 1
         assert b"From: =?utf-8?" in keep.received[0]  # a non-ASCII display name is encoded
-        bad = EmailTransport("127.0.0.1", port, user="shop", password="wrong")
+        bad = EmailTransport("127.0.0.1", port, user="shop", password="wrong", timeout=3)
         refused = bad.send(OutboundMessage("k2", "email", "ann@example.com", "Hi", "text"))
         assert not refused.ok and not refused.permanent and not refused.bounce  # retried, nobody suppressed
         assert len(keep.received) == 1
