@@ -5,7 +5,6 @@ more in the database (a stored template of the same name wins)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -19,7 +18,8 @@ from sqlalchemy import Engine, insert, select, update
 
 from clm.channels.base import CHANNELS
 from clm.channels.tables import message_templates
-from clm.core.errors import InvalidInput, NotFound, UnusableInput
+from clm.core.definitions import read_definition
+from clm.core.errors import InvalidInput, NotFound
 from clm.core.timeutil import utcnow
 
 LANGUAGES = ("en", "zh")
@@ -140,14 +140,7 @@ def save_template(engine: Engine, template: MessageTemplate) -> None:
 
 
 def load_template_file(path: Path) -> MessageTemplate:
-    if not path.is_file():
-        raise UnusableInput(f"no such file: {path}")
-    try:
-        text = path.read_text("utf-8")
-        raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise UnusableInput(f"{path}: not valid YAML/JSON: {str(exc).splitlines()[0]}")
-    return template_from_dict(raw)
+    return template_from_dict(read_definition(path))
 
 
 def _pick(texts: dict[str, str], lang: str) -> str:

@@ -18,7 +18,6 @@ YAML/JSON and validated with errors that name the step and key at fault.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -27,7 +26,8 @@ from typing import Any
 import yaml
 
 from clm.conditions import ConditionError, parse_condition
-from clm.core.errors import InvalidInput, UnusableInput
+from clm.core.definitions import read_definition
+from clm.core.errors import InvalidInput
 
 ACTIONS = ("send", "wait", "branch", "split", "update", "task", "exit")
 DATE_FIELDS = ("birthday", "first_seen")
@@ -257,14 +257,7 @@ def definition_from_dict(raw: Any) -> JourneyDefinition:
 
 
 def load_definition(path: Path) -> JourneyDefinition:
-    if not path.is_file():
-        raise UnusableInput(f"no such file: {path}")
-    try:
-        text = path.read_text("utf-8")
-        raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise UnusableInput(f"{path}: not valid YAML/JSON: {str(exc).splitlines()[0]}")
-    return definition_from_dict(raw)
+    return definition_from_dict(read_definition(path))
 
 
 def presets() -> dict[str, JourneyDefinition]:

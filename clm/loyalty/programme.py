@@ -6,7 +6,6 @@ error naming the rule or tier and the key at fault."""
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
@@ -15,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from clm.core.errors import InvalidInput, UnusableInput
+from clm.core.definitions import read_definition
+from clm.core.errors import InvalidInput
 
 DEFAULT_PROGRAMME = "default"
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -247,11 +247,4 @@ def preset() -> Programme:
 
 def load_programme(path: Path) -> Programme:
     """Read a programme file (YAML or JSON)."""
-    if not path.is_file():
-        raise UnusableInput(f"no such file: {path}")
-    try:
-        text = path.read_text("utf-8")
-        raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise UnusableInput(f"{path}: not valid YAML/JSON: {str(exc).splitlines()[0]}")
-    return programme_from_dict(raw)
+    return programme_from_dict(read_definition(path))

@@ -149,3 +149,23 @@ def test_every_ready_made_journey_is_valid_and_the_tier_upgrade_one_runs(engine,
     mail = smtp.to("ann@example.com")[0]
     assert mail["Subject"] == "Congratulations: you are now a Gold member"
     assert "List-Unsubscribe" not in mail  # transactional
+
+
+def test_the_post_purchase_survey_journey_sends_a_working_survey_link(engine, smtp, client):
+    from clm.feedback.service import install_builtin_surveys
+    from tests.journeys.test_cart_journey import event
+
+    install_builtin_surveys(engine)
+    import_journey(engine, "post-purchase-survey")
+    set_status(engine, "post-purchase-survey", "live")
+    shopper(engine, "ann")
+    event(engine, "ann", "purchase", NOW)
+    tick(engine, NOW + timedelta(minutes=1))  # enters, waits three days
+    tick(engine, NOW + timedelta(days=3, minutes=2))  # then until 10:00 on her clock
+    tick(engine, NOW + timedelta(days=4, hours=2))
+    body = smtp.to("ann@example.com")[0].get_body(preferencelist=("plain",)).get_content()
+    link = body.split("https://clm.example.com")[1].split()[0]
+    assert link.startswith("/s/")
+    assert "How likely are you to recommend us" in client.get(link).text
+    assert client.post(link, data={"score": "9"}).status_code == 200
+    assert client.post(link, data={"score": "9"}).status_code == 409
