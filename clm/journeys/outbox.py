@@ -7,11 +7,12 @@ Guardrails, checked at send time for the whole batch at once: consent for the ch
 quiet hours in the customer's time zone (marketing only: the message waits, it is not dropped).
 Transactional messages skip the cap, consent and quiet hours, never the suppression list.
 
-Never twice: a row goes queued → claimed → sending → sent, each step committed. A dispatcher
-that dies leaves `claimed` rows (never handed over: they are queued again when the lease runs out)
-and at most one `sending` row, which may or may not have reached the server. That one is marked
-`unknown` for a person to check (`clm outbox list --status unknown`) and is not resent, so no
-customer gets a message twice."""
+Never twice: a row goes queued → claimed → sending → sent. Each message's outcome is committed
+together with the next message's move to `sending` (one commit per message), so a dispatcher
+that dies leaves `claimed` rows (never handed over: they are queued again when the lease runs
+out) and at most one `sending` row, which may or may not have reached the server. That one is
+marked `unknown` for a person to check (`clm outbox list --status unknown`) and is not resent, so
+no customer gets a message twice."""
 
 from __future__ import annotations
 
@@ -339,12 +340,23 @@ def _deliver(
     )
     opened: dict[str, Transport] = {}
     base = settings().public_url
-    conn = engine.connect()  # one connection for the two small commits each message makes
+    conn = engine.connect()  # one connection for the one small commit each message makes
+    # The outcome of the message just sent is committed together with the mark of the next one
+    # as `sending`: one commit per message, and still never more than one row in `sending`.
+    pending: tuple[Any, str, SendResult] | None = None
+
+    def flush() -> None:
+        nonlocal pending
+        if pending is not None:
+            _record(conn, *pending, now, report)
+            pending = None
+
     try:
         for i, (r, p, address) in enumerate(decided):
             template = templates[r.template]
             if template is None:
                 with conn.begin():
+                    flush()
                     _finish(conn, r.id, status="failed", reason=f"no template named {r.template!r}")
                 report.failed += 1
                 continue
@@ -357,6 +369,7 @@ def _deliver(
                 rendered = render(template, context, language(p))
             except InvalidInput as exc:
                 with conn.begin():
+                    flush()
                     _finish(conn, r.id, status="failed", reason=exc.message)
                 report.failed += 1
                 continue
@@ -392,16 +405,22 @@ def _deliver(
                 "uh": _hash(token),
             }
             with conn.begin():
+                flush()
                 _mark(conn, _SENDING_SQL, marks)
             result: SendResult = sender.send(message)
-            with conn.begin():
-                _record(conn, r, address, result, now, report)
-            if stop_after is not None and report.sent >= stop_after:
+            pending = (r, address, result)
+            if stop_after is not None and result.ok and report.sent + 1 >= stop_after:
+                # a crash at the worst moment: the server has the message, the outbox does not know
                 import os
                 import signal
 
                 os.kill(os.getpid(), signal.SIGKILL)
+        with conn.begin():
+            flush()
     finally:
+        if pending is not None:
+            with conn.begin():
+                flush()
         conn.close()
         for sender in opened.values():
             sender.close()
