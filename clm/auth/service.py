@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from clm.auth.tables import api_keys, audit_log
 from clm.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from clm.core.timeutil import utcnow
+from clm.core.tokens import token_digest
 
 ROLES = ("admin", "marketer", "analyst", "viewer")
 
@@ -57,10 +57,6 @@ class ApiKey:
     revoked_at: datetime | None
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def create_api_key(engine: Engine, name: str, role: str, actor: str = "cli") -> tuple[ApiKey, str]:
     """Create a key; return it with its secret, which is never retrievable again."""
     if role not in ROLES:
@@ -73,7 +69,7 @@ def create_api_key(engine: Engine, name: str, role: str, actor: str = "cli") -> 
     with engine.begin() as conn:
         key_id = conn.execute(
             insert(api_keys)
-            .values(name=name.strip(), role=role, prefix=prefix, key_hash=_hash(token), created_at=now)
+            .values(name=name.strip(), role=role, prefix=prefix, key_hash=token_digest(token), created_at=now)
             .returning(api_keys.c.id)
         ).scalar_one()
         record_audit(conn, actor, "apikey.create", "api_key", str(key_id), {"role": role, "name": name})
@@ -123,7 +119,7 @@ def authenticate(engine: Engine, authorization: str | None) -> Principal:
     prefix = parts[1]
     with engine.connect() as conn:
         row = conn.execute(select(api_keys).where(api_keys.c.prefix == prefix)).mappings().first()
-    if row is None or not hmac.compare_digest(row["key_hash"], _hash(token)):
+    if row is None or not hmac.compare_digest(row["key_hash"], token_digest(token)):
         raise Unauthorized("invalid API key")
     if row["revoked_at"] is not None:
         raise Unauthorized("this API key has been revoked")

@@ -411,6 +411,27 @@ def _write_consents(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(insert(consents), inserts)
 
 
+def require_customer(conn: Connection, customer_id: int) -> None:
+    """NotFound unless a profile with this id exists (merged or not)."""
+    if conn.execute(select(customers.c.id).where(customers.c.id == customer_id)).first() is None:
+        raise NotFound(f"no customer with id {customer_id}")
+
+
+def lock_customers(conn: Connection, customer_ids: Iterable[int]) -> None:
+    """Serialise writers per customer: a row lock on PostgreSQL (SQLite's BEGIN IMMEDIATE
+    already lets one writer in at a time). Ordered by id, so two lockers cannot deadlock."""
+    ids = sorted(set(customer_ids))
+    if not ids or not is_postgres(conn):
+        return
+    for start in range(0, len(ids), 10_000):
+        conn.execute(
+            select(customers.c.id)
+            .where(customers.c.id.in_(ids[start : start + 10_000]))
+            .order_by(customers.c.id)
+            .with_for_update()
+        ).all()
+
+
 def get_customer(engine: Engine, customer_id: int) -> Customer:
     """The live profile for an id; ids of merged profiles lead to their survivor."""
     with engine.connect() as conn:

@@ -8,7 +8,6 @@ even when it is submitted twice at the same moment."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from clm.core.errors import Conflict, InvalidInput, NotFound
 from clm.core.settings import settings
 from clm.core.timeutil import utcnow
+from clm.core.tokens import token_digest
+from clm.customers.service import require_customer
 from clm.customers.tables import customers
 from clm.events.schemas import SYSTEM_ID_PREFIX
 from clm.events.tables import events
@@ -117,10 +118,6 @@ def _survey(r: Any) -> Survey:
     )
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def create_survey(
     engine: Engine,
     name: str,
@@ -200,8 +197,7 @@ def invite(
     token = secrets.token_urlsafe(32)
     now = utcnow()
     with engine.begin() as conn:
-        if conn.execute(select(customers.c.id).where(customers.c.id == customer_id)).first() is None:
-            raise NotFound(f"no customer with id {customer_id}")
+        require_customer(conn, customer_id)
         if reference is not None:
             found = conn.execute(
                 select(survey_invitations).where(survey_invitations.c.reference == reference)
@@ -213,7 +209,7 @@ def invite(
             .values(
                 survey_id=survey.id,
                 customer_id=customer_id,
-                token_hash=_hash(token),
+                token_hash=token_digest(token),
                 channel=channel,
                 context=context or {},
                 reference=reference,
@@ -235,7 +231,7 @@ def open_invitation(engine: Engine, token: str) -> OpenInvitation:
         row = conn.execute(
             select(survey_invitations, customers.c.first_name)
             .join(customers, customers.c.id == survey_invitations.c.customer_id)
-            .where(survey_invitations.c.token_hash == _hash(token))
+            .where(survey_invitations.c.token_hash == token_digest(token))
         ).first()
         if row is None:
             raise NotFound("this survey link is not valid")
@@ -307,8 +303,7 @@ def record_feedback(
     now = utcnow()
     event_id = event_id or f"{SYSTEM_ID_PREFIX}feedback:{secrets.token_hex(12)}"
     with engine.begin() as conn:
-        if conn.execute(select(customers.c.id).where(customers.c.id == customer_id)).first() is None:
-            raise NotFound(f"no customer with id {customer_id}")
+        require_customer(conn, customer_id)
         if conn.execute(select(events.c.id).where(events.c.event_id == event_id)).first() is not None:
             raise Conflict(f"an answer with event id {event_id!r} is already stored")
         return _record(conn, survey, customer_id, score, comment, channel, context or {}, event_id, now)

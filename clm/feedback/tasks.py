@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from clm.core.errors import InvalidInput, NotFound
 from clm.core.timeutil import as_utc, utcnow
-from clm.customers.tables import customers
+from clm.customers.service import require_customer
 from clm.feedback.tables import tasks
 
 SOURCES = ("manual", "detractor", "ticket", "journey")
@@ -107,8 +107,7 @@ def create_task(
     created_by: str = "cli",
 ) -> Task:
     with engine.begin() as conn:
-        if conn.execute(select(customers.c.id).where(customers.c.id == customer_id)).first() is None:
-            raise NotFound(f"no customer with id {customer_id}")
+        require_customer(conn, customer_id)
         task_id = create_task_in(
             conn,
             customer_id,

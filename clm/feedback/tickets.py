@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from clm.core.errors import InvalidInput, NotFound
 from clm.core.timeutil import utcnow
-from clm.customers.tables import customers
+from clm.customers.service import require_customer
 from clm.events.schemas import SYSTEM_ID_PREFIX
 from clm.events.tables import events
 from clm.feedback.surveys import Invitation, invite
@@ -176,8 +176,7 @@ def open_ticket(
         raise InvalidInput("must not be empty", "body")
     now = now or utcnow()
     with engine.begin() as conn:
-        if conn.execute(select(customers.c.id).where(customers.c.id == customer_id)).first() is None:
-            raise NotFound(f"no customer with id {customer_id}")
+        require_customer(conn, customer_id)
         row = conn.execute(
             insert(tickets)
             .values(

@@ -84,10 +84,12 @@ def build_contexts(
     now: datetime,
     *,
     with_recommendations: bool = False,
+    people: dict[int, Any] | None = None,
 ) -> dict[int, dict[str, Any]]:
-    """Template contexts for (customer id, message context) pairs, keyed by position."""
+    """Template contexts for (customer id, message context) pairs, keyed by position;
+    `people` are the profiles when the caller has read them already."""
     ids = [cid for cid, _ in items]
-    rows = profiles(engine, ids)
+    rows = people if people is not None else profiles(engine, ids)
     loyalty = standings(engine, ids, now)
     coupon_codes = issue_coupons(
         engine, [(cid, str(c["coupon_campaign"])) for cid, c in items if c.get("coupon_campaign")], now

@@ -16,7 +16,6 @@ no customer gets a message twice."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from collections import defaultdict
@@ -30,6 +29,8 @@ from clm.channels.base import OutboundMessage, SendResult, Transport, transport
 from clm.channels.templates import MessageTemplate, get_template, render
 from clm.core.errors import ClmError, InvalidInput
 from clm.core.settings import settings
+from clm.core.timeutil import utcnow
+from clm.core.tokens import token_digest
 from clm.customers.tables import consents
 from clm.journeys.context import build_contexts, language, profiles, tracker
 from clm.journeys.steps import zone
@@ -108,7 +109,7 @@ def queue_message(
 ) -> bool:
     """Put one message in the outbox outside a journey (an order confirmation, a survey);
     returns False when a message with this key was queued before."""
-    now = datetime.now().astimezone()
+    now = utcnow()
     with engine.begin() as conn:
         if conn.execute(select(outbox.c.id).where(outbox.c.key == key)).first():
             return False
@@ -185,10 +186,6 @@ def _address(channel: str, profile: Any, context: dict[str, Any]) -> str | None:
     return str(context.get("url") or settings().webhook_url or "") or None
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def _finish(conn: Connection, row_id: int, **values: Any) -> None:
     conn.execute(update(outbox).where(outbox.c.id == row_id).values(**{"lease_until": None, **values}))
 
@@ -224,8 +221,6 @@ def dispatch(
                 )
             )
         }
-        longest = max((days for _, days in caps.values()), default=0)
-        history = _sent_counts(conn, ids, now - timedelta(days=longest)) if caps else {}
         blocked = {
             (ch, addr)
             for ch, addr in conn.execute(
@@ -238,12 +233,10 @@ def dispatch(
             )
         }
         # the cap counts per window: one query per distinct window length
-        per_window: dict[float, dict[tuple[int, str], int]] = {}
-        for _, days in caps.values():
-            if days not in per_window:
-                per_window[days] = (
-                    history if days == longest else _sent_counts(conn, ids, now - timedelta(days=days))
-                )
+        per_window = {
+            days: _sent_counts(conn, ids, now - timedelta(days=days))
+            for days in {d for _, d in caps.values()}
+        }
 
     decided: list[tuple[Any, Any, str]] = []  # (row, profile, address) to send
     later: list[dict[str, Any]] = []
@@ -337,6 +330,7 @@ def _deliver(
         [(r.customer_id, {**(r.context or {}), "key": r.key}) for r, _, _ in decided],
         now,
         with_recommendations=wants_recs,
+        people={r.customer_id: p for r, p, _ in decided},
     )
     opened: dict[str, Transport] = {}
     base = settings().public_url
@@ -402,7 +396,7 @@ def _deliver(
                 "lease": now + LEASE,
                 "to": address,
                 "subject": rendered.subject,
-                "uh": _hash(token),
+                "uh": token_digest(token),
             }
             with conn.begin():
                 flush()

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, select
 
 from clm.core.followups import refresh_customers
 from clm.core.timeutil import utcnow
+from clm.core.tokens import token_digest
 from clm.customers.service import set_consent
 from clm.events.schemas import SYSTEM_ID_PREFIX
 from clm.events.tables import events
@@ -31,9 +32,8 @@ _PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8">
 
 
 def _message(engine: Engine, token: str) -> Any:
-    digest = hashlib.sha256(token.encode()).hexdigest()
     with engine.connect() as conn:
-        return conn.execute(select(outbox).where(outbox.c.unsubscribe_hash == digest)).first()
+        return conn.execute(select(outbox).where(outbox.c.unsubscribe_hash == token_digest(token))).first()
 
 
 def _event(engine: Engine, row: Any, kind: str, suffix: str, properties: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from clm.customers.tables import customers
 from clm.events.tables import events
 from clm.feedback.tasks import create_task_in
 from clm.journeys.definition import JourneyDefinition, Step
-from clm.journeys.store import version_definition
+from clm.journeys.store import current_version, version_definition
 from clm.journeys.tables import enrolments, journey_log, journeys, outbox
 from clm.segments.service import customers_matching
 from clm.store.schema import UTCDateTime
@@ -392,6 +392,4 @@ def apply_exits(engine: Engine, now: datetime) -> int:
 
 
 def _exit_event(conn: Connection, journey_id: int) -> str | None:
-    from clm.journeys.store import current_version
-
     return current_version(conn, journey_id)[1].exit_event

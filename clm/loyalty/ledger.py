@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from clm.commerce.tables import order_items, orders, products
 from clm.core.errors import Conflict, InvalidInput, NotFound
 from clm.core.timeutil import as_utc, utcnow
+from clm.customers.service import lock_customers
 from clm.customers.tables import customers
 from clm.events.tables import events
 from clm.loyalty.programme import EarnRule, Programme, preset, programme_from_dict
@@ -108,21 +109,7 @@ def _expiry(programme: Programme, at: datetime) -> datetime | None:
     return None if programme.expiry_days is None else at + timedelta(days=programme.expiry_days)
 
 
-# ---------------------------------------------------------------- locking and expiry
-
-
-def lock_customers(conn: Connection, customer_ids: Collection[int]) -> None:
-    """Serialise writers per customer: a row lock on PostgreSQL (SQLite's BEGIN IMMEDIATE
-    already lets one writer in at a time). Ordered by id, so two lockers cannot deadlock."""
-    if conn.dialect.name == "postgresql" and customer_ids:
-        ids = sorted(set(customer_ids))
-        for start in range(0, len(ids), 10_000):
-            conn.execute(
-                select(customers.c.id)
-                .where(customers.c.id.in_(ids[start : start + 10_000]))
-                .order_by(customers.c.id)
-                .with_for_update()
-            ).all()
+# ---------------------------------------------------------------- expiry
 
 
 def sweep_expired(conn: Connection, now: datetime, customer_ids: Collection[int] | None = None) -> int:

@@ -11,9 +11,8 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from clm.core.errors import NotFound
 from clm.core.timeutil import utcnow
-from clm.customers.tables import customers
+from clm.customers.service import require_customer
 from clm.loyalty.ledger import (
     KINDS,
     MANUAL_KINDS,
@@ -74,8 +73,7 @@ class Account:
 def account(engine: Engine, customer_id: int, now: datetime | None = None) -> Account:
     now = now or utcnow()
     with engine.begin() as conn:
-        if conn.execute(select(customers.c.id).where(customers.c.id == customer_id)).first() is None:
-            raise NotFound(f"no customer with id {customer_id}")
+        require_customer(conn, customer_id)
         sweep_expired(conn, now, [customer_id])
         programme = active_programme(conn)
         points = balance(conn, customer_id)

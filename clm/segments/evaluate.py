@@ -32,6 +32,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from clm.analytics.tables import churn_scores, clv_scores
 from clm.conditions import compile_condition, parse_json, to_text
+from clm.customers.service import lock_customers
 from clm.customers.tables import customers
 from clm.events.schemas import SYSTEM_CHANNEL, SYSTEM_ID_PREFIX
 from clm.events.tables import events
@@ -246,10 +247,7 @@ def recheck(
     stamp = to_db_timestamp(now, dialect)
     run = str(uuid.uuid4())
     lock_segments(conn, [t.id for level in levels for t in level], shared=True)
-    if dialect == "postgresql":  # two requests about the same customer wait for each other
-        conn.execute(
-            select(customers.c.id).where(customers.c.id.in_(ids)).order_by(customers.c.id).with_for_update()
-        )
+    lock_customers(conn, ids)  # two requests about the same customer wait for each other
     for level in levels:
         if not level:
             continue
