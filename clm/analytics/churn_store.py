@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 
 from clm.analytics.churn import BANDS, ChurnModel, bands, evaluate
 from clm.analytics.clv import BetaGeoNBD
+from clm.analytics.frames import read_frame
 from clm.analytics.rfm import store_summary
 from clm.analytics.tables import churn_models, churn_scores, clv_scores
 from clm.commerce.tables import orders
@@ -39,6 +40,8 @@ from clm.events.tables import events
 from clm.features import SYSTEM_CHANNEL, feature_params, feature_query
 from clm.store.bulk import insert_ignore_many
 from clm.store.schema import to_db_timestamp
+
+_SLICE = 50_000  # customers scored at a time
 
 NUMERIC = (
     "days_since_first_seen",
@@ -110,10 +113,9 @@ def store_features(conn: Connection, as_of: datetime, active_within_days: int) -
         .join(customers, customers.c.id == row.c.customer_id)
         .where(row.c.days_since_last_activity <= active_within_days)
     )
-    result = conn.execute(query, feature_params(as_of, None))
-    frame = pd.DataFrame(result.all(), columns=list(map(str, result.keys()))).set_index("customer_id")
-    for name in NUMERIC[:-1]:
-        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
+    frame = read_frame(conn, query, feature_params(as_of, None), numeric=NUMERIC[:-1]).set_index(
+        "customer_id"
+    )
     shop_gap = frame["purchase_gap_days"].median()
     gap = frame["purchase_gap_days"].fillna(shop_gap if pd.notna(shop_gap) else np.nan)
     frame["overdue_ratio"] = frame["days_since_last_purchase"] / gap.where(gap > 0)
@@ -315,27 +317,34 @@ def score_store(engine: Engine, *, as_of: datetime | None = None) -> dict[str, A
         if end is None:
             raise InvalidInput("the store has no activity to score")
         features = store_features(conn, end, int(card.get("active_within_days", 365)))
-    probability = model.predict_proba(features) if len(features) else np.array([])
-    band = bands(probability)
-    reasons = model.reasons(features) if len(features) else []
-    now = utcnow()
+    counts: dict[str, int] = {}
     with engine.begin() as conn:
-        stamp = to_db_timestamp(now, conn.dialect.name)
+        stamp = to_db_timestamp(utcnow(), conn.dialect.name)
         conn.execute(delete(churn_scores))
-        rows = [
-            (int(cid), model_id, stamp, float(p), str(b), _json([r.as_dict() for r in why]))
-            for cid, p, b, why in zip(features.index, probability, band, reasons, strict=True)
-        ]
-        for start in range(0, len(rows), 50_000):
+        # a slice at a time: reasons hold a Python object per customer and feature
+        for start in range(0, len(features), _SLICE):
+            part = features.iloc[start : start + _SLICE]
+            probability = model.predict_proba(part)
+            band = bands(probability)
+            rows = [
+                (int(cid), model_id, stamp, float(p), str(b), _json([r.as_dict() for r in why]))
+                for cid, p, b, why in zip(part.index, probability, band, model.reasons(part), strict=True)
+            ]
             insert_ignore_many(
                 conn,
                 churn_scores,
                 ("customer_id", "model_id", "scored_at", "probability", "band", "reasons"),
-                rows[start : start + 50_000],
+                rows,
                 ("customer_id",),
             )
-    counts = {name: int((band == name).sum()) for name, _ in sorted({b: 0 for b in band}.items())}
-    return {"model_id": model_id, "as_of": end.isoformat(), "customers": len(rows), "bands": counts}
+            for name in band:
+                counts[name] = counts.get(name, 0) + 1
+    return {
+        "model_id": model_id,
+        "as_of": end.isoformat(),
+        "customers": len(features),
+        "bands": dict(sorted(counts.items())),
+    }
 
 
 def _json(value: Any) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
+from clm.commerce.order_days import refresh_for_products, refresh_order_days
 from clm.commerce.schemas import (
     Order,
     OrderIn,
@@ -39,6 +40,13 @@ def upsert_products(conn: Connection, items: Sequence[ProductIn]) -> int:
     """Create or update products by SKU (the last row wins for a SKU given twice)."""
     now = utcnow()
     rows = {p.sku: {**p.model_dump(), "created_at": now, "updated_at": now} for p in items}
+    skus = list(rows)
+    known: dict[str, Any] = {}
+    for start in range(0, len(skus), _CHUNK):
+        found = conn.execute(
+            select(products.c.sku, products.c.cost).where(products.c.sku.in_(skus[start : start + _CHUNK]))
+        )
+        known.update({r.sku: r.cost for r in found})
     columns = [
         "name",
         "category",
@@ -51,7 +59,16 @@ def upsert_products(conn: Connection, items: Sequence[ProductIn]) -> int:
         "updated_at",
     ]
     upsert_many(conn, products, list(rows.values()), ["sku"], columns)
+    # orders may name a product before it exists: a new product's cost counts too
+    recosted = [
+        sku for sku, row in rows.items() if sku not in known or _money(known[sku]) != _money(row["cost"])
+    ]
+    refresh_for_products(conn, recosted)
     return len(rows)
+
+
+def _money(value: Any) -> float | None:
+    return None if value is None else round(float(value), 2)
 
 
 def _product(r: Any) -> Product:
@@ -129,14 +146,17 @@ def ingest_orders(conn: Connection, batch: Sequence[OrderIn], *, actor: str = "i
     customer_of = dict(zip((o.order_id for o in unique), resolution.customer_ids, strict=True))
 
     existing: dict[str, tuple[int, Any]] = {}
+    previous_owners: set[int] = set()  # an update may give an order to another profile
     ids = list(merged)
     for start in range(0, len(ids), _CHUNK):
         rows = conn.execute(
-            select(orders.c.order_id, orders.c.id, orders.c.refunded_at).where(
+            select(orders.c.order_id, orders.c.id, orders.c.refunded_at, orders.c.customer_id).where(
                 orders.c.order_id.in_(ids[start : start + _CHUNK])
             )
         )
-        existing.update({r.order_id: (r.id, r.refunded_at) for r in rows})
+        for r in rows:
+            existing[r.order_id] = (r.id, r.refunded_at)
+            previous_owners.add(r.customer_id)
 
     now = utcnow()
 
@@ -200,6 +220,7 @@ def ingest_orders(conn: Connection, batch: Sequence[OrderIn], *, actor: str = "i
         )
         conn.execute(update(orders).where(orders.c.id.in_(untotalled)).values(total=item_sum))
 
+    refresh_order_days(conn, previous_owners | set(customer_of.values()))
     _record_order_events(conn, unique, customer_of, existing, now)
     note_first_seen(conn, {customer_of[o.order_id]: o.ordered_at for o in unique})
     return OrderIngestResult(

@@ -63,6 +63,23 @@ order_items = Table(
     UniqueConstraint("order_pk", "sku"),
 )
 
+# The counted orders of one customer on one UTC day (and, for refunded orders, until when they
+# count), kept in step with `orders` by every write (clm/commerce/order_days.py). Reports over all
+# customers read this instead of every order and line item. Rows are a multiset: a merge may
+# leave two rows with the same key, so readers always sum.
+order_days = Table(
+    "order_days",
+    metadata,
+    Column("id", PKType, primary_key=True, autoincrement=True),
+    Column("customer_id", PKType, ForeignKey("customers.id"), nullable=False),
+    Column("day", Integer, nullable=False),  # whole days since 1970-01-01 UTC
+    Column("counted_until", UTCDateTime, nullable=False),  # the refund time, or order_days.NEVER
+    Column("orders", Integer, nullable=False),
+    Column("revenue", Money, nullable=False),
+    Column("cost", Money, nullable=False),  # quantity x the products' cost (0 where unknown)
+    Index("ix_order_days_customer_day", "customer_id", "day"),
+)
+
 marketing_spend = Table(
     "marketing_spend",
     metadata,

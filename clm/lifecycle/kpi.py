@@ -15,12 +15,12 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, and_, bindparam, func, literal, select
 
-from clm.commerce.tables import marketing_spend, order_items, orders, products
+from clm.commerce.order_days import day_of
+from clm.commerce.tables import marketing_spend, order_days
 from clm.core.errors import InvalidInput
 from clm.core.timeutil import as_utc
 from clm.customers.tables import customers
 from clm.events.tables import events
-from clm.features import counted_order
 from clm.lifecycle.tables import stage_transitions
 from clm.store.schema import UTCDateTime
 from clm.store.sql import json_number, json_text, year_month
@@ -120,40 +120,29 @@ def kpis(
     t0 = as_utc(datetime.combine(start, datetime.min.time()))
     t1 = as_utc(datetime.combine(end + timedelta(days=1), datetime.min.time()))
     p_start, p_end = bindparam("t0", t0, type_=UTCDateTime), bindparam("t1", t1, type_=UTCDateTime)
-    w0 = bindparam("w0", t0 - timedelta(days=active_days), type_=UTCDateTime)
-    w1 = bindparam("w1", t1 - timedelta(days=active_days), type_=UTCDateTime)
-    counted = counted_order(p_end)
-    in_period = orders.c.ordered_at >= p_start
-
+    # Counted orders come from the per-customer-per-day summary: the period's bounds are whole
+    # UTC days, so "ordered before t" is "day < day_of(t)" and counting at the period's end is
+    # "counted_until > t1" (see clm.commerce.order_days).
+    od = order_days
+    d0, d1 = day_of(start), day_of(end) + 1
+    dw0, dw1 = d0 - active_days, d1 - active_days
+    in_period = od.c.day >= d0
     per_customer = (
         select(
-            orders.c.customer_id,
-            func.min(orders.c.ordered_at).label("first_order_at"),
-            func.count()
-            .filter(and_(orders.c.ordered_at < p_start, orders.c.ordered_at >= w0))
-            .label("before_start"),
-            func.count().filter(orders.c.ordered_at >= w1).label("before_end"),
-            func.count().filter(in_period).label("orders_in"),
-            func.coalesce(func.sum(orders.c.total).filter(in_period), 0.0).label("revenue_in"),
-            func.sum(orders.c.total).label("revenue_to_end"),
+            od.c.customer_id,
+            func.min(od.c.day).label("first_day"),
+            func.coalesce(func.sum(od.c.orders).filter(and_(od.c.day < d0, od.c.day >= dw0)), 0).label(
+                "before_start"
+            ),
+            func.coalesce(func.sum(od.c.orders).filter(od.c.day >= dw1), 0).label("before_end"),
+            func.coalesce(func.sum(od.c.orders).filter(in_period), 0).label("orders_in"),
+            func.coalesce(func.sum(od.c.revenue).filter(in_period), 0.0).label("revenue_in"),
+            func.sum(od.c.revenue).label("revenue_to_end"),
+            func.sum(od.c.cost).label("cost"),
         )
-        .where(orders.c.ordered_at < p_end, counted)
-        .group_by(orders.c.customer_id)
+        .where(od.c.day < d1, od.c.counted_until > p_end)
+        .group_by(od.c.customer_id)
         .subquery("pc")
-    )
-    cost = (
-        select(
-            orders.c.customer_id,
-            func.sum(order_items.c.quantity * func.coalesce(products.c.cost, 0.0)).label("cost"),
-        )
-        .select_from(
-            order_items.join(orders, orders.c.id == order_items.c.order_pk).outerjoin(
-                products, products.c.sku == order_items.c.sku
-            )
-        )
-        .where(orders.c.ordered_at < p_end, counted)
-        .group_by(orders.c.customer_id)
-        .subquery("cost")
     )
 
     def group_key(customer_id: Any) -> Any:
@@ -178,7 +167,7 @@ def kpis(
     pc = per_customer
     active_start = pc.c.before_start > 0
     active_end = pc.c.before_end > 0
-    is_new = pc.c.first_order_at >= p_start
+    is_new = pc.c.first_day >= d0
     key = group_key(pc.c.customer_id).label("grp")
     base = (
         select(
@@ -192,13 +181,9 @@ def kpis(
             func.sum(pc.c.orders_in),
             func.sum(pc.c.revenue_in),
             func.count(),
-            func.sum(pc.c.revenue_to_end - func.coalesce(cost.c.cost, 0.0)),
+            func.sum(pc.c.revenue_to_end - pc.c.cost),
         )
-        .select_from(
-            pc.join(customers, customers.c.id == pc.c.customer_id).outerjoin(
-                cost, cost.c.customer_id == pc.c.customer_id
-            )
-        )
+        .select_from(pc.join(customers, customers.c.id == pc.c.customer_id))
         .group_by(key)
     )
     survey = json_text(events.c.properties, "survey")
