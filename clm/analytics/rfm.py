@@ -13,10 +13,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, Float, Integer, bindparam, cast, func, literal, select, text, union_all
+from sqlalchemy import (
+    BigInteger,
+    Engine,
+    Float,
+    bindparam,
+    cast,
+    func,
+    select,
+    text,
+)
 
 from clm.analytics.frames import read_frame
-from clm.commerce.order_days import day_of, start_of_day
+from clm.commerce.order_days import counted_at, day_of, start_of_day
 from clm.commerce.tables import order_days, orders
 from clm.core.errors import InvalidInput
 from clm.core.timeutil import as_utc, utcnow
@@ -24,6 +33,8 @@ from clm.store.schema import UTCDateTime
 
 UNITS = {"day": 1.0, "week": 7.0}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # day numbers for "same day" count from here
+_PACK = 2**43
+_SUMMARY_COLUMNS = ("customer_id", "days", "first_day", "last_day", "total", "first_cents", "orders")
 
 # The named segments by R and F score (a customer's M score refines the offers, not the segment).
 # First match wins; patterns are "<R><F>" with character classes, as commonly used in RFM practice.
@@ -125,70 +136,79 @@ def store_summary(
     at = bindparam("end", end, type_=UTCDateTime)
     # Purchases are counted per day (day numbers since 1970, UTC); recency and T in whole days
     # from the first purchase day, as in FHL 2005 (and identical customers then compress well).
-    # Whole days before the end's come from the order summary; the end's own day, cut at the
-    # end's moment, from the orders themselves (a few rows, found by the order-time index).
+    # Days before the end's come from the order summary, which has at most one row per customer
+    # and day at any moment, so one grouping by customer does (in parallel on PostgreSQL); the
+    # end's own day, cut at the end's moment, from the orders themselves (a few rows, found by
+    # the order-time index), added on afterwards.
     # Money as float: exact decimals are not needed for a model's input, and both the
     # aggregation and the transfer of a million rows are several times faster.
     # No join with customers: a merge moves every order and summary row to the survivor.
     od = order_days
     end_day = day_of(end)
-    whole_days = select(
-        od.c.customer_id, od.c.day, cast(od.c.revenue, Float).label("amount"), od.c.orders
-    ).where(od.c.day < end_day, od.c.counted_until > at)
+    amount = cast(od.c.revenue, Float)
+    # the first day's amount without sorting: the smallest (day, amount in cents) pair packed
+    # into one integer (day * 2^43 + cents; days below 2^20 and a day's cents below 2^43)
+    first_pair = func.min(cast(od.c.day, BigInteger) * _PACK + cast(func.round(amount * 100), BigInteger))
+    earlier = (
+        select(
+            od.c.customer_id,
+            func.count().label("days"),
+            func.min(od.c.day).label("first_day"),
+            func.max(od.c.day).label("last_day"),
+            func.sum(amount).label("total"),
+            (first_pair % _PACK).label("first_cents"),
+            func.sum(od.c.orders).label("orders"),
+        )
+        .where(od.c.day < end_day, counted_at(at))
+        .group_by(od.c.customer_id)
+    )
     counted = (orders.c.status == "completed") | (
         (orders.c.status == "refunded") & (orders.c.refunded_at > at)
     )
-    last_day = select(
-        orders.c.customer_id,
-        literal(end_day, Integer).label("day"),
-        cast(orders.c.total, Float).label("amount"),
-        literal(1, Integer).label("orders"),
-    ).where(counted, orders.c.ordered_at >= start_of_day(end_day), orders.c.ordered_at <= at)
-    rows = union_all(whole_days, last_day).subquery("rows")
-    periods = (
+    last_day = (
         select(
-            rows.c.customer_id,
-            rows.c.day,
-            func.sum(rows.c.amount).label("amount"),
-            func.sum(rows.c.orders).label("orders"),
+            orders.c.customer_id,
+            func.sum(cast(orders.c.total, Float)).label("total"),
+            func.count().label("orders"),
         )
-        .group_by(rows.c.customer_id, rows.c.day)
-        .subquery("periods")
+        .where(counted, orders.c.ordered_at >= start_of_day(end_day), orders.c.ordered_at <= at)
+        .group_by(orders.c.customer_id)
     )
-    end_day_at = literal((end - _EPOCH) / timedelta(days=1), Float)
-    first = func.row_number().over(partition_by=periods.c.customer_id, order_by=periods.c.day)
-    ranked = select(periods, first.label("rn")).subquery("ranked")
-    query = select(
-        ranked.c.customer_id,
-        (func.count() - 1).label("frequency"),
-        (func.max(ranked.c.day) - func.min(ranked.c.day)).label("recency"),
-        cast(end_day_at - func.min(ranked.c.day), Float).label("T"),
-        func.sum(ranked.c.amount).label("total"),
-        func.sum(ranked.c.amount).filter(ranked.c.rn == 1).label("first_amount"),
-        cast(func.sum(ranked.c.orders), Integer).label("orders"),
-        cast(end_day_at - func.max(ranked.c.day), Float).label("days_since_last"),
-    ).group_by(ranked.c.customer_id)
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            # the per-day grouping and the window sort fit in memory instead of spilling to disk
+            # the grouping by customer fits in memory instead of spilling to disk
             conn.execute(text("SET LOCAL work_mem = '256MB'"))
-        raw = read_frame(conn, query, numeric=[c.name for c in query.selected_columns][1:])
+        days = read_frame(conn, earlier, numeric=_SUMMARY_COLUMNS).set_index("customer_id")
+        today = read_frame(conn, last_day, numeric=("customer_id", "total", "orders")).set_index(
+            "customer_id"
+        )
+    if len(today):
+        days = days.reindex(days.index.union(today.index))
+        first_buy = days["days"].isna()
+        days.loc[first_buy, ["days", "total", "orders"]] = 0.0
+        days.loc[first_buy, "first_day"] = end_day
+        days.loc[first_buy, "first_cents"] = (today["total"] * 100).round().reindex(days.index)[first_buy]
+        days.loc[today.index, "days"] += 1
+        days.loc[today.index, "last_day"] = end_day
+        days.loc[today.index, "total"] += today["total"]
+        days.loc[today.index, "orders"] += today["orders"]
     step = UNITS[unit]
-    frequency = raw["frequency"].astype(np.int64)
-    total = raw["total"].astype(float)
-    monetary = (total - raw["first_amount"].astype(float)) / frequency.replace(0, np.nan)
+    end_day_at = (end - _EPOCH) / timedelta(days=1)
+    frequency = (days["days"] - 1).astype(np.int64)
+    total = days["total"].astype(float)
+    monetary = (total - days["first_cents"] / 100) / frequency.replace(0, np.nan)
     out = pd.DataFrame(
         {
             "frequency": frequency,
-            "recency": raw["recency"].astype(float) / step,
-            "T": raw["T"].astype(float) / step,
+            "recency": (days["last_day"] - days["first_day"]) / step,
+            "T": (end_day_at - days["first_day"]) / step,
             "monetary_value": monetary.fillna(0.0),
-            "orders": raw["orders"].astype(np.int64),
+            "orders": days["orders"].astype(np.int64),
             "revenue": total,
-            "days_since_last": raw["days_since_last"].astype(float),
+            "days_since_last": end_day_at - days["last_day"],
         }
     )
-    out.index = pd.Index(raw["customer_id"].astype(np.int64), name="customer_id")
+    out.index = pd.Index(days.index.astype(np.int64), name="customer_id")
     return out.sort_index()
 
 

@@ -1,18 +1,21 @@
 """The per-customer-per-day order summary (`order_days`), kept in step with `orders`.
 
-KPIs and the RFM/CLV summary look at every customer's orders. Reading ~one row per customer and
+KPIs and the RFM/CLV summary look at every customer's orders. Reading one row per customer and
 purchase day, with the cost of the items already added up, is several times cheaper than
 scanning every order and joining every line item to its product for each report.
 
-A row holds the counted orders of one customer on one UTC day. An order counts at time t when it
-is not cancelled and not refunded by t (the rule of `clm.features.counted_order`), so a refunded
-order keeps its refund time in `counted_until`; every other order counts until `NEVER`:
+An order counts at time t when it is not cancelled and not refunded by t (the rule of
+`clm.features.counted_order`). So a day's figures change at each refund time, and the summary
+keeps one row per stretch between them: a row holds for t with
 
-    counted at t  ⇔  counted_until > t
+    counted_from <= t < counted_until
 
-The summary is rebuilt per customer from `orders` after each write (set-based, a few hundred
-customers per statement), so it is right whatever changed: new orders, a refund, an order moved
-to another profile by a merge, or a product's cost.
+(`BEGINNING` … first refund, …, last refund … `NEVER`), which leaves every customer at most one
+row per day at any t: a report aggregates straight by customer, with no regrouping by day.
+
+A customer's rows are rebuilt from their orders in the transaction of every order write, for
+the buyers of a product whose cost changed, and for the survivor of every merge; set-based, a few
+hundred customers per statement.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, 
 from sqlalchemy.sql.elements import ColumnElement
 
 from clm.commerce.tables import order_days, order_items, orders, products
+from clm.customers.merge import after_merge
 from clm.store.schema import UTCDateTime
 from clm.store.sql import day_number
 
+BEGINNING = datetime(1900, 1, 1, tzinfo=UTC)  # before any order (orders start in 1990)
 NEVER = datetime(9999, 12, 31, tzinfo=UTC)
 EPOCH = date(1970, 1, 1)
 _CHUNK = 500
@@ -44,6 +49,11 @@ def day_of(moment: datetime | date) -> int:
 
 def start_of_day(day: int) -> datetime:
     return datetime.combine(EPOCH + timedelta(days=day), datetime.min.time(), tzinfo=UTC)
+
+
+def counted_at(moment: Any) -> ColumnElement[bool]:
+    """The summary rows that hold at `moment` (a datetime or a bound parameter)."""
+    return and_(order_days.c.counted_from <= moment, order_days.c.counted_until > moment)
 
 
 def refresh_order_days(conn: Connection, customer_ids: Iterable[int]) -> None:
@@ -67,8 +77,7 @@ def refresh_for_products(conn: Connection, skus: Collection[str]) -> None:
         .where(order_items.c.sku.in_(sorted(skus)))
         .distinct()
     )
-    ids = list(conn.execute(buyers).scalars())
-    refresh_order_days(conn, ids)
+    refresh_order_days(conn, conn.execute(buyers).scalars())
 
 
 def rebuild_all_order_days(conn: Connection) -> int:
@@ -96,6 +105,7 @@ def _rebuild(conn: Connection, scope: Scope) -> None:
         .group_by(order_items.c.order_pk)
         .subquery("cost")
     )
+    # each counted order with the moment it stops counting
     refunded = orders.c.status == "refunded"
     until = case((refunded, orders.c.refunded_at), else_=bindparam("never", NEVER, type_=UTCDateTime))
     counted = (
@@ -116,8 +126,34 @@ def _rebuild(conn: Connection, scope: Scope) -> None:
         .subquery("counted")
     )
     c = counted.c
+    ends = (
+        select(
+            c.customer_id,
+            c.day,
+            c.until,
+            func.count().label("orders"),
+            func.sum(c.total).label("revenue"),
+            func.coalesce(func.sum(c.cost), 0).label("cost"),
+        )
+        .group_by(c.customer_id, c.day, c.until)
+        .subquery("ends")
+    )
+    # the stretch that ends at a refund time (or NEVER) counts every order that stops counting
+    # then or later, and begins where the previous stretch ended
+    e = ends.c
+    later_first: dict[str, Any] = {"partition_by": [e.customer_id, e.day], "order_by": e.until.desc()}
     rows = select(
-        c.customer_id, c.day, c.until, func.count(), func.sum(c.total), func.coalesce(func.sum(c.cost), 0)
-    ).group_by(c.customer_id, c.day, c.until)
-    columns = ["customer_id", "day", "counted_until", "orders", "revenue", "cost"]
+        e.customer_id,
+        e.day,
+        func.lead(e.until, 1, bindparam("beginning", BEGINNING, type_=UTCDateTime)).over(**later_first),
+        e.until,
+        func.sum(e.orders).over(**later_first),
+        func.sum(e.revenue).over(**later_first),
+        func.sum(e.cost).over(**later_first),
+    )
+    columns = ["customer_id", "day", "counted_from", "counted_until", "orders", "revenue", "cost"]
     conn.execute(insert(order_days).from_select(columns, rows))
+
+
+# orders move with a merge; the survivor's days then need one row per stretch again
+after_merge(lambda conn, survivor: refresh_order_days(conn, [survivor]))

@@ -63,17 +63,18 @@ order_items = Table(
     UniqueConstraint("order_pk", "sku"),
 )
 
-# The counted orders of one customer on one UTC day (and, for refunded orders, until when they
-# count), kept in step with `orders` by every write (clm/commerce/order_days.py). Reports over all
-# customers read this instead of every order and line item. Rows are a multiset: a merge may
-# leave two rows with the same key, so readers always sum.
+# The counted orders of one customer on one UTC day, as they stand between refunds: a row holds
+# for the moments t with counted_from <= t < counted_until, so at any t a customer has at most one
+# row per day. Kept in step with `orders` by every write (clm/commerce/order_days.py); reports
+# over all customers read this instead of every order and line item.
 order_days = Table(
     "order_days",
     metadata,
     Column("id", PKType, primary_key=True, autoincrement=True),
     Column("customer_id", PKType, ForeignKey("customers.id"), nullable=False),
     Column("day", Integer, nullable=False),  # whole days since 1970-01-01 UTC
-    Column("counted_until", UTCDateTime, nullable=False),  # the refund time, or order_days.NEVER
+    Column("counted_from", UTCDateTime, nullable=False),  # order_days.BEGINNING, or a refund time
+    Column("counted_until", UTCDateTime, nullable=False),  # a refund time, or order_days.NEVER
     Column("orders", Integer, nullable=False),
     Column("revenue", Money, nullable=False),
     Column("cost", Money, nullable=False),  # quantity x the products' cost (0 where unknown)

@@ -7,7 +7,7 @@ so a new domain's table follows merges without this module knowing it exists.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -34,7 +34,16 @@ from clm.store.sql import strpos
 
 # Our own tables are merged explicitly below; everything else referencing customers is generic.
 _OWN_TABLES = {"customers", "customer_identities", "consents", "customer_merges"}
+# Rebuilds of per-customer summaries kept by domains above this one, run inside every merge
+# once the survivor holds all the rows (see `after_merge`).
+_after_merge: list[Callable[[Connection, int], None]] = []
 _reference_cache: dict[tuple[str, frozenset[str]], list[tuple[str, str, list[list[str]]]]] = {}
+
+
+def after_merge(rebuild: Callable[[Connection, int], None]) -> None:
+    """Have `rebuild(conn, survivor)` run inside every merge, after the rows have moved: for a
+    summary whose rows must stay one per key (a plain moved row would be a duplicate)."""
+    _after_merge.append(rebuild)
 
 
 def merge_customers(
@@ -85,6 +94,8 @@ def merge_into(
         .values(customer_id=survivor)
     )
     _move_references(conn, survivor, merged)
+    for rebuild in _after_merge:
+        rebuild(conn, survivor)
     conn.execute(
         update(customers)
         .where(or_(customers.c.id.in_(merged), customers.c.merged_into.in_(merged)))

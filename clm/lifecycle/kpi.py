@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, and_, bindparam, func, literal, select
 
-from clm.commerce.order_days import day_of
+from clm.commerce.order_days import counted_at, day_of
 from clm.commerce.tables import marketing_spend, order_days
 from clm.core.errors import InvalidInput
 from clm.core.timeutil import as_utc
@@ -121,8 +121,8 @@ def kpis(
     t1 = as_utc(datetime.combine(end + timedelta(days=1), datetime.min.time()))
     p_start, p_end = bindparam("t0", t0, type_=UTCDateTime), bindparam("t1", t1, type_=UTCDateTime)
     # Counted orders come from the per-customer-per-day summary: the period's bounds are whole
-    # UTC days, so "ordered before t" is "day < day_of(t)" and counting at the period's end is
-    # "counted_until > t1" (see clm.commerce.order_days).
+    # UTC days, so "ordered before t" is "day < day_of(t)", and the rows that hold at the
+    # period's end count its refunds (see clm.commerce.order_days).
     od = order_days
     d0, d1 = day_of(start), day_of(end) + 1
     dw0, dw1 = d0 - active_days, d1 - active_days
@@ -140,7 +140,7 @@ def kpis(
             func.sum(od.c.revenue).label("revenue_to_end"),
             func.sum(od.c.cost).label("cost"),
         )
-        .where(od.c.day < d1, od.c.counted_until > p_end)
+        .where(od.c.day < d1, counted_at(p_end))
         .group_by(od.c.customer_id)
         .subquery("pc")
     )

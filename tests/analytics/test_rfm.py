@@ -128,3 +128,41 @@ def test_store_summary_agrees_with_the_dataframe_summary(engine):
     )
     a = from_store.loc[shop.ids["a"]]
     assert (a.frequency, a.orders, a.monetary_value) == (2, 4, 37.5)  # (30 + 45) / 2 repeat periods
+
+
+def test_store_summary_cut_inside_a_day_counts_that_day_up_to_the_moment(engine):
+    """The end's own day comes from the orders, the days before from the order summary: a repeat
+    buyer, a first-time buyer and an order after the cut on that day, against pandas."""
+    from tests.lifecycle.conftest import Shop
+
+    shop = Shop(engine)
+    for who in ("a", "b", "c"):
+        shop.customer(who, "2026-01-01")
+    rows = [
+        ("a", "2026-01-02T09:00", 10.0),
+        ("a", "2026-03-01T08:00", 20.0),  # the end's day, before the cut: a repeat period
+        ("a", "2026-03-01T11:00", 5.0),  # same day, still before the cut: the same period
+        ("b", "2026-03-01T10:00", 40.0),  # a first purchase on the end's day
+        ("c", "2026-02-10T10:00", 7.0),
+    ]
+    for who, when, total in rows:
+        shop.order(who, when, total)
+    shop.order("a", "2026-03-01T15:00", 99.0)  # after the cut: not yet
+    shop.order("c", "2026-03-01T09:00", 60.0, status="refunded", refunded_at="2026-03-01T11:30")
+    end = day("2026-03-01T12:00")
+    from_store = store_summary(engine, observation_end=end)
+    frame = pd.DataFrame(
+        [(shop.ids[w], day(d), t) for w, d, t in rows], columns=["customer_id", "date", "amount"]
+    )
+    from_frame = rfm_summary(frame, observation_end=end)
+    from_frame.index = from_frame.index.astype(int)
+    columns = ["frequency", "recency", "T", "monetary_value", "orders", "revenue", "days_since_last"]
+    pd.testing.assert_frame_equal(
+        from_store[columns].sort_index(),
+        from_frame[columns].sort_index(),
+        check_dtype=False,
+        check_names=False,
+    )
+    a, b = from_store.loc[shop.ids["a"]], from_store.loc[shop.ids["b"]]
+    assert (a.frequency, a.orders, a.monetary_value, a.revenue) == (1, 3, 25.0, 35.0)
+    assert (b.frequency, b.orders, b.revenue, b.days_since_last) == (0, 1, 40.0, 0.5)

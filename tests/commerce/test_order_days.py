@@ -1,11 +1,11 @@
 """The per-customer-per-day order summary stays equal to what the orders say, whatever changes."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from alembic import command
 from sqlalchemy import func, select
 
-from clm.commerce.order_days import NEVER, day_of, rebuild_all_order_days
+from clm.commerce.order_days import BEGINNING, NEVER, counted_at, day_of, rebuild_all_order_days
 from clm.commerce.schemas import OrderIn, ProductIn
 from clm.commerce.service import ingest_order_batch, upsert_products
 from clm.commerce.tables import order_days
@@ -23,25 +23,29 @@ def order(order_id, who="u1", at=MAY1, **kw):
 
 
 def summary(engine):
-    """{(customer, day, counted_until): (orders, revenue, cost)}, duplicate keys summed."""
+    """{(customer, day, counted_from, counted_until): (orders, revenue, cost)}."""
     od = order_days
-    query = (
-        select(
-            od.c.customer_id,
-            od.c.day,
-            od.c.counted_until,
-            func.sum(od.c.orders),
-            func.sum(od.c.revenue),
-            func.sum(od.c.cost),
-        )
-        .group_by(od.c.customer_id, od.c.day, od.c.counted_until)
-        .order_by(od.c.customer_id, od.c.day, od.c.counted_until)
+    query = select(
+        od.c.customer_id,
+        od.c.day,
+        od.c.counted_from,
+        od.c.counted_until,
+        od.c.orders,
+        od.c.revenue,
+        od.c.cost,
     )
+    found = {}
     with engine.connect() as conn:
-        return {
-            (c, d, u): (int(n), round(float(r), 2), round(float(k), 2))
-            for c, d, u, n, r, k in conn.execute(query)
-        }
+        for c, d, f, u, n, r, k in conn.execute(query):
+            assert (c, d, f, u) not in found, "one row per customer, day and stretch"
+            found[(c, d, f, u)] = (n, round(float(r), 2), round(float(k), 2))
+    return found
+
+
+def orders_counted_at(engine, moment):
+    query = select(func.coalesce(func.sum(order_days.c.orders), 0)).where(counted_at(moment))
+    with engine.connect() as conn:
+        return conn.execute(query).scalar_one()
 
 
 def rebuilt(engine):
@@ -78,9 +82,12 @@ def test_a_day_holds_the_counted_orders_with_their_cost_by_hand(engine):
     (cid,) = result.customer_ids
     may1, may2 = day_of(MAY1), day_of(MAY2)
     assert summary(engine) == {
-        (cid, may1, NEVER): (2, 65.0, 12.0),
-        (cid, may2, REFUND): (1, 30.0, 0.0),
+        (cid, may1, BEGINNING, NEVER): (2, 65.0, 12.0),
+        (cid, may2, BEGINNING, REFUND): (1, 30.0, 0.0),
     }
+    # the refunded order counts until the moment of its refund, not at it
+    assert orders_counted_at(engine, REFUND - timedelta(seconds=1)) == 3
+    assert orders_counted_at(engine, REFUND) == 2
 
 
 def test_refunds_moves_merges_and_new_costs_keep_it_exact(engine):
@@ -94,34 +101,45 @@ def test_refunds_moves_merges_and_new_costs_keep_it_exact(engine):
     )
     u1, u2 = sorted(first.customer_ids)
     day = day_of(MAY1)
-    assert summary(engine) == {(u1, day, NEVER): (1, 10.0, 0.0), (u2, day, NEVER): (1, 20.0, 0.0)}
+    always, before_refund, after_refund = (BEGINNING, NEVER), (BEGINNING, REFUND), (REFUND, NEVER)
+    assert summary(engine) == {(u1, day, *always): (1, 10.0, 0.0), (u2, day, *always): (1, 20.0, 0.0)}
 
     # the product (and its cost) arrives after the orders that name it
     with engine.begin() as conn:
         upsert_products(conn, [ProductIn(sku="S", name="s", price=10, cost=3)])
-    assert summary(engine) == {(u1, day, NEVER): (1, 10.0, 3.0), (u2, day, NEVER): (1, 20.0, 6.0)}
+    assert summary(engine) == {(u1, day, *always): (1, 10.0, 3.0), (u2, day, *always): (1, 20.0, 6.0)}
 
     # a refund: the order counts until its refund time
     ingest_order_batch(
         engine, [order("o1", who="u1", total=10, status="refunded", refunded_at=REFUND)], actor="t"
     )
-    assert summary(engine)[(u1, day, REFUND)] == (1, 10.0, 3.0)
+    assert summary(engine)[(u1, day, *before_refund)] == (1, 10.0, 3.0)
 
-    # an order re-sent under another customer leaves the first one's summary
+    # an order re-sent under another customer leaves the first one's summary; the day then has
+    # two stretches: both orders until the refund, one after it
     ingest_order_batch(engine, [order("o2", who="u1", total=20)], actor="t")
-    assert summary(engine) == {(u1, day, REFUND): (1, 10.0, 3.0), (u1, day, NEVER): (1, 20.0, 6.0)}
+    assert summary(engine) == {
+        (u1, day, *before_refund): (2, 30.0, 9.0),
+        (u1, day, *after_refund): (1, 20.0, 6.0),
+    }
     assert summary(engine) == rebuilt(engine)
 
-    # two profiles with orders on the same day merge: their rows add up under the survivor
+    # two profiles with orders on the same day merge: still one row per stretch
     u3 = ingest_order_batch(engine, [order("o3", who="u3", total=5)], actor="t").customer_ids.pop()
     merge_customers(engine, u1, [u3], reason="same person", actor="t")
-    assert summary(engine) == {(u1, day, REFUND): (1, 10.0, 3.0), (u1, day, NEVER): (2, 25.0, 6.0)}
+    assert summary(engine) == {
+        (u1, day, *before_refund): (3, 35.0, 9.0),
+        (u1, day, *after_refund): (2, 25.0, 6.0),
+    }
     assert summary(engine) == rebuilt(engine)
 
     # a cost change reaches every buyer of the product
     with engine.begin() as conn:
         upsert_products(conn, [ProductIn(sku="S", name="s", price=10, cost=1)])
-    assert summary(engine) == {(u1, day, REFUND): (1, 10.0, 1.0), (u1, day, NEVER): (2, 25.0, 2.0)}
+    assert summary(engine) == {
+        (u1, day, *before_refund): (3, 35.0, 3.0),
+        (u1, day, *after_refund): (2, 25.0, 2.0),
+    }
 
 
 def test_upgrading_a_store_with_orders_fills_the_summary(engine):
