@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, and_, bindparam, func, literal, select
+from sqlalchemy import Engine, and_, bindparam, func, literal, select, text
 
 from clm.commerce.order_days import counted_at, day_of
 from clm.commerce.tables import marketing_spend, order_days
@@ -183,7 +183,8 @@ def kpis(
             func.count(),
             func.sum(pc.c.revenue_to_end - pc.c.cost),
         )
-        .select_from(pc.join(customers, customers.c.id == pc.c.customer_id))
+        # the overall row needs nothing from the profiles
+        .select_from(pc if group_by is None else pc.join(customers, customers.c.id == pc.c.customer_id))
         .group_by(key)
     )
     survey = json_text(events.c.properties, "survey")
@@ -205,7 +206,10 @@ def kpis(
         .group_by(skey)
     )
     sums: dict[str, list[float]] = defaultdict(lambda: [0.0] * 15)
-    with engine.connect() as conn:
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # a million customers' partial sums stay in memory instead of spilling to disk
+            conn.execute(text("SET LOCAL work_mem = '256MB'"))
         for row in conn.execute(base):
             sums[row[0]][:10] = [float(v or 0) for v in row[1:]]
         for row in conn.execute(answers):

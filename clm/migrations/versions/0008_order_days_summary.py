@@ -30,8 +30,8 @@ def upgrade() -> None:
         sa.Column("counted_from", clm.store.schema.UTCDateTime(timezone=True), nullable=False),
         sa.Column("counted_until", clm.store.schema.UTCDateTime(timezone=True), nullable=False),
         sa.Column("orders", sa.Integer(), nullable=False),
-        sa.Column("revenue", sa.Numeric(precision=14, scale=2, asdecimal=False), nullable=False),
-        sa.Column("cost", sa.Numeric(precision=14, scale=2, asdecimal=False), nullable=False),
+        sa.Column("revenue", sa.Float(), nullable=False),
+        sa.Column("cost", sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name=op.f("fk_order_days_customer_id_customers")
         ),
