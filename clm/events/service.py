@@ -7,15 +7,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from clm.core.timeutil import utcnow
 from clm.customers.schemas import ProfileSeed
 from clm.customers.service import note_first_seen, resolve_customers
 from clm.events.schemas import Event, ValidEvent
-from clm.events.tables import events
+from clm.events.tables import events, survey_answers
 from clm.store.bulk import insert_ignore_many
 from clm.store.schema import to_db_timestamp
+from clm.store.sql import json_number, json_text
+
+SURVEY_RESPONSE = "survey_response"
+_ANSWER_CHUNK = 500
 
 _COLUMNS = (
     "event_id",
@@ -91,7 +95,30 @@ def store_events(conn: Connection, batch: Sequence[ValidEvent], customer_ids: Se
         )
         for e, cid in zip(batch, customer_ids, strict=True)
     ]
-    return insert_ignore_many(conn, events, _COLUMNS, rows, ("event_id",))
+    accepted = insert_ignore_many(conn, events, _COLUMNS, rows, ("event_id",))
+    record_answers(conn, [e.event_id for e in batch if e.type == SURVEY_RESPONSE])
+    return accepted
+
+
+def record_answers(conn: Connection, event_ids: Sequence[str]) -> None:
+    """Copy the survey answers among these stored events into `survey_answers`, once each
+    (whoever stores a `survey_response` event calls this in the same transaction)."""
+    for start in range(0, len(event_ids), _ANSWER_CHUNK):
+        recorded = select(survey_answers.c.event_pk).where(survey_answers.c.event_pk == events.c.id)
+        answers = select(
+            events.c.id,
+            events.c.customer_id,
+            events.c.occurred_at,
+            events.c.channel,
+            json_text(events.c.properties, "survey"),
+            json_number(events.c.properties, "score"),
+        ).where(
+            events.c.event_id.in_(event_ids[start : start + _ANSWER_CHUNK]),
+            events.c.type == SURVEY_RESPONSE,
+            ~recorded.exists(),
+        )
+        columns = ["event_pk", "customer_id", "answered_at", "channel", "survey", "score"]
+        conn.execute(insert(survey_answers).from_select(columns, answers))
 
 
 def ingest(engine: Engine, batch: Sequence[ValidEvent], *, actor: str) -> IngestResult:

@@ -1,6 +1,6 @@
 """Tables of the events domain."""
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table
+from sqlalchemy import Column, Float, ForeignKey, Index, String, Table
 
 from clm.store.schema import JSONType, PKType, UTCDateTime, metadata
 
@@ -18,4 +18,18 @@ events = Table(
     Column("properties", JSONType),
     Index("ix_events_customer_time", "customer_id", "occurred_at"),
     Index("ix_events_type_time", "type", "occurred_at"),
+)
+
+# Survey answers (NPS, CSAT, …) taken out of their `survey_response` events when those are stored:
+# narrow rows in time order, so reports over a year of answers need not parse every event's JSON.
+survey_answers = Table(
+    "survey_answers",
+    metadata,
+    Column("event_pk", PKType, ForeignKey("events.id"), primary_key=True),
+    Column("customer_id", PKType, ForeignKey("customers.id"), nullable=False),
+    Column("answered_at", UTCDateTime, nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("survey", String(64)),  # the event's `survey` property: nps, csat, …
+    Column("score", Float),  # its numeric `score`; null when absent or not a number
+    Index("ix_survey_answers_time", "answered_at"),
 )

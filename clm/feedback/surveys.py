@@ -23,6 +23,7 @@ from clm.core.tokens import token_digest
 from clm.customers.service import require_customer
 from clm.customers.tables import customers
 from clm.events.schemas import SYSTEM_ID_PREFIX
+from clm.events.service import SURVEY_RESPONSE, record_answers
 from clm.events.tables import events
 from clm.feedback.tables import survey_invitations, surveys
 from clm.feedback.tasks import create_task_in
@@ -32,7 +33,6 @@ SCALES = {"nps": (0, 10), "csat": (1, 5)}
 # Answers at or below these scores are flagged for follow-up: NPS detractors (0-6), CSAT 1-2.
 FLAG_AT_OR_BELOW = {"nps": 6, "csat": 2}
 LINK_DAYS = 30
-SURVEY_RESPONSE = "survey_response"
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
 BUILTIN_SURVEYS = (
@@ -336,6 +336,7 @@ def _record(
             properties=properties,
         )
     )
+    record_answers(conn, [event_id])
     flagged = score is not None and score <= FLAG_AT_OR_BELOW.get(survey.kind, -1)
     task_id = None
     if (

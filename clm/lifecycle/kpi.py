@@ -20,10 +20,10 @@ from clm.commerce.tables import marketing_spend, order_days
 from clm.core.errors import InvalidInput
 from clm.core.timeutil import as_utc
 from clm.customers.tables import customers
-from clm.events.tables import events
+from clm.events.tables import survey_answers
 from clm.lifecycle.tables import stage_transitions
 from clm.store.schema import UTCDateTime
-from clm.store.sql import json_number, json_text, year_month
+from clm.store.sql import year_month
 
 GROUPINGS = ("channel", "stage", "cohort")
 MIN_YEAR, MAX_YEAR = 1900, 2999
@@ -187,22 +187,21 @@ def kpis(
         .select_from(pc if group_by is None else pc.join(customers, customers.c.id == pc.c.customer_id))
         .group_by(key)
     )
-    survey = json_text(events.c.properties, "survey")
-    score = json_number(events.c.properties, "score")
-    skey = group_key(events.c.customer_id).label("grp")
+    a = survey_answers
+    skey = group_key(a.c.customer_id).label("grp")
     answers = (
         select(
             skey,
-            func.count().filter(and_(survey == "nps", score >= 0, score <= 10)),
-            func.count().filter(and_(survey == "nps", score >= 9, score <= 10)),
-            func.count().filter(and_(survey == "nps", score >= 0, score <= 6)),
-            func.count().filter(and_(survey == "csat", score >= 1, score <= 5)),
-            func.count().filter(and_(survey == "csat", score >= 4, score <= 5)),
+            func.count().filter(and_(a.c.survey == "nps", a.c.score >= 0, a.c.score <= 10)),
+            func.count().filter(and_(a.c.survey == "nps", a.c.score >= 9, a.c.score <= 10)),
+            func.count().filter(and_(a.c.survey == "nps", a.c.score >= 0, a.c.score <= 6)),
+            func.count().filter(and_(a.c.survey == "csat", a.c.score >= 1, a.c.score <= 5)),
+            func.count().filter(and_(a.c.survey == "csat", a.c.score >= 4, a.c.score <= 5)),
         )
-        .select_from(events.join(customers, customers.c.id == events.c.customer_id))
-        .where(
-            events.c.type == "survey_response", events.c.occurred_at >= p_start, events.c.occurred_at < p_end
+        .select_from(
+            a if group_by in (None, "stage") else a.join(customers, customers.c.id == a.c.customer_id)
         )
+        .where(a.c.answered_at >= p_start, a.c.answered_at < p_end)
         .group_by(skey)
     )
     sums: dict[str, list[float]] = defaultdict(lambda: [0.0] * 15)

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from clm.core.errors import InvalidInput
 from clm.events.schemas import EVENT_TYPES, validate_event
 from clm.events.service import event_counts, ingest, timeline
-from clm.events.tables import events
+from clm.events.tables import events, survey_answers
 
 
 def count(engine):
@@ -111,3 +111,50 @@ def test_the_system_channel_and_clm_ids_are_reserved_for_derived_events():
     with pytest.raises(InvalidInput, match="reserved") as err:
         validate_event({**base, "event_id": "clm:stage:1"})
     assert err.value.field == "event_id"
+
+
+def answers(engine):
+    a = survey_answers
+    query = select(a.c.customer_id, a.c.channel, a.c.survey, a.c.score).order_by(a.c.answered_at)
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(query)]
+
+
+def test_survey_answers_are_taken_out_of_their_events_once(engine):
+    def answer(event_id, day, **props):
+        fields = {"event_id": event_id, "type": "survey_response", "timestamp": day, "email": "a@b.co"}
+        return validate_event({**fields, "channel": "email", **props})
+
+    batch = [
+        answer("s1", "2025-01-01", survey="nps", score=9),
+        answer("s2", "2025-01-02", survey="csat", score="great"),  # not a number: no score
+        answer("s3", "2025-01-03", survey="nps"),
+        validate_event({"event_id": "v1", "type": "page_view", "timestamp": "2025-01-04", "email": "a@b.co"}),
+    ]
+    result = ingest(engine, batch, actor="t")
+    ingest(engine, batch[:1], actor="t")  # a resent answer is stored once
+    (cid,) = result.customer_ids
+    assert answers(engine) == [
+        (cid, "email", "nps", 9.0),
+        (cid, "email", "csat", None),
+        (cid, "email", "nps", None),
+    ]
+
+
+def test_upgrading_a_store_with_survey_events_fills_the_answers(engine):
+    from alembic import command
+
+    from clm.migrations import config, upgrade
+
+    e = validate_event(
+        {"event_id": "s1", "type": "survey_response", "timestamp": "2025-01-01", "email": "a@b.co"}
+        | {"survey": "csat", "score": 4.5}
+    )
+    ingest(engine, [e], actor="t")
+    expected = answers(engine)
+    assert [row[2:] for row in expected] == [("csat", 4.5)]
+    try:
+        command.downgrade(config(engine), "0008")
+    finally:
+        upgrade(engine)  # the migration's own SQL fills survey_answers again
+    assert answers(engine) == expected

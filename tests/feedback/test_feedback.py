@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from clm.core.errors import Conflict, InvalidInput
 from clm.customers.schemas import CustomerIn
 from clm.customers.service import upsert_customer
+from clm.events.tables import survey_answers
 from clm.feedback.service import (
     add_message,
     answer,
@@ -102,6 +104,11 @@ def test_a_link_is_answered_once_and_a_detractor_gets_a_follow_up_task(engine):
         (4, "the parcel arrived broken", done.task_id)
     ]
     assert survey_results(engine, "nps", survey="after-order").overall.responses == 1
+    with engine.connect() as conn:  # the answer is in the narrow table KPIs read, once
+        rows = conn.execute(
+            select(survey_answers.c.customer_id, survey_answers.c.survey, survey_answers.c.score)
+        )
+        assert [tuple(r) for r in rows] == [(ann, "nps", 4.0)]
 
 
 def test_ticket_sla_figures_and_breaches(engine):
