@@ -16,7 +16,9 @@ events = Table(
     Column("occurred_at", UTCDateTime, nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
     Column("properties", JSONType),
-    Index("ix_events_customer_time", "customer_id", "occurred_at"),
+    # type and channel too, so per-customer counts over all events (the features of a full stage
+    # run) read only this index, in customer order, never the wide rows with their JSON
+    Index("ix_events_customer_time", "customer_id", "occurred_at", "type", "channel"),
     Index("ix_events_type_time", "type", "occurred_at"),
 )
 
@@ -32,4 +34,5 @@ survey_answers = Table(
     Column("survey", String(64)),  # the event's `survey` property: nps, csat, …
     Column("score", Float),  # its numeric `score`; null when absent or not a number
     Index("ix_survey_answers_time", "answered_at"),
+    Index("ix_survey_answers_customer_time", "customer_id", "answered_at"),
 )

@@ -28,9 +28,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from clm.commerce.tables import order_items, orders, products
 from clm.customers.tables import customers
 from clm.events.schemas import SYSTEM_CHANNEL
-from clm.events.tables import events
+from clm.events.tables import events, survey_answers
 from clm.store.schema import UTCDateTime
-from clm.store.sql import days_between, greatest, json_number, json_text, whole
+from clm.store.sql import days_between, greatest, whole
 
 VIEW_TYPES = ("page_view", "product_view")
 INQUIRY_TYPES = ("inquiry", "trial_started", "sales_call")
@@ -194,20 +194,20 @@ def feature_query(scoped: bool = False) -> Select[Any]:
         .group_by(events.c.customer_id),
         events.c.customer_id,
     ).subquery("e")
-    survey = json_text(events.c.properties, "survey")
+    a = survey_answers
     ranked = limit(
         select(
-            events.c.customer_id,
-            survey.label("survey"),
-            json_number(events.c.properties, "score").label("score"),
+            a.c.customer_id,
+            a.c.survey,
+            a.c.score,
             func.row_number()
             .over(
-                partition_by=[events.c.customer_id, survey],
-                order_by=[events.c.occurred_at.desc(), events.c.id.desc()],
+                partition_by=[a.c.customer_id, a.c.survey],
+                order_by=[a.c.answered_at.desc(), a.c.event_pk.desc()],
             )
             .label("rn"),
-        ).where(events.c.type == "survey_response", events.c.occurred_at <= at),
-        events.c.customer_id,
+        ).where(a.c.answered_at <= at),
+        a.c.customer_id,
     ).subquery("ranked")
     s = (
         select(
