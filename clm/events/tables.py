@@ -33,6 +33,7 @@ survey_answers = Table(
     Column("channel", String(64), nullable=False),
     Column("survey", String(64)),  # the event's `survey` property: nps, csat, …
     Column("score", Float),  # its numeric `score`; null when absent or not a number
-    Index("ix_survey_answers_time", "answered_at"),
+    # covering: a period's answers are read from the index alone, in time order
+    Index("ix_survey_answers_time", "answered_at", "survey", "score", "customer_id"),
     Index("ix_survey_answers_customer_time", "customer_id", "answered_at"),
 )

@@ -35,7 +35,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("event_pk", name=op.f("pk_survey_answers")),
     )
     with op.batch_alter_table("survey_answers", schema=None) as batch_op:
-        batch_op.create_index("ix_survey_answers_time", ["answered_at"], unique=False)
+        batch_op.create_index(
+            "ix_survey_answers_time", ["answered_at", "survey", "score", "customer_id"], unique=False
+        )
         batch_op.create_index("ix_survey_answers_customer_time", ["customer_id", "answered_at"], unique=False)
 
     # ### end Alembic commands ###
@@ -65,6 +67,7 @@ def _backfill() -> None:
         FROM events WHERE type = 'survey_response'
         """
     )
+    op.execute("ANALYZE survey_answers")  # planner statistics for the new table
 
 
 def downgrade() -> None:
