@@ -96,6 +96,24 @@ def test_store_summary_counts_only_kept_orders(engine):
     assert before_refund.loc[shop.ids["a"], "orders"] == 3
 
 
+def same_summaries(engine, shop, rows, end, unit="day"):
+    """The store's summary of `rows` (customer, date, amount) equals pandas' on them; returned."""
+    from_store = store_summary(engine, observation_end=end, unit=unit)
+    frame = pd.DataFrame(
+        [(shop.ids[w], day(d), t) for w, d, t in rows], columns=["customer_id", "date", "amount"]
+    )
+    from_frame = rfm_summary(frame, observation_end=end, unit=unit)
+    from_frame.index = from_frame.index.astype(int)
+    columns = ["frequency", "recency", "T", "monetary_value", "orders", "revenue", "days_since_last"]
+    pd.testing.assert_frame_equal(
+        from_store[columns].sort_index(),
+        from_frame[columns].sort_index(),
+        check_dtype=False,
+        check_names=False,
+    )
+    return from_store
+
+
 def test_store_summary_agrees_with_the_dataframe_summary(engine):
     """Same-day orders are one period in both; the SQL pass and pandas give the same numbers."""
     from tests.lifecycle.conftest import Shop
@@ -113,19 +131,7 @@ def test_store_summary_agrees_with_the_dataframe_summary(engine):
     for who, when, total in rows:
         shop.order(who, when, total)
     end = day("2026-03-01")
-    from_store = store_summary(engine, observation_end=end, unit="week")
-    frame = pd.DataFrame(
-        [(shop.ids[w], day(d), t) for w, d, t in rows], columns=["customer_id", "date", "amount"]
-    )
-    from_frame = rfm_summary(frame, observation_end=end, unit="week")
-    from_frame.index = from_frame.index.astype(int)
-    columns = ["frequency", "recency", "T", "monetary_value", "orders", "revenue", "days_since_last"]
-    pd.testing.assert_frame_equal(
-        from_store[columns].sort_index(),
-        from_frame[columns].sort_index(),
-        check_dtype=False,
-        check_names=False,
-    )
+    from_store = same_summaries(engine, shop, rows, end, unit="week")
     a = from_store.loc[shop.ids["a"]]
     assert (a.frequency, a.orders, a.monetary_value) == (2, 4, 37.5)  # (30 + 45) / 2 repeat periods
 
@@ -150,19 +156,7 @@ def test_store_summary_cut_inside_a_day_counts_that_day_up_to_the_moment(engine)
     shop.order("a", "2026-03-01T15:00", 99.0)  # after the cut: not yet
     shop.order("c", "2026-03-01T09:00", 60.0, status="refunded", refunded_at="2026-03-01T11:30")
     end = day("2026-03-01T12:00")
-    from_store = store_summary(engine, observation_end=end)
-    frame = pd.DataFrame(
-        [(shop.ids[w], day(d), t) for w, d, t in rows], columns=["customer_id", "date", "amount"]
-    )
-    from_frame = rfm_summary(frame, observation_end=end)
-    from_frame.index = from_frame.index.astype(int)
-    columns = ["frequency", "recency", "T", "monetary_value", "orders", "revenue", "days_since_last"]
-    pd.testing.assert_frame_equal(
-        from_store[columns].sort_index(),
-        from_frame[columns].sort_index(),
-        check_dtype=False,
-        check_names=False,
-    )
+    from_store = same_summaries(engine, shop, rows, end)
     a, b = from_store.loc[shop.ids["a"]], from_store.loc[shop.ids["b"]]
     assert (a.frequency, a.orders, a.monetary_value, a.revenue) == (1, 3, 25.0, 35.0)
     assert (b.frequency, b.orders, b.revenue, b.days_since_last) == (0, 1, 40.0, 0.5)
