@@ -31,10 +31,12 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         _configure_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
+        # No JIT: compiling our wide report queries (a full stage run's features, say) takes
+        # PostgreSQL seconds of LLVM time, more than the compiled code then saves.
         return create_engine(
             url,
             pool_pre_ping=True,
-            connect_args={"options": "-c timezone=UTC"},
+            connect_args={"options": "-c timezone=UTC -c jit=off"},
             **kwargs,
         )
     raise UnusableInput(f"unsupported database {parsed.get_backend_name()!r}: use SQLite or PostgreSQL")
