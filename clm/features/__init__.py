@@ -14,6 +14,7 @@ from clm.features.query import (
     counted_order,
     feature_params,
     feature_query,
+    plan_for_everyone,
     purchase_gaps_query,
     refunded_order,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "counted_order",
     "feature_params",
     "feature_query",
+    "plan_for_everyone",
     "purchase_gaps_query",
     "refunded_order",
 ]

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Connection,
     Float,
     Integer,
     Select,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    text,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -112,6 +114,16 @@ def feature_params(as_of: datetime, shop_gap: float | None) -> dict[str, Any]:
         "shop_gap": shop_gap,
         **{f"t{d}": as_of - timedelta(days=d) for d in RECENT_DAYS},
     }
+
+
+def plan_for_everyone(conn: Connection) -> None:
+    """Before `feature_query` over every customer, inside the caller's transaction: on
+    PostgreSQL, group by streaming through the per-customer indexes (an index-only scan of
+    events by customer) instead of hashing. PostgreSQL's estimate of the distinct customers
+    among millions of events is far too low, so it builds hash tables for a million groups and
+    spills them to disk: 32 s instead of 13 s for a million customers and 32M events."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SET LOCAL enable_hashagg = off"))
 
 
 def refunded_order(as_of: Any) -> ColumnElement[bool]:

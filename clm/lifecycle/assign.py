@@ -50,6 +50,7 @@ from clm.features import (
     CustomerSpace,
     feature_params,
     feature_query,
+    plan_for_everyone,
     purchase_gaps_query,
 )
 from clm.lifecycle.models import DEFAULT_MODEL, StageModel, model_from_dict, preset
@@ -282,6 +283,7 @@ def assign_stages(
                 f"{as_of:%Y-%m-%d %H:%M} would rewrite the past (use `clm stages backfill --rebuild`)"
             )
         gap = shop_purchase_gap(conn, as_of)
+        plan_for_everyone(conn)
         result = _run(conn, chosen, as_of, gap, None)
         _save_settings(conn, chosen, {"shop_purchase_gap_days": gap, "last_full_run_at": as_of})
     return result
