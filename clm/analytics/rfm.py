@@ -8,7 +8,7 @@ CLV models need (`frequency`, `recency`, `T` in the chosen unit, `monetary_value
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -29,10 +29,10 @@ from clm.commerce.order_days import counted_at, day_of, start_of_day
 from clm.commerce.tables import order_days, orders
 from clm.core.errors import InvalidInput
 from clm.core.timeutil import as_utc, utcnow
+from clm.features import counted_order
 from clm.store.schema import UTCDateTime
 
 UNITS = {"day": 1.0, "week": 7.0}
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # day numbers for "same day" count from here
 _PACK = 2**43
 _SUMMARY_COLUMNS = ("customer_id", "days", "first_day", "last_day", "total", "first_cents", "orders")
 
@@ -162,16 +162,13 @@ def store_summary(
         .where(od.c.day < end_day, counted_at(at))
         .group_by(od.c.customer_id)
     )
-    counted = (orders.c.status == "completed") | (
-        (orders.c.status == "refunded") & (orders.c.refunded_at > at)
-    )
     last_day = (
         select(
             orders.c.customer_id,
             func.sum(cast(orders.c.total, Float)).label("total"),
             func.count().label("orders"),
         )
-        .where(counted, orders.c.ordered_at >= start_of_day(end_day), orders.c.ordered_at <= at)
+        .where(counted_order(at), orders.c.ordered_at >= start_of_day(end_day), orders.c.ordered_at <= at)
         .group_by(orders.c.customer_id)
     )
     with engine.begin() as conn:
@@ -193,7 +190,7 @@ def store_summary(
         days.loc[today.index, "total"] += today["total"]
         days.loc[today.index, "orders"] += today["orders"]
     step = UNITS[unit]
-    end_day_at = (end - _EPOCH) / timedelta(days=1)
+    end_day_at = (end - start_of_day(0)) / timedelta(days=1)  # the end as a fractional day number
     frequency = (days["days"] - 1).astype(np.int64)
     total = days["total"].astype(float)
     monetary = (total - days["first_cents"] / 100) / frequency.replace(0, np.nan)

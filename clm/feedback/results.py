@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import Engine, Select, and_, func, literal, select
 
 from clm.core.errors import InvalidInput
+from clm.events.service import SURVEY_RESPONSE
 from clm.events.tables import events
-from clm.feedback.surveys import FLAG_AT_OR_BELOW, SCALES, SURVEY_RESPONSE
+from clm.feedback.surveys import FLAG_AT_OR_BELOW, SCALES
 from clm.feedback.tables import tasks
 from clm.store.sql import json_number, json_text, year_month
 

@@ -9,16 +9,15 @@ the period. The formulas are those of DESIGN.md and are returned with every repo
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, and_, bindparam, func, literal, select, text
 
-from clm.commerce.order_days import counted_at, day_of
+from clm.commerce.order_days import counted_at, day_of, start_of_day
 from clm.commerce.tables import marketing_spend, order_days
 from clm.core.errors import InvalidInput
-from clm.core.timeutil import as_utc
 from clm.customers.tables import customers
 from clm.events.tables import survey_answers
 from clm.lifecycle.tables import stage_transitions
@@ -117,14 +116,13 @@ def kpis(
         raise InvalidInput(f"group by one of {', '.join(GROUPINGS)}", "by")
     if active_days < 1:
         raise InvalidInput("the active window is at least one day", "active_days")
-    t0 = as_utc(datetime.combine(start, datetime.min.time()))
-    t1 = as_utc(datetime.combine(end + timedelta(days=1), datetime.min.time()))
+    d0, d1 = day_of(start), day_of(end) + 1  # the period's first day and the day after it
+    t0, t1 = start_of_day(d0), start_of_day(d1)
     p_start, p_end = bindparam("t0", t0, type_=UTCDateTime), bindparam("t1", t1, type_=UTCDateTime)
     # Counted orders come from the per-customer-per-day summary: the period's bounds are whole
     # UTC days, so "ordered before t" is "day < day_of(t)", and the rows that hold at the
     # period's end count its refunds (see clm.commerce.order_days).
     od = order_days
-    d0, d1 = day_of(start), day_of(end) + 1
     dw0, dw1 = d0 - active_days, d1 - active_days
     in_period = od.c.day >= d0
     per_customer = (
