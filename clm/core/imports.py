@@ -3,15 +3,17 @@
 Good rows are written chunk by chunk, each chunk in its own transaction, so memory stays flat
 and a crash loses at most the chunk in flight (re-running the import is safe: writes are
 idempotent). Each bad row is named by its line number and reason, and never stops the rest.
+`run_prepared_import` is the same loop for importers that check a whole chunk at once.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import Connection, Engine
@@ -40,6 +42,15 @@ class ChunkOutcome:
     rejections: list[Rejection] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
     customer_ids: set[int] = field(default_factory=set)
+
+
+@dataclass
+class Prepared(Generic[T]):
+    """A chunk checked as a whole: how many rows it read, what to store, and what it rejected."""
+
+    rows: int
+    items: T
+    rejections: list[Rejection] = field(default_factory=list)
 
 
 @dataclass
@@ -121,41 +132,24 @@ def run_import(
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import `data`: `parse` validates one row (raising on bad input), `write` stores a chunk."""
-    report = ImportReport(kind=kind, file=str(data.path))
-    log = _RejectionLog(rejections_path)
-
-    def reject(rejection: Rejection) -> None:
-        report.rejected += 1
-        if len(report.rejections) < MAX_LISTED_REJECTIONS:
-            report.rejections.append(rejection)
-        log.write(rejection)
+    books = _Books(kind, data, rejections_path)
 
     def flush(chunk: list[tuple[int, T]]) -> None:
-        outcome = write(chunk)
-        report.accepted += outcome.accepted
-        report.duplicates += outcome.duplicates
-        for name, value in outcome.counters.items():
-            report.counters[name] = report.counters.get(name, 0) + value
-        for rejection in outcome.rejections:
-            reject(rejection)
-        if report.customer_ids is not None:
-            report.customer_ids |= outcome.customer_ids
-            if len(report.customer_ids) > MAX_TRACKED_CUSTOMERS:
-                report.customer_ids = None
+        books.absorb(write(chunk))
         if progress:
             progress(data.bytes_read)
 
     chunk: list[tuple[int, T]] = []
     try:
         for line, row in data.rows():
-            report.rows += 1
+            books.report.rows += 1
             if isinstance(row, BadRow):
-                reject(Rejection(line, row.reason))
+                books.reject(Rejection(line, row.reason))
                 continue
             try:
                 chunk.append((line, parse(row)))
             except (InvalidInput, ValidationError, ValueError, TypeError) as exc:
-                reject(Rejection(line, describe_error(exc)))
+                books.reject(Rejection(line, describe_error(exc)))
                 continue
             if len(chunk) >= chunk_size:
                 flush(chunk)
@@ -163,12 +157,86 @@ def run_import(
         if chunk:
             flush(chunk)
     finally:
-        log.close()
-    if report.rejected and rejections_path is not None:
-        report.rejections_file = str(rejections_path)
+        books.close()
     if progress:
         progress(data.size)
-    return report
+    return books.report
+
+
+def run_prepared_import(
+    kind: str,
+    engine: Engine,
+    data: DataFile,
+    chunks: Iterable[Prepared[T]],
+    store: Callable[[Connection, T], ChunkOutcome],
+    *,
+    rejections_path: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import chunks that `chunks` has already read and checked, each in a transaction of its own.
+
+    The next chunk is read and checked in this thread while the previous one is written in
+    another: the database does its work outside Python's interpreter lock, so both cores work.
+    """
+    books = _Books(kind, data, rejections_path)
+
+    def write(items: T) -> ChunkOutcome:
+        with engine.begin() as conn:
+            return store(conn, items)
+
+    pending: Future[ChunkOutcome] | None = None
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"import-{kind}") as writer:
+            for chunk in chunks:
+                books.report.rows += chunk.rows
+                for rejection in chunk.rejections:
+                    books.reject(rejection)
+                if pending is not None:
+                    books.absorb(pending.result())
+                    if progress:
+                        progress(data.bytes_read)
+                pending = writer.submit(write, chunk.items)
+            if pending is not None:
+                books.absorb(pending.result())
+    finally:
+        books.close()
+    if progress:
+        progress(data.size)
+    return books.report
+
+
+class _Books:
+    """The running report of an import and its rejection log."""
+
+    def __init__(self, kind: str, data: DataFile, rejections_path: Path | None) -> None:
+        self.report = ImportReport(kind=kind, file=str(data.path))
+        self.path = rejections_path
+        self.log = _RejectionLog(rejections_path)
+
+    def reject(self, rejection: Rejection) -> None:
+        report = self.report
+        report.rejected += 1
+        if len(report.rejections) < MAX_LISTED_REJECTIONS:
+            report.rejections.append(rejection)
+        self.log.write(rejection)
+
+    def absorb(self, outcome: ChunkOutcome) -> None:
+        report = self.report
+        report.accepted += outcome.accepted
+        report.duplicates += outcome.duplicates
+        for name, value in outcome.counters.items():
+            report.counters[name] = report.counters.get(name, 0) + value
+        for rejection in outcome.rejections:
+            self.reject(rejection)
+        if report.customer_ids is not None:
+            report.customer_ids |= outcome.customer_ids
+            if len(report.customer_ids) > MAX_TRACKED_CUSTOMERS:
+                report.customer_ids = None
+
+    def close(self) -> None:
+        self.log.close()
+        if self.report.rejected and self.path is not None:
+            self.report.rejections_file = str(self.path)
 
 
 def run_transactional_import(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 
 import phonenumbers
@@ -63,3 +64,15 @@ def identities_from(fields: dict[str, object]) -> dict[str, str]:
         for kind in IDENTITY_KINDS
         if fields.get(kind) not in (None, "")
     }
+
+
+def identity_key(pairs: Iterable[tuple[str, str]]) -> str:
+    """A record's (kind, value) identities as one string, a dictionary key that hashes fast.
+    NUL separates the parts: no stored identity can hold one (imports and PostgreSQL refuse it)."""
+    return "\x00".join(f"{kind}\x00{value}" for kind, value in pairs)
+
+
+def identity_pairs(key: str) -> dict[str, str]:
+    """The identities behind an `identity_key`."""
+    parts = key.split("\x00")
+    return dict(zip(parts[::2], parts[1::2], strict=True))

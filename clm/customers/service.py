@@ -10,12 +10,15 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
 from clm.core.errors import NotFound
 from clm.core.timeutil import utcnow
+from clm.customers.identities import identity_pairs
 from clm.customers.merge import live_id, merge_into
 from clm.customers.schemas import (
     PROFILE_FIELDS,
@@ -27,7 +30,7 @@ from clm.customers.schemas import (
     Resolution,
 )
 from clm.customers.tables import consents, customer_identities, customer_merges, customers
-from clm.store.bulk import insert_many, reserve_ids, update_if_earlier
+from clm.store.bulk import insert_many, reserve_ids, update_if_earlier, update_if_earlier_stored
 from clm.store.engine import is_postgres
 from clm.store.schema import to_db_timestamp
 
@@ -128,6 +131,77 @@ def resolve_customers(
     return Resolution([owner[r] for r in roots], frozenset(created), merges)
 
 
+class RememberingResolver:
+    """Identity resolution for a long import: remembers the profile each identity set resolved
+    to, so the many later records of the same people are matched by a dictionary lookup.
+
+    Only a merge moves an identity to another profile, so the memory holds while the merge log
+    does not grow; it is checked (and the identities locked) in every transaction.
+    """
+
+    def __init__(self, *, actor: str) -> None:
+        self.actor = actor
+        self.owners: dict[str, int] = {}  # identity_key -> profile id
+        # per profile, a first-seen time (µs since the epoch) known to be stored or earlier
+        self.first_seen: dict[int, int] = {}
+        self._merge_mark: int | None = -1
+
+    def resolve(
+        self,
+        conn: Connection,
+        keys: Sequence[str] | np.ndarray,
+        seed_of: Callable[[int], ProfileSeed | None],
+    ) -> Resolution:
+        """Profiles for records given by `identity_key`, as `resolve_customers` would match them;
+        a new profile is seeded by the first record of its key (pass them earliest first)."""
+        codes, uniques = pd.factorize(np.asarray(keys, dtype=object))
+        first = np.empty(len(uniques), dtype=np.int64)
+        first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+        unique_keys: list[str] = uniques.tolist()
+        if is_postgres(conn):
+            if len(unique_keys) > 8 * _LOCK_BUCKETS:  # they fall into every bucket anyway
+                _lock_buckets(conn, list(range(_LOCK_BUCKETS)))
+            else:
+                _lock_identities(conn, {p for key in unique_keys for p in identity_pairs(key).items()})
+        self._check_merges(conn)
+        owners = self.owners
+        found = [owners.get(key) for key in unique_keys]
+        unknown = [j for j, cid in enumerate(found) if cid is None]
+        created: frozenset[int] = frozenset()
+        merges: list[tuple[int, int]] = []
+        if unknown:
+            result = resolve_customers(
+                conn,
+                [identity_pairs(unique_keys[j]) for j in unknown],
+                lambda i: seed_of(int(first[unknown[i]])),
+                actor=self.actor,
+            )
+            created, merges = result.created, result.merges
+            if merges:  # profiles this import already used may be gone: match everything again
+                owners.clear()
+                self.first_seen.clear()
+                again = resolve_customers(conn, [identity_pairs(k) for k in unique_keys], actor=self.actor)
+                found = list(again.customer_ids)
+                self._merge_mark = self._mark(conn)
+            else:
+                for j, cid in zip(unknown, result.customer_ids, strict=True):
+                    found[j] = cid
+            owners.update(zip(unique_keys, cast(list[int], found), strict=True))
+        ids = np.array(found, dtype=np.int64)[codes]
+        return Resolution(ids.tolist(), created, merges)
+
+    def _check_merges(self, conn: Connection) -> None:
+        mark = self._mark(conn)
+        if mark != self._merge_mark:
+            self.owners.clear()
+            self.first_seen.clear()
+            self._merge_mark = mark
+
+    @staticmethod
+    def _mark(conn: Connection) -> int | None:
+        return conn.execute(select(func.max(customer_merges.c.id))).scalar()
+
+
 def _resolve_single_identities(
     conn: Connection,
     identity_rows: Sequence[dict[str, str]],
@@ -156,7 +230,10 @@ def _lock_identities(conn: Connection, keys: Iterable[tuple[str, str]]) -> None:
     serialises writers."""
     if not is_postgres(conn):
         return
-    buckets = sorted({zlib.crc32(f"{k}:{v}".encode()) % _LOCK_BUCKETS for k, v in keys})
+    _lock_buckets(conn, sorted({zlib.crc32(f"{k}:{v}".encode()) % _LOCK_BUCKETS for k, v in keys}))
+
+
+def _lock_buckets(conn: Connection, buckets: list[int]) -> None:
     if buckets:
         conn.exec_driver_sql(
             "SELECT pg_advisory_xact_lock(%(cls)s, b) "
@@ -292,6 +369,11 @@ def _attach_new_identities(
 def note_first_seen(conn: Connection, first_seen: dict[int, datetime]) -> None:
     """Move profiles' first_seen_at earlier when older activity arrives (set-based)."""
     update_if_earlier(conn, customers, "first_seen_at", first_seen)
+
+
+def note_first_seen_stored(conn: Connection, rows: Sequence[tuple[int, Any]]) -> None:
+    """`note_first_seen` for (id, time) pairs already in the store's form of a timestamp."""
+    update_if_earlier_stored(conn, customers, "first_seen_at", rows)
 
 
 def upsert_customers(conn: Connection, items: Sequence[CustomerIn], *, actor: str) -> Resolution:

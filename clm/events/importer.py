@@ -1,17 +1,26 @@
-"""Bulk import of event files (CSV / JSON Lines) through the same ingestion as the API."""
+"""Bulk import of event files (CSV / TSV / JSON Lines): checked and written column by column
+(see clm.events.bulk), with the same rules as the API."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from itertools import chain
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from clm.core.files import DataFile
-from clm.core.imports import ChunkOutcome, ImportReport, run_transactional_import
+from clm.core.imports import ImportReport, Prepared, run_prepared_import
 from clm.core.timeutil import utcnow
-from clm.events.schemas import ValidEvent, validate_event
-from clm.events.service import ingest_events
+from clm.events.bulk import EventColumns, EventWriter, check_columns, row_chunks
+from clm.events.tables import events
+from clm.store.bulk import approximate_rows, indexes_set_aside, restore_indexes
+
+# A load expected to hold at least this many events, and at least as many as the table already
+# has, builds the events' secondary indexes afterwards instead of row by row.
+SET_ASIDE_MIN_ROWS = 250_000
+SECONDARY_INDEXES = ("ix_events_customer_time", "ix_events_type_time")
 
 
 def import_events(
@@ -22,25 +31,38 @@ def import_events(
     chunk_size: int = 20_000,
     rejections_path: Path | None = None,
     progress: Callable[[int], None] | None = None,
+    set_aside_min_rows: int = SET_ASIDE_MIN_ROWS,
 ) -> ImportReport:
+    """Import an event file; `chunk_size` is the rows per transaction of JSON Lines (delimited
+    files go a block of a few MB at a time)."""
     now = utcnow()
-
-    def store(conn: Connection, batch: list[ValidEvent]) -> ChunkOutcome:
-        result = ingest_events(conn, batch, actor=actor)
-        return ChunkOutcome(
-            accepted=result.accepted,
-            duplicates=result.duplicates,
-            counters={"customers_created": result.created_customers, "merges": result.merges},
-            customer_ids=result.customer_ids,
+    restore_indexes(engine, [events])  # a bulk load cut short may have left them out
+    chunks: Iterator[Prepared[EventColumns]]
+    if data.format == "jsonl":
+        chunks = row_chunks(data.rows(), now, chunk_size)
+    else:
+        chunks = (check_columns(chunk, now) for chunk in data.column_chunks())
+    first = next(chunks, None)
+    chunks = iter(()) if first is None else chain([first], chunks)
+    with ExitStack() as stack:
+        if first is not None and _large_load(engine, data, first.rows, set_aside_min_rows):
+            stack.enter_context(indexes_set_aside(engine, events, SECONDARY_INDEXES))
+        return run_prepared_import(
+            "events",
+            engine,
+            data,
+            chunks,
+            EventWriter(actor=actor),
+            rejections_path=rejections_path,
+            progress=progress,
         )
 
-    return run_transactional_import(
-        "events",
-        engine,
-        data,
-        lambda row: validate_event(row, now),
-        store,
-        chunk_size=chunk_size,
-        rejections_path=rejections_path,
-        progress=progress,
-    )
+
+def _large_load(engine: Engine, data: DataFile, first_rows: int, min_rows: int) -> bool:
+    """Whether the file, judged by its first chunk, holds more events than the table already does."""
+    read = max(data.bytes_read, 1)
+    expected = first_rows * data.size / read
+    if expected < min_rows:
+        return False
+    with engine.connect() as conn:
+        return expected >= approximate_rows(conn, events)

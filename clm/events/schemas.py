@@ -58,7 +58,7 @@ SYSTEM_ID_PREFIX = "clm:"
 
 # Custom types and channels are allowed; they only need to be tidy identifiers.
 _NAME = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
-_RESERVED = {"event_id", "type", "timestamp", "channel", "properties", *IDENTITY_KINDS}
+RESERVED_FIELDS = {"event_id", "type", "timestamp", "channel", "properties", *IDENTITY_KINDS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +86,7 @@ class Event:
 
 
 @lru_cache(maxsize=4096)  # types and channels repeat endlessly in a file
-def _name(value: object, field: str) -> str:
+def tidy_name(value: object, field: str) -> str:
     text = str(value).strip().lower()
     if not _NAME.match(text):
         raise InvalidInput(
@@ -120,8 +120,8 @@ def validate_event(fields: dict[str, Any], now: datetime | None = None) -> Valid
         raise InvalidInput("is required", "type")
     if "timestamp" not in fields:
         raise InvalidInput("is required", "timestamp")
-    kind = _name(fields["type"], "type")
-    channel = _name(fields.get("channel") or DEFAULT_CHANNEL, "channel")
+    kind = tidy_name(fields["type"], "type")
+    channel = tidy_name(fields.get("channel") or DEFAULT_CHANNEL, "channel")
     if channel == SYSTEM_CHANNEL:
         raise InvalidInput("is reserved for events CLM derives itself", "channel")
     occurred_at = _timestamp(fields["timestamp"], now or utcnow())
@@ -139,7 +139,7 @@ def validate_event(fields: dict[str, Any], now: datetime | None = None) -> Valid
             raise InvalidInput("is not valid JSON", "properties")
     if not isinstance(properties, dict):
         raise InvalidInput("must be a JSON object", "properties")
-    extra = {k.removeprefix("properties."): v for k, v in fields.items() if k not in _RESERVED}
+    extra = {k.removeprefix("properties."): v for k, v in fields.items() if k not in RESERVED_FIELDS}
     if extra:
         properties = {**properties, **extra}
     event_id = fields.get("event_id")

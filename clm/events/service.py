@@ -21,7 +21,7 @@ from clm.store.sql import json_number, json_text
 SURVEY_RESPONSE = "survey_response"
 _ANSWER_CHUNK = 500
 
-_COLUMNS = (
+STORED_COLUMNS = (  # the order of the tuples store_events writes
     "event_id",
     "customer_id",
     "type",
@@ -43,7 +43,8 @@ class IngestResult:
     merges: int = 0
 
 
-def _seed(event: ValidEvent) -> ProfileSeed:
+def profile_seed(event: ValidEvent) -> ProfileSeed:
+    """What a profile this event creates starts with: when, and from which channel and campaign."""
     props = event.properties
     source = props.get("utm_source") or props.get("acquisition_channel")
     campaign = props.get("utm_campaign") or props.get("campaign")
@@ -59,7 +60,7 @@ def ingest_events(conn: Connection, batch: Sequence[ValidEvent], *, actor: str =
     if not batch:
         return IngestResult()
     resolution = resolve_customers(
-        conn, [e.identities for e in batch], lambda i: _seed(batch[i]), actor=actor
+        conn, [e.identities for e in batch], lambda i: profile_seed(batch[i]), actor=actor
     )
     ids = resolution.customer_ids
     earliest: dict[int, datetime] = {}
@@ -95,7 +96,7 @@ def store_events(conn: Connection, batch: Sequence[ValidEvent], customer_ids: Se
         )
         for e, cid in zip(batch, customer_ids, strict=True)
     ]
-    accepted = insert_ignore_many(conn, events, _COLUMNS, rows, ("event_id",))
+    accepted = insert_ignore_many(conn, events, STORED_COLUMNS, rows, ("event_id",))
     record_answers(conn, [e.event_id for e in batch if e.type == SURVEY_RESPONSE])
     return accepted
 

@@ -26,12 +26,14 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    column,
     delete,
     func,
     insert,
     literal,
     or_,
     select,
+    table,
     text,
     update,
 )
@@ -56,12 +58,13 @@ from clm.features import (
 from clm.lifecycle.models import DEFAULT_MODEL, StageModel, model_from_dict, preset
 from clm.lifecycle.tables import customer_features, customer_stages, lifecycle_settings, stage_transitions
 from clm.store.schema import UTCDateTime
-from clm.store.sql import json_object
+from clm.store.sql import create_temp_table_as, json_object
 
 STAGE_CHANGED = "stage_changed"
 # Re-evaluating a handful of customers per request; bigger sets go in slices of this size.
 SCOPE_SLICE = 5_000
 _LOCK_KEY = 0x5374616765  # "Stage": one PostgreSQL advisory lock guards runs against each other
+_STAGED_FEATURES = "_stage_features"
 
 
 @dataclass
@@ -196,9 +199,13 @@ def _plan(model: StageModel, scoped: bool) -> _Plan:
         )
     )
     this_run = t.c.run_id == run_id
+    staged = table(_STAGED_FEATURES, *(column(name) for name in [*columns, "stage"]))
     statements = {
         "clear": delete(f).where(in_scope(f.c.customer_id)),
         "features": insert(f).from_select([*columns, "stage"], rows),
+        # everyone on PostgreSQL: the SELECT in parallel into a temporary table, then copied
+        "stage_features": create_temp_table_as(_STAGED_FEATURES, rows),
+        "staged_features": insert(f).from_select([*columns, "stage"], select(staged)),
         "transitions": insert(t).from_select(
             ["run_id", "customer_id", "model", "from_stage", "to_stage", "changed_at", "rule"], changed
         ),
@@ -255,7 +262,12 @@ def _run(
         return conn.execute(stmt, {k: v for k, v in values.items() if k in names})
 
     execute("clear")
-    execute("features")
+    if scope is None and conn.dialect.name == "postgresql":
+        execute("stage_features")
+        execute("staged_features")
+        conn.exec_driver_sql(f"DROP TABLE {_STAGED_FEATURES}")
+    else:
+        execute("features")
     execute("transitions")
     moves = {(a, b): int(n) for a, b, n in execute("moves")}
     execute("unassigned")

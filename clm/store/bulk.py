@@ -6,11 +6,12 @@ This is the hot path of ingestion. Rows arrive as tuples already in their stored
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Engine, Table
 
 from clm.store.schema import to_db_timestamp
 
@@ -53,11 +54,58 @@ def _sqlite_insert(
     return int(dbapi.total_changes - before)
 
 
+def copy_text(columns: Sequence[Sequence[str]]) -> str:
+    """Columns of text as the body of a PostgreSQL `COPY … FROM STDIN` (text format), built
+    a column at a time: much cheaper than handing the driver one row tuple after another."""
+    escaped = []
+    for values in columns:
+        cells = list(values)
+        joined = "".join(cells)
+        if any(c in joined for c in _COPY_SPECIAL):
+            cells = [v.translate(_COPY_ESCAPES) for v in cells]
+        escaped.append(cells)
+    return "\n".join(map("\t".join, zip(*escaped, strict=True))) + "\n"
+
+
+_COPY_SPECIAL = "\\\t\n\r"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def insert_ignore_copy(
+    conn: Connection, table: Table, columns: Sequence[str], body: str, conflict_columns: Sequence[str]
+) -> int:
+    """`insert_ignore_many` on PostgreSQL for rows already in COPY text form (`copy_text`)."""
+    return _pg_copy_insert(conn, table, columns, body, conflict_columns)
+
+
+def copy_new_rows(conn: Connection, table: Table, columns: Sequence[str], body: str) -> bool:
+    """COPY rows straight into `table` (PostgreSQL), betting that none of them is there yet: the
+    fastest load there is. Returns False, having written nothing, when a row clashed with a
+    unique key; the caller then takes the careful `insert_ignore_copy` way."""
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    try:
+        with (
+            conn.begin_nested(),
+            dbapi.cursor() as cursor,  # type: ignore[attr-defined]
+            cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            copy.write(body)
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) == _UNIQUE_VIOLATION:
+            return False
+        raise
+    return True
+
+
+_UNIQUE_VIOLATION = "23505"
+
+
 def _pg_copy_insert(
     conn: Connection,
     table: Table,
     columns: Sequence[str],
-    rows: Sequence[tuple[Any, ...]],
+    rows: Sequence[tuple[Any, ...]] | str,
     conflict_columns: Sequence[str],
 ) -> int:
     # COPY into a per-transaction staging table, then one INSERT … SELECT … ON CONFLICT:
@@ -72,8 +120,11 @@ def _pg_copy_insert(
             f"SELECT {cols} FROM {table.name} WITH NO DATA"
         )
         with cursor.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+            if isinstance(rows, str):
+                copy.write(rows)
+            else:
+                for row in rows:
+                    copy.write_row(row)
         # DISTINCT ON keeps duplicates inside one batch from aborting the insert.
         key = ", ".join(conflict_columns)
         cursor.execute(
@@ -155,7 +206,18 @@ def reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
 
 def update_if_earlier(conn: Connection, table: Table, column: str, values: dict[int, datetime]) -> None:
     """Set `column` to the given time for each id where it is NULL or later (one pass)."""
-    if not values:
+    dialect = conn.dialect.name
+    update_if_earlier_stored(
+        conn, table, column, [(key, to_db_timestamp(ts, dialect)) for key, ts in values.items()]
+    )
+
+
+def update_if_earlier_stored(
+    conn: Connection, table: Table, column: str, rows: Sequence[tuple[int, Any]]
+) -> None:
+    """`update_if_earlier` for (id, time) pairs whose time is already in its stored form
+    (SQLite's text; on PostgreSQL a datetime or ISO text with its offset)."""
+    if not rows:
         return
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None
@@ -165,20 +227,87 @@ def update_if_earlier(conn: Connection, table: Table, column: str, values: dict[
                 "CREATE TEMP TABLE IF NOT EXISTS _stage_times (id bigint, ts timestamptz) ON COMMIT DROP"
             )
             with cursor.copy("COPY _stage_times (id, ts) FROM STDIN") as copy:
-                for key, ts in values.items():
-                    copy.write_row((key, ts))
+                for row in rows:
+                    copy.write_row(row)
             cursor.execute(
                 f"UPDATE {table.name} AS t SET {column} = s.ts FROM _stage_times AS s "
                 f"WHERE t.id = s.id AND (t.{column} IS NULL OR t.{column} > s.ts)"
             )
             cursor.execute("DROP TABLE _stage_times")
         return
-    rows = [(ts, key, ts) for key, ts in ((k, to_db_timestamp(v, "sqlite")) for k, v in values.items())]
     cursor = dbapi.cursor()
     try:
         cursor.executemany(
-            f"UPDATE {table.name} SET {column} = ? WHERE id = ? AND ({column} IS NULL OR {column} > ?)",
+            f"UPDATE {table.name} SET {column} = ?2 WHERE id = ?1 AND ({column} IS NULL OR {column} > ?2)",
             rows,
         )
     finally:
         cursor.close()
+
+
+def approximate_rows(conn: Connection, table: Table) -> int:
+    """Roughly how many rows `table` holds, without counting them (a bulk load's yardstick)."""
+    if conn.dialect.name == "postgresql":
+        estimate = conn.exec_driver_sql(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%(t)s)", {"t": table.name}
+        ).scalar()
+        if estimate is not None and estimate >= 0:
+            return int(estimate)
+        return int(conn.exec_driver_sql(f"SELECT count(*) FROM {table.name}").scalar_one())
+    # ids only grow, so the span of rowids bounds the count from above
+    span = f"SELECT coalesce(max(rowid) - min(rowid) + 1, 0) FROM {table.name}"
+    return int(conn.exec_driver_sql(span).scalar_one())
+
+
+@contextmanager
+def indexes_set_aside(engine: Engine, table: Table, names: Sequence[str]) -> Iterator[None]:
+    """Drop some secondary indexes of `table` for a bulk load and build them again afterwards.
+
+    Why: keeping an index up to date row by row costs a random B-tree insert per row; building
+    it once from sorted data afterwards is several times cheaper when the load is large next to
+    the table. Should the process die in between, `restore_indexes` (run by `clm init` and at the
+    start of every import) builds what is missing.
+    """
+    with engine.begin() as conn:
+        for index in table.indexes:
+            if index.name in names:
+                conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
+    try:
+        yield
+    finally:
+        restore_indexes(engine, [table])
+
+
+def restore_indexes(engine: Engine, tables: Sequence[Table]) -> list[str]:
+    """Create the indexes of the model that are missing from the store; return their names."""
+    with engine.connect() as conn:
+        missing = [i for table in tables for i in table.indexes if not _has_index(conn, str(i.name))]
+    if not missing:
+        return []
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        if sqlite:  # sort through temporary files, so an index of any size keeps memory flat
+            dbapi.execute("PRAGMA temp_store = FILE")
+        try:
+            with conn.begin():
+                if not sqlite:
+                    conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
+                for index in missing:
+                    if not _has_index(conn, str(index.name)):  # another process may have been quicker
+                        index.create(conn)
+        finally:
+            if sqlite:
+                dbapi.execute("PRAGMA temp_store = MEMORY")
+    return [str(index.name) for index in missing]
+
+
+def _has_index(conn: Connection, name: str) -> bool:
+    if conn.dialect.name == "postgresql":
+        found = conn.exec_driver_sql("SELECT to_regclass(%(n)s)", {"n": name}).scalar()
+    else:
+        found = conn.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)
+        ).scalar()
+    return found is not None

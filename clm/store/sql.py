@@ -1,12 +1,15 @@
-"""SQL functions whose spelling differs between SQLite and PostgreSQL, behind one name."""
+"""SQL functions and statements whose spelling differs between SQLite and PostgreSQL, behind one name."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Float, Integer, String
+from sqlalchemy import Float, Integer, Select, String
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 
 class strpos(FunctionElement[int]):
@@ -251,3 +254,23 @@ def _month_day_sqlite(element: month_day, compiler: Any, **kw: Any) -> str:
 @compiles(month_day, "postgresql")
 def _month_day_pg(element: month_day, compiler: Any, **kw: Any) -> str:
     return f"to_char({compiler.process(element.clauses, **kw)}, 'MM-DD')"
+
+
+class create_temp_table_as(Executable, ClauseElement):
+    """`CREATE TEMPORARY TABLE name ON COMMIT DROP AS SELECT …` (PostgreSQL).
+
+    Why: PostgreSQL plans no parallel workers for the SELECT of an `INSERT … SELECT`, but it
+    does for `CREATE TABLE … AS`; a big SELECT written to a temporary table first and then
+    inserted from it can use every core."""
+
+    inherit_cache = False
+    _traverse_internals = [("query", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+
+    def __init__(self, name: str, query: Select[Any]) -> None:
+        self.name = name
+        self.query = query
+
+
+@compiles(create_temp_table_as, "postgresql")
+def _create_temp_table_as_pg(element: create_temp_table_as, compiler: Any, **kw: Any) -> str:
+    return f"CREATE TEMPORARY TABLE {element.name} ON COMMIT DROP AS {compiler.process(element.query, **kw)}"

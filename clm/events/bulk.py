@@ -1,0 +1,456 @@
+"""Bulk event import column by column: a chunk of a file is checked, matched to profiles and
+written as whole columns, so a typical event costs a few vector operations, not Python objects.
+
+The vector checks only vouch for the plain case (a known-good name, an ISO timestamp, identities
+that normalise, an event id). Every other row goes through `validate_event` on its own, which
+also words the reason for a rejection: a row is stored, or rejected, exactly as the API and the
+row-by-row import would do it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import repeat
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+from pydantic import ValidationError
+from sqlalchemy import Connection
+
+from clm.core.errors import InvalidInput
+from clm.core.files import BadRow, ColumnChunk
+from clm.core.imports import ChunkOutcome, Prepared, Rejection, describe_error
+from clm.core.timeutil import EARLIEST, MAX_FUTURE
+from clm.customers.identities import IDENTITY_KINDS, identity_key, normalize_identity
+from clm.customers.schemas import ProfileSeed
+from clm.customers.service import RememberingResolver, note_first_seen_stored
+from clm.events.schemas import (
+    DEFAULT_CHANNEL,
+    RESERVED_FIELDS,
+    SYSTEM_CHANNEL,
+    SYSTEM_ID_PREFIX,
+    ValidEvent,
+    tidy_name,
+    validate_event,
+)
+from clm.events.service import STORED_COLUMNS, SURVEY_RESPONSE, profile_seed, record_answers
+from clm.events.tables import events
+from clm.store.bulk import copy_new_rows, copy_text, insert_ignore_copy, insert_ignore_many
+from clm.store.schema import to_db_timestamp
+
+# Timestamps both pandas and `datetime.fromisoformat` read the same way; others go row by row.
+_ISO = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})?)?"
+_MAX_ID = 128
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ISO_ALL = re.compile(f"(?:{_ISO}\n)*{_ISO}")  # a whole column of them, joined by newlines
+# in cells joined by newlines, one with white space at either end
+_PADDED = re.compile(r"(?:^|\n)[^\S\n]|[^\S\n](?:\n|$)")
+
+
+@dataclass
+class EventColumns:
+    """The valid events of a chunk, one array per field, in file order."""
+
+    lines: np.ndarray  # int64
+    event_id: np.ndarray  # object (str)
+    type: np.ndarray
+    channel: np.ndarray
+    occurred_at: np.ndarray  # datetime64[us], UTC
+    keys: np.ndarray  # object: each row's identities as one `identity_key`
+    properties: np.ndarray  # stored JSON text
+    source: np.ndarray  # a new profile's acquisition channel
+    campaign: np.ndarray  # … and campaign (None when unknown)
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def take(self, index: np.ndarray) -> EventColumns:
+        return EventColumns(
+            self.lines[index],
+            self.event_id[index],
+            self.type[index],
+            self.channel[index],
+            self.occurred_at[index],
+            self.keys[index],
+            self.properties[index],
+            self.source[index],
+            self.campaign[index],
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[EventColumns]) -> EventColumns:
+        """The parts as one, back in line order."""
+        parts = [p for p in parts if len(p)] or list(parts[:1])
+        if len(parts) == 1:
+            return parts[0]
+        whole = EventColumns(
+            np.concatenate([p.lines for p in parts]),
+            np.concatenate([p.event_id for p in parts]),
+            np.concatenate([p.type for p in parts]),
+            np.concatenate([p.channel for p in parts]),
+            np.concatenate([p.occurred_at for p in parts]),
+            np.concatenate([p.keys for p in parts]),
+            np.concatenate([p.properties for p in parts]),
+            np.concatenate([p.source for p in parts]),
+            np.concatenate([p.campaign for p in parts]),
+        )
+        return whole.take(np.argsort(whole.lines, kind="stable"))
+
+
+def _objects(values: Iterable[Any]) -> np.ndarray:
+    out = list(values)
+    array = np.empty(len(out), dtype=object)
+    array[:] = out
+    return array
+
+
+def from_valid(lines: Sequence[int], batch: Sequence[ValidEvent]) -> EventColumns:
+    """Columns of events validated one by one."""
+    seeds = [profile_seed(e) for e in batch]
+    return EventColumns(
+        np.array(lines, dtype=np.int64),
+        _objects(e.event_id for e in batch),
+        _objects(e.type for e in batch),
+        _objects(e.channel for e in batch),
+        np.array([e.occurred_at.astimezone(UTC).replace(tzinfo=None) for e in batch], dtype="datetime64[us]"),
+        _objects(identity_key(e.identities.items()) for e in batch),  # kept in IDENTITY_KINDS order
+        _objects(orjson.dumps(e.properties).decode() for e in batch),
+        _objects(s.acquisition_channel for s in seeds),
+        _objects(s.acquisition_campaign for s in seeds),
+    )
+
+
+def check_rows(rows: Iterable[tuple[int, dict[str, Any] | BadRow]], now: datetime) -> Prepared[EventColumns]:
+    """Rows (from `DataFile.rows()`) validated one by one, into columns."""
+    lines: list[int] = []
+    valid: list[ValidEvent] = []
+    rejections: list[Rejection] = []
+    count = 0
+    for line, row in rows:
+        count += 1
+        if isinstance(row, BadRow):
+            rejections.append(Rejection(line, row.reason))
+            continue
+        try:
+            valid.append(validate_event(row, now))
+            lines.append(line)
+        except (InvalidInput, ValidationError, ValueError, TypeError) as exc:
+            rejections.append(Rejection(line, describe_error(exc)))
+    return Prepared(count, from_valid(lines, valid), rejections)
+
+
+def row_chunks(
+    rows: Iterator[tuple[int, dict[str, Any] | BadRow]], now: datetime, size: int
+) -> Iterator[Prepared[EventColumns]]:
+    """JSON Lines and the like: `size` rows at a time, validated one by one."""
+    while True:
+        part = []
+        for item in rows:
+            part.append(item)
+            if len(part) >= size:
+                break
+        if not part:
+            return
+        yield check_rows(part, now)
+
+
+def _names(values: np.ndarray, field: str, default: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised names and a mask of the rows whose value is not a valid name."""
+    codes, uniques = pd.factorize(values)
+    tidy: list[str | None] = []
+    for value in uniques:
+        if value == "":
+            value = default
+        try:
+            tidy.append(None if value is None else tidy_name(value, field))
+        except InvalidInput:
+            tidy.append(None)
+    names = _objects(tidy)[codes]
+    return names, pd.isna(names)
+
+
+def _identity(values: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised values (None where empty) and a mask of values that do not normalise."""
+    codes, uniques = pd.factorize(values)
+    if kind in _PLAIN_IDS and _plain(uniques.tolist()):
+        tidy_plain = _objects(uniques.tolist())
+        tidy_plain[tidy_plain == ""] = None
+        return tidy_plain[codes], np.zeros(len(values), dtype=bool)
+    tidy: list[str | None] = []
+    bad: list[bool] = []
+    for value in uniques:
+        if value == "":
+            tidy.append(None)
+            bad.append(False)
+            continue
+        try:
+            tidy.append(normalize_identity(kind, value))
+            bad.append(False)
+        except InvalidInput:
+            tidy.append(None)
+            bad.append(True)
+    return _objects(tidy)[codes], np.array(bad, dtype=bool)[codes]
+
+
+_PLAIN_IDS = ("external_id", "anonymous_id")
+
+
+def _plain(cells: list[str]) -> bool:
+    """Whether every cell is already a tidy id: no white space at either end, at most 200
+    characters (what `normalize_plain_id` would return unchanged; '' stands for absent)."""
+    return max(map(len, cells), default=0) <= 200 and _tidy_cells(cells)
+
+
+def _tidy_cells(cells: list[str]) -> bool:
+    """No cell has white space (or a line break) at either end, checked in one pass."""
+    joined = "\n".join(cells)
+    return joined.count("\n") == len(cells) - 1 and not _PADDED.search(joined)
+
+
+def _timestamps(values: np.ndarray, now: datetime) -> tuple[np.ndarray, np.ndarray]:
+    """UTC datetime64[us] and a mask of the rows that are not plain, plausible ISO timestamps."""
+    text = pd.Series(values, dtype=object)
+    if _ISO_ALL.fullmatch("\n".join(values.tolist())):  # the usual case, checked in one pass
+        parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+    else:
+        plain = text.str.fullmatch(_ISO).fillna(False).to_numpy(dtype=bool)
+        parsed = pd.to_datetime(text.where(plain), format="ISO8601", utc=True, errors="coerce")
+    stamps = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    low = np.datetime64(EARLIEST.replace(tzinfo=None), "us")
+    high = np.datetime64((now + MAX_FUTURE).astimezone(UTC).replace(tzinfo=None), "us")
+    bad = np.isnat(stamps) | (stamps < low) | (stamps > high)
+    return stamps, bad
+
+
+def check_columns(chunk: ColumnChunk, now: datetime) -> Prepared[EventColumns]:
+    """A chunk of a delimited file validated column by column; rows the vector checks cannot
+    vouch for are validated one by one (`validate_event`)."""
+    n = len(chunk)
+    bad_lines = [Rejection(line, reason) for line, reason in chunk.bad]
+    cols = chunk.columns
+    kinds = [k for k in IDENTITY_KINDS if k in cols]
+    extra = [c for c in cols if c not in RESERVED_FIELDS]
+    keys = [c.removeprefix("properties.") for c in extra]
+    if (
+        n == 0
+        or "type" not in cols
+        or "timestamp" not in cols
+        or "event_id" not in cols  # content-derived ids are computed row by row
+        or not kinds
+        or len(set(keys)) != len(keys)
+    ):
+        rows = ((int(chunk.lines[i]), chunk.row(i)) for i in range(n))
+        checked = check_rows(rows, now)
+        return Prepared(n + len(chunk.bad), checked.items, _by_line(bad_lines + checked.rejections))
+
+    slow = np.zeros(n, dtype=bool)
+    kind, bad = _names(cols["type"], "type")
+    slow |= bad
+    channel, bad = _names(cols.get("channel", np.full(n, "", dtype=object)), "channel", DEFAULT_CHANNEL)
+    slow |= bad | (channel == SYSTEM_CHANNEL)
+    occurred, bad = _timestamps(cols["timestamp"], now)
+    slow |= bad
+    slow |= _odd_ids(cols["event_id"])
+    normalised = []
+    for k in kinds:
+        values, bad = _identity(cols[k], k)
+        slow |= bad
+        normalised.append(values)
+    present = np.zeros(n, dtype=bool)
+    for values in normalised:
+        present |= ~pd.isna(values)
+    slow |= ~present
+    if "properties" in cols:
+        slow |= cols["properties"] != ""
+
+    fast = np.flatnonzero(~slow)
+    if len(kinds) == 1:
+        prefix = identity_key([(kinds[0], "")])
+        row_keys = _objects(prefix + v for v in normalised[0][fast].tolist())
+    else:
+        picked = [values[fast].tolist() for values in normalised]
+        row_keys = _objects(
+            identity_key((k, v) for k, v in zip(kinds, vals, strict=True) if v is not None)
+            for vals in zip(*picked, strict=True)
+        )
+    props = _properties([cols[c][fast] for c in extra], keys, len(fast))
+    given = {key: cols[c][fast] for c, key in zip(extra, keys, strict=True)}
+    source = _first_given(given, ("utm_source", "acquisition_channel"), channel[fast])
+    campaign = _first_given(given, ("utm_campaign", "campaign"), np.full(len(fast), None, dtype=object))
+    quick = EventColumns(
+        chunk.lines[fast],
+        cols["event_id"][fast],
+        kind[fast],
+        channel[fast],
+        occurred[fast],
+        row_keys,
+        props,
+        source,
+        campaign,
+    )
+    rest = np.flatnonzero(slow)
+    checked = check_rows(((int(chunk.lines[i]), chunk.row(i)) for i in rest.tolist()), now)
+    return Prepared(
+        n + len(chunk.bad),
+        EventColumns.concat([quick, checked.items]),
+        _by_line(bad_lines + checked.rejections),
+    )
+
+
+def _by_line(rejections: list[Rejection]) -> list[Rejection]:
+    return sorted(rejections, key=lambda r: r.line)
+
+
+def _odd_ids(ids: np.ndarray) -> np.ndarray:
+    """Rows whose event id the vector path does not take: empty (a content id is derived),
+    too long, reserved, or with white space at either end."""
+    cells = ids.tolist()
+    if (
+        min(map(len, cells), default=1) > 0
+        and max(map(len, cells), default=0) <= _MAX_ID
+        and _tidy_cells(cells)
+        and "\n" + SYSTEM_ID_PREFIX not in "\n" + "\n".join(cells)
+    ):
+        return np.zeros(len(cells), dtype=bool)
+    return np.array(
+        [
+            not cell or len(cell) > _MAX_ID or cell.startswith(SYSTEM_ID_PREFIX) or cell.strip() != cell
+            for cell in cells
+        ],
+        dtype=bool,
+    )
+
+
+def _properties(columns: list[np.ndarray], keys: list[str], n: int) -> np.ndarray:
+    """Each row's extra cells as the JSON text `validate_event` would store (empty cells left out)."""
+    if not columns:
+        return np.full(n, "{}", dtype=object)
+    fragments = []
+    for values, key in zip(columns, keys, strict=True):
+        codes, uniques = pd.factorize(values)
+        label = orjson.dumps(key).decode() + ":"
+        pieces = _objects(None if v == "" else label + orjson.dumps(v).decode() for v in uniques)
+        fragments.append(pieces[codes].tolist())
+    if len(fragments) == 1:
+        return _objects("{}" if f is None else "{" + f + "}" for f in fragments[0])
+    rows = zip(*fragments, strict=True)
+    return _objects("{" + ",".join(f for f in parts if f is not None) + "}" for parts in rows)
+
+
+def _first_given(given: dict[str, np.ndarray], names: Sequence[str], default: np.ndarray) -> np.ndarray:
+    """Per row, the first non-empty of the named cells, else the default (as `profile_seed`)."""
+    out = default.copy()
+    for name in reversed(names):
+        if name in given:
+            values = given[name]
+            out = np.where(values != "", values, out)
+    return out
+
+
+class EventWriter:
+    """Stores checked chunks: profiles matched (remembered across chunks), first-seen times
+    moved, events inserted once each, survey answers recorded."""
+
+    def __init__(self, *, actor: str) -> None:
+        self.resolver = RememberingResolver(actor=actor)
+        self.fresh = True  # no event id of this import has met a stored one yet
+
+    def __call__(self, conn: Connection, batch: EventColumns) -> ChunkOutcome:
+        n = len(batch)
+        if not n:
+            return ChunkOutcome()
+        # earliest first, so a new profile is seeded by its first event
+        order = np.argsort(batch.occurred_at, kind="stable")
+        ordered = batch.keys[order]
+
+        def seed_of(i: int) -> ProfileSeed:
+            j = int(order[i])
+            at = batch.occurred_at[j].astype(datetime).replace(tzinfo=UTC)
+            return ProfileSeed(at, batch.source[j], batch.campaign[j])
+
+        resolution = self.resolver.resolve(conn, ordered, seed_of)
+        ids = np.empty(n, dtype=np.int64)
+        ids[order] = resolution.customer_ids
+        self._note_first_seen(conn, ids, batch.occurred_at, resolution.created)
+
+        dialect = conn.dialect.name
+        stamps = _stored_times(batch.occurred_at, dialect)
+        received = to_db_timestamp(datetime.now(UTC), dialect)
+        if dialect == "postgresql":
+            columns = [
+                batch.event_id.tolist(),
+                list(map(str, ids.tolist())),
+                batch.type.tolist(),
+                batch.channel.tolist(),
+                stamps,
+                [received.isoformat()] * n,
+                batch.properties.tolist(),
+            ]
+            accepted = self._copy(conn, columns)
+        else:
+            rows = zip(
+                batch.event_id.tolist(),
+                ids.tolist(),
+                batch.type.tolist(),
+                batch.channel.tolist(),
+                stamps,
+                repeat(received),
+                batch.properties.tolist(),
+                strict=False,
+            )
+            accepted = insert_ignore_many(conn, events, STORED_COLUMNS, list(rows), ("event_id",))
+        answers = batch.event_id[batch.type == SURVEY_RESPONSE]
+        if len(answers):
+            record_answers(conn, answers.tolist())
+        return ChunkOutcome(
+            accepted=accepted,
+            duplicates=n - accepted,
+            counters={"customers_created": len(resolution.created), "merges": len(resolution.merges)},
+            customer_ids=set(ids.tolist()),
+        )
+
+    def _copy(self, conn: Connection, columns: list[list[str]]) -> int:
+        """PostgreSQL: COPY straight into `events` while no event of the file was already
+        stored; from the first clash on (a file sent again, say), stage and skip duplicates."""
+        if self.fresh:
+            first = ~pd.Series(columns[0]).duplicated().to_numpy()
+            unique = columns if first.all() else [_objects(c)[first].tolist() for c in columns]
+            if copy_new_rows(conn, events, STORED_COLUMNS, copy_text(unique)):
+                return len(unique[0])
+            self.fresh = False
+        return insert_ignore_copy(conn, events, STORED_COLUMNS, copy_text(columns), ("event_id",))
+
+    def _note_first_seen(
+        self, conn: Connection, ids: np.ndarray, occurred: np.ndarray, created: frozenset[int]
+    ) -> None:
+        """Move existing profiles' first-seen time earlier where this chunk saw them earlier
+        (skipping those known to have been seen earlier still)."""
+        frame = pd.DataFrame({"id": ids, "at": occurred.astype(np.int64)})
+        earliest = frame.groupby("id", sort=False)["at"].min()
+        customers = earliest.index.to_numpy()
+        first = earliest.to_numpy()
+        known = self.resolver.first_seen
+        never = np.iinfo(np.int64).max
+        floor = np.array([known.get(c, never) for c in customers.tolist()], dtype=np.int64)
+        is_new = np.isin(customers, np.fromiter(created, dtype=np.int64, count=len(created)))
+        move = (first < floor) & ~is_new
+        if move.any():
+            stamps = _stored_times(first[move].astype("datetime64[us]"), conn.dialect.name)
+            note_first_seen_stored(conn, list(zip(customers[move].tolist(), stamps, strict=True)))
+        remember = move | is_new
+        known.update(zip(customers[remember].tolist(), first[remember].tolist(), strict=True))
+
+
+def _stored_times(moments: np.ndarray, dialect: str) -> list[str]:
+    """UTC datetime64 values as the text the store keeps (SQLite) or reads (PostgreSQL COPY)."""
+    if not len(moments):
+        return []
+    text = np.datetime_as_string(moments, unit="us")
+    text.view(np.uint32).reshape(len(text), -1)[:, 10] = ord(" ")  # 'T' → ' ', as isoformat(sep=" ")
+    stamps: list[str] = text.tolist()
+    return stamps if dialect == "sqlite" else [s + "+00" for s in stamps]

@@ -1,0 +1,205 @@
+"""The column-by-column event import stores and rejects exactly what row-by-row ingestion does."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, inspect, select
+
+from clm.core.files import DataFile
+from clm.core.imports import ChunkOutcome, ImportReport, run_transactional_import
+from clm.core.timeutil import utcnow
+from clm.customers.identities import identity_key
+from clm.customers.schemas import CustomerIn
+from clm.customers.service import RememberingResolver, upsert_customers
+from clm.customers.tables import customer_identities, customer_merges, customers
+from clm.events.importer import import_events
+from clm.events.schemas import ValidEvent, validate_event
+from clm.events.service import ingest_events
+from clm.events.tables import events, survey_answers
+from tests.conftest import empty_all_tables
+
+HEADER = "event_id,type,timestamp,external_id,email,phone,channel,sku,properties.color,utm_source,campaign,properties"  # noqa: E501
+
+SEEN = datetime(2025, 6, 1, tzinfo=UTC)
+ROWS = [
+    # the plain case, in several spellings
+    "e1,page_view,2025-03-01T10:00:00Z,C1,,,web,SKU1,,,,",
+    "e2,Product_View,2025-03-01T10:05:00+08:00,C1,,,APP,SKU2,red,,,",
+    "e3,add_to_cart,2025-03-02,C2,,,,,,ads,spring,",
+    "e4,purchase,2025-03-02 11:00:00.123456,,Ann@Example.COM,,email,,,,,",
+    "e5,email_open,2025-03-03T09:00,,,+44 7700 900123,email,,,newsletter,,",
+    # rows only the careful validator takes: epoch time, no id, a properties column
+    "e6,page_view,1740000000,C3,,,web,,,,,",
+    ",signup,2025-03-04T00:00:00Z,C4,,,web,,,,,",
+    'e8,page_view,2025-03-05T00:00:00Z,C5,,,web,SKU9,,,,"{""ref"": ""x"", ""n"": 2}"',
+    # one row names two existing people: they merge
+    "e9,inquiry,2025-03-06T00:00:00Z,M1,m2@example.com,,support,,,,,",
+    # the same person again, earlier than first seen
+    "e10,page_view,2024-12-31T23:59:59Z,C1,,,web,,,,,",
+    # bad rows, each with its own reason
+    "e11,,2025-03-01,C1,,,web,,,,,",
+    "e12,page_view,not a time,C1,,,web,,,,,",
+    "e13,page_view,2025-03-01,,not-an-email,,web,,,,,",
+    "e14,page_view,2025-03-01,,,,web,,,,,",
+    "clm:e15,page_view,2025-03-01,C1,,,web,,,,,",
+    "e16,page_view,2025-03-01,C1,,,system,,,,,",
+    "e17,page_view,2025-03-01,C1,,,web,SKU1",
+    "e18,page_view,1985-01-01,C1,,,web,,,,,",
+    "e19,Bad Type!,2025-03-01,C1,,,web,,,,,",
+    # a duplicate id: stored once
+    "e1,page_view,2025-03-01T10:00:00Z,C1,,,web,SKU1,,,,",
+    "e20,survey_response,2025-03-07T00:00:00Z,C2,,,email,,,,,",
+]
+
+
+def reference_import(engine: Engine, data: DataFile) -> ImportReport:
+    """The row-by-row path: each row through validate_event, chunks through ingest_events."""
+    now = utcnow()
+
+    def store(conn: Any, batch: list[ValidEvent]) -> ChunkOutcome:
+        result = ingest_events(conn, batch, actor="import")
+        return ChunkOutcome(
+            accepted=result.accepted,
+            duplicates=result.duplicates,
+            counters={"customers_created": result.created_customers, "merges": result.merges},
+            customer_ids=result.customer_ids,
+        )
+
+    return run_transactional_import(
+        "events", engine, data, lambda row: validate_event(row, now), store, chunk_size=7
+    )
+
+
+def snapshot(engine: Engine) -> dict[str, Any]:
+    """What the store holds, with profiles named by their identities instead of their ids."""
+    with engine.connect() as conn:
+        names: dict[int, str] = {}
+        for cid, kind, value in conn.execute(
+            select(customer_identities.c.customer_id, customer_identities.c.kind, customer_identities.c.value)
+        ):
+            names[cid] = min(names.get(cid, f"{kind}:{value}"), f"{kind}:{value}")
+        profiles = sorted(
+            (
+                names.get(r.id, "?"),
+                r.merged_into is not None,
+                r.first_seen_at,
+                r.acquisition_channel,
+                r.acquisition_campaign,
+                r.email,
+                r.phone,
+                r.external_id,
+            )
+            for r in conn.execute(select(customers))
+        )
+        stored = sorted(
+            (r.event_id, names[r.customer_id], r.type, r.channel, r.occurred_at, r.properties)
+            for r in conn.execute(select(events))
+        )
+        answers = conn.execute(select(survey_answers.c.answered_at)).scalars().all()
+        merges = conn.execute(select(customer_merges.c.reason)).scalars().all()
+    return {"profiles": profiles, "events": stored, "answers": answers, "merges": merges}
+
+
+def existing_people(engine: Engine) -> None:
+    with engine.begin() as conn:
+        upsert_customers(
+            conn,
+            [
+                CustomerIn(external_id="M1", first_seen_at=SEEN),
+                CustomerIn(email="m2@example.com", first_seen_at=SEEN),
+                CustomerIn(external_id="C1", first_seen_at=SEEN),
+            ],
+            actor="test",
+        )
+
+
+@pytest.mark.parametrize("block_bytes", [1 << 20, 64])
+def test_column_import_matches_row_by_row_ingestion(engine, write_file, block_bytes, monkeypatch):
+    monkeypatch.setattr("clm.core.files.BLOCK_BYTES", block_bytes)
+    path = write_file("events.csv", HEADER + "\n" + "\n".join(ROWS) + "\n")
+
+    existing_people(engine)
+    expected_report = reference_import(engine, DataFile(path))
+    expected = snapshot(engine)
+
+    empty_all_tables(engine)
+    existing_people(engine)
+    report = import_events(engine, DataFile(path))
+    got = snapshot(engine)
+
+    assert got == expected
+    assert [(r.line, r.reason) for r in report.rejections] == [
+        (r.line, r.reason) for r in expected_report.rejections
+    ]
+    assert (report.rows, report.accepted, report.duplicates, report.rejected) == (
+        expected_report.rows,
+        expected_report.accepted,
+        expected_report.duplicates,
+        expected_report.rejected,
+    )
+    assert report.counters == expected_report.counters
+    assert report.rejected == 9 and report.duplicates == 1
+    assert len(got["merges"]) == 1 and len(got["answers"]) == 1
+
+
+def test_plain_file_goes_the_fast_way_and_a_quoted_block_the_careful_way(engine, write_file):
+    plain = [f"p{i},page_view,2025-01-01T00:00:{i % 60:02d}Z,U{i % 7},web,SKU{i % 3}" for i in range(300)]
+    quoted = [
+        'q1,page_view,2025-01-02T00:00:00Z,U1,web,"multi\nline"',
+        "q2,page_view,2025-01-02,U1,web,,oops",
+    ]
+    path = write_file(
+        "e.csv", "event_id,type,timestamp,external_id,channel,sku\n" + "\n".join(plain + quoted) + "\n"
+    )
+    report = import_events(engine, DataFile(path))
+    assert (report.accepted, report.rejected) == (301, 1)
+    # the quoted cell spans lines 302-303, so the bad row is on line 304
+    assert [(r.line, r.reason) for r in report.rejections] == [(304, "expected 6 columns, found 7")]
+    with engine.connect() as conn:
+        sku = conn.execute(select(events.c.properties).where(events.c.event_id == "q1")).scalar_one()
+        assert sku == {"sku": "multi\nline"}
+        assert conn.execute(select(customers.c.id)).all().__len__() == 7
+
+
+def test_remembered_profiles_are_forgotten_when_someone_merges_them(engine):
+    resolver = RememberingResolver(actor="import")
+    a, b = identity_key([("external_id", "A")]), identity_key([("email", "b@x.co")])
+    with engine.begin() as conn:
+        first = resolver.resolve(conn, [a, b], lambda i: None).customer_ids
+    assert first[0] != first[1]
+    with engine.begin() as conn:  # an API event links the two people: they merge
+        ingest_events(
+            conn,
+            [
+                validate_event(
+                    {"type": "signup", "timestamp": "2025-01-01", "external_id": "A", "email": "b@x.co"}
+                )
+            ],
+        )
+    with engine.connect() as conn:
+        live = set(conn.execute(select(customers.c.id).where(customers.c.merged_into.is_(None))).scalars())
+    with engine.begin() as conn:
+        again = resolver.resolve(conn, [a, b], lambda i: None).customer_ids
+    assert again[0] == again[1] and again[0] in live
+
+
+def test_a_large_load_builds_the_secondary_indexes_afterwards(engine, write_file):
+    rows = [f"x{i},page_view,2025-01-01T00:00:{i % 60:02d}Z,U{i % 11},web" for i in range(500)]
+    path = write_file("e.csv", "event_id,type,timestamp,external_id,channel\n" + "\n".join(rows) + "\n")
+    report = import_events(engine, DataFile(path), set_aside_min_rows=100)
+    assert report.accepted == 500
+    with engine.connect() as conn:
+        names = {i["name"] for i in inspect(conn).get_indexes("events")}
+    assert {"ix_events_customer_time", "ix_events_type_time"} <= names
+
+
+def test_indexes_left_out_by_a_load_cut_short_come_back(engine, write_file):
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_events_type_time")
+    path = write_file("e.csv", "event_id,type,timestamp,external_id\nz1,page_view,2025-01-01,Z\n")
+    import_events(engine, DataFile(path))
+    with engine.connect() as conn:
+        assert "ix_events_type_time" in {i["name"] for i in inspect(conn).get_indexes("events")}
