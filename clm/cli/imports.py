@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -62,13 +64,18 @@ def _run(
     data = DataFile(file, fmt, parse_mapping(mapping or []))
     eng = engine()
     rejections = rejections or Path.cwd() / f"{file.name}.rejections.csv"
+    started = time.perf_counter()
     with byte_progress(f"importing {kind}", data.size, enabled=not as_json) as progress:
         report = importer(eng, data, rejections_path=rejections, progress=progress)
-    _refresh_loyalty(eng, report)
-    stages = _refresh_stages(eng, report)
-    _refresh_segments(eng, report)
+    imported = time.perf_counter()
+    busy = nullcontext() if as_json else console.status("bringing loyalty, stages and segments up to date")
+    with busy:
+        _refresh_loyalty(eng, report)
+        stages = _refresh_stages(eng, report)
+        _refresh_segments(eng, report)
+    seconds = {"import": round(imported - started, 2), "refresh": round(time.perf_counter() - imported, 2)}
     if as_json:
-        print_json({**report.as_dict(), "stage_changes": stages.changed if stages else 0})
+        print_json({**report.as_dict(), "stage_changes": stages.changed if stages else 0, "seconds": seconds})
     else:
         _show(report)
         if stages:
@@ -76,6 +83,10 @@ def _run(
                 f"lifecycle stages re-evaluated for {stages.evaluated:,} customers, "
                 f"{stages.changed:,} changed"
             )
+        console.print(
+            f"imported in {seconds['import']:,.1f} s; loyalty, stages and segments brought up to date "
+            f"in {seconds['refresh']:,.1f} s"
+        )
     raise typer.Exit(report.exit_code)
 
 

@@ -185,3 +185,19 @@ def test_long_custom_channel_and_type_names_fit(engine, db_url, write_file, caps
     name = "c" * 64
     path = write_file("e.csv", f"type,timestamp,external_id,channel\n{name},2025-01-01,u1,{name}\n")
     assert main(["--db", db_url, "import", "events", str(path)]) == 0
+
+
+def test_init_builds_indexes_a_killed_bulk_load_left_out(engine, db_url, capsys):
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_events_customer_time")
+    assert main(["--db", db_url, "init"]) == 0
+    assert "built missing indexes: ix_events_customer_time" in capsys.readouterr().out
+    assert main(["--db", db_url, "init"]) == 0
+    assert "built missing" not in capsys.readouterr().out
+
+
+def test_the_json_report_says_how_long_import_and_follow_up_took(db_url, write_file, capsys):
+    path = write_file("events.csv", EVENTS_CSV)
+    main(["--db", db_url, "import", "events", str(path), "--json"])
+    seconds = json.loads(capsys.readouterr().out)["seconds"]
+    assert set(seconds) == {"import", "refresh"} and all(v >= 0 for v in seconds.values())
