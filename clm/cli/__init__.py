@@ -1,6 +1,8 @@
 """The `clm` command line: thin commands over the domain services.
 
 Errors print as one line on stderr with a non-zero exit code, never a traceback.
+Commands that need scikit-learn, SciPy or matplotlib import them inside the command, so that
+every other command (a bulk import, say) starts in half the memory.
 """
 
 from __future__ import annotations

@@ -8,16 +8,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from clm.analytics.service import (
-    at_risk,
-    card_markdown,
-    load_model,
-    read_table,
-    score_store,
-    score_table,
-    train_store_model,
-    train_table_model,
-)
 from clm.cli.context import engine
 from clm.cli.output import console, print_json
 from clm.cli.segments import refresh_segments
@@ -65,6 +55,8 @@ def train(
 ) -> None:
     """Train the churn model with a time-based split (store) or a held-out quarter (table),
     compare it with the baselines, and save it with its model card."""
+    from clm.analytics.service import card_markdown, read_table, train_store_model, train_table_model
+
     eng = engine()
     rejected = 0
     if table is not None:
@@ -114,6 +106,8 @@ def score(
 ) -> None:
     """Score every recently active customer of the store (table churn_scores) or every row of a
     customer table (written to a CSV) with the newest model for that source."""
+    from clm.analytics.service import read_table, score_store, score_table
+
     eng = engine()
     if table is not None:
         scores = score_table(eng, read_table(table), id_col=id_col)
@@ -142,6 +136,8 @@ def at_risk_command(
     json: JsonOpt = False,
 ) -> None:
     """The customers most likely to churn, with the reasons in words."""
+    from clm.analytics.service import at_risk
+
     risks = at_risk(engine(), top=top, band=band, by=by)
     if json:
         print_json([r.as_dict() for r in risks])
@@ -170,6 +166,8 @@ def card(
     json: JsonOpt = False,
 ) -> None:
     """Print the model card of the newest churn model (data window, features, metrics)."""
+    from clm.analytics.service import card_markdown, load_model
+
     _, _, model_card = load_model(engine(), "table" if table else "store")
     if json:
         print_json(model_card)

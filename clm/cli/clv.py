@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from clm.analytics.service import fit_clv, read_transactions
 from clm.cli.output import console, print_json
 from clm.cli.segments import refresh_segments
 
@@ -29,6 +28,8 @@ def fit(
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Fit BG/NBD or Pareto/NBD (and Gamma-Gamma on the amounts); print parameters and log-likelihood."""
+    from clm.analytics.service import fit_clv, read_transactions
+
     data = read_transactions(transactions)
     result = fit_clv(
         data,

@@ -12,7 +12,6 @@ from rich.table import Table
 from clm.cli.context import customer_id, engine
 from clm.cli.output import console, print_json
 from clm.core.errors import InvalidInput
-from clm.feedback.charts import distribution_chart
 from clm.feedback.service import (
     add_message,
     comments,
@@ -124,6 +123,8 @@ def survey_results_command(
     json: Json = False,
 ) -> None:
     """NPS (% 9-10 − % 0-6) or CSAT (% 4-5) with the score distribution, overall and per group."""
+    from clm.feedback.charts import distribution_chart
+
     eng = engine()
     survey = get_survey(eng, name)
     results = survey_results(

@@ -13,7 +13,6 @@ from clm.cli.context import customer_id, engine
 from clm.cli.output import console, print_json
 from clm.core.timeutil import utcnow
 from clm.journeys.context import build_contexts, language, profiles
-from clm.journeys.experiments import campaign_roi, experiment_report
 from clm.journeys.service import (
     get_journey,
     import_journey,
@@ -205,6 +204,8 @@ def experiments_report(
     name: Annotated[str, typer.Argument(help="The experiment (a split step's name).")], json: Json = False
 ) -> None:
     """Conversion per arm, lift against the holdout with its 95% interval and p-value."""
+    from clm.journeys.experiments import experiment_report
+
     r = experiment_report(engine(), name)
     if json:
         print_json(r)
@@ -234,6 +235,8 @@ def _pct(value: float | None) -> str:
 @campaigns_app.command("roi")
 def campaigns_roi(json: Json = False) -> None:
     """Per journey: cost (spend recorded for the campaign), attributed and incremental revenue, ROI."""
+    from clm.journeys.experiments import campaign_roi
+
     rows = campaign_roi(engine())
     if json:
         print_json(rows)

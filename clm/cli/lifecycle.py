@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,11 +16,9 @@ from clm.cli.segments import refresh_segments
 from clm.core.errors import InvalidInput
 from clm.core.timeutil import as_utc
 from clm.lifecycle.assign import month_starts
-from clm.lifecycle.charts import cohort_heatmap, funnel_chart
 from clm.lifecycle.cohorts import CohortReport
 from clm.lifecycle.funnel import FunnelReport
 from clm.lifecycle.kpi import KpiReport, KpiRow
-from clm.lifecycle.retention import RetentionReport, parse_survivors, project_retention
 from clm.lifecycle.service import (
     PRESETS,
     StageRun,
@@ -34,6 +32,9 @@ from clm.lifecycle.service import (
     select_model,
     stage_distribution,
 )
+
+if TYPE_CHECKING:  # SciPy is loaded by the retention command alone
+    from clm.lifecycle import retention
 
 stages_app = typer.Typer(help="Lifecycle stage models and stage assignment.", no_args_is_help=True)
 retention_app = typer.Typer(help="Subscription retention (shifted-beta-geometric).", no_args_is_help=True)
@@ -239,6 +240,8 @@ def funnel_command(
     json: JsonOpt = False,
 ) -> None:
     """Stage-to-stage conversion, median time in each stage, and the weakest link."""
+    from clm.lifecycle.charts import funnel_chart
+
     report = funnel(engine(), window_days=window_days)
     if png:
         funnel_chart(report, png)
@@ -299,6 +302,8 @@ def cohorts_command(
     json: JsonOpt = False,
 ) -> None:
     """Cohort retention: acquisition month × months since acquisition (share active / purchasing)."""
+    from clm.lifecycle.charts import cohort_heatmap
+
     report = cohorts(engine(), months=months, since=_day(since, "since") if since else None)
     if png:
         cohort_heatmap(report, png)
@@ -337,6 +342,8 @@ def project(
     json: JsonOpt = False,
 ) -> None:
     """Fit the shifted-beta-geometric model to one cohort and project its retention."""
+    from clm.lifecycle.retention import parse_survivors, project_retention
+
     report = project_retention(parse_survivors(survivors), periods, discount_rate)
     if json:
         print_json(report.model_dump(mode="json"))
@@ -344,7 +351,7 @@ def project(
     show_retention(report)
 
 
-def show_retention(report: RetentionReport) -> None:
+def show_retention(report: retention.RetentionReport) -> None:
     p, se = report.params, report.standard_errors
     console.print(
         f"sBG fit: α = {p['alpha']:.4f} (se {_num(se['alpha'], 4)}), "

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from clm.analytics.recommend_store import build_recommendations, evaluate_recommendations, recommend, rules
 from clm.cli.context import customer_id, engine
 from clm.cli.output import console, err_console, print_json
 from clm.core.errors import InvalidInput
@@ -36,6 +35,13 @@ def recommend_command(
     json: Annotated[bool, typer.Option("--json", help="Print JSON (the API's shape).")] = False,
 ) -> None:
     """Products for a customer with the reason for each, or evaluate / build / list the rules."""
+    from clm.analytics.recommend_store import (
+        build_recommendations,
+        evaluate_recommendations,
+        recommend,
+        rules,
+    )
+
     eng = engine()
     if target == "evaluate":
         with err_console.status("evaluating on each customer's last order …"):

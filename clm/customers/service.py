@@ -139,6 +139,8 @@ class RememberingResolver:
     does not grow; it is checked (and the identities locked) in every transaction.
     """
 
+    MAX_REMEMBERED = 250_000  # identity sets; beyond, start afresh (memory stays bounded)
+
     def __init__(self, *, actor: str) -> None:
         self.actor = actor
         self.owners: dict[str, int] = {}  # identity_key -> profile id
@@ -192,7 +194,7 @@ class RememberingResolver:
 
     def _check_merges(self, conn: Connection) -> None:
         mark = self._mark(conn)
-        if mark != self._merge_mark:
+        if mark != self._merge_mark or len(self.owners) > self.MAX_REMEMBERED:
             self.owners.clear()
             self.first_seen.clear()
             self._merge_mark = mark

@@ -12,7 +12,6 @@ from urllib.parse import quote
 
 from sqlalchemy import Engine, insert, select, tuple_
 
-from clm.analytics.recommend_store import recommend_many
 from clm.core.errors import ClmError
 from clm.core.settings import settings
 from clm.customers.tables import customers
@@ -98,6 +97,8 @@ def build_contexts(
     picks = {}
     if with_recommendations:
         try:
+            from clm.analytics.recommend_store import recommend_many  # SciPy: loaded when used
+
             picks = recommend_many(engine, ids, 3)
         except ClmError:
             picks = {}
