@@ -9,6 +9,7 @@ the period. The formulas are those of DESIGN.md and are returned with every repo
 from __future__ import annotations
 
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
 
@@ -21,10 +22,12 @@ from clm.core.errors import InvalidInput
 from clm.customers.tables import customers
 from clm.events.tables import survey_answers
 from clm.lifecycle.tables import stage_transitions
+from clm.store.engine import reading
 from clm.store.schema import UTCDateTime
 from clm.store.sql import year_month
 
 GROUPINGS = ("channel", "stage", "cohort")
+_CHANNEL_INDEX = "INDEXED BY ix_customers_id_channel"  # (id, channel): not the wide profile rows
 MIN_YEAR, MAX_YEAR = 1900, 2999
 FORMULAS = {
     "customers_at_start": "customers with a counted order in the active window before the period's start",
@@ -88,7 +91,7 @@ def _spend(engine: Engine, start: date, end_exclusive: date) -> dict[str, float]
         ms.c.period_start < end_exclusive, ms.c.period_end >= start
     )
     out: dict[str, float] = defaultdict(float)
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         for channel, p_start, p_end, amount in conn.execute(query):
             days = (p_end - p_start).days + 1
             overlap = (min(p_end + timedelta(days=1), end_exclusive) - max(p_start, start)).days
@@ -185,6 +188,8 @@ def kpis(
         .select_from(pc if group_by is None else pc.join(customers, customers.c.id == pc.c.customer_id))
         .group_by(key)
     )
+    if group_by == "channel":
+        base = base.with_hint(customers, _CHANNEL_INDEX, "sqlite")
     a = survey_answers
     skey = group_key(a.c.customer_id).label("grp")
     answers = (
@@ -202,14 +207,31 @@ def kpis(
         .where(a.c.answered_at >= p_start, a.c.answered_at < p_end)
         .group_by(skey)
     )
-    sums: dict[str, list[float]] = defaultdict(lambda: [0.0] * 15)
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # a million customers' partial sums stay in memory instead of spilling to disk
-            conn.execute(text("SET LOCAL work_mem = '256MB'"))
-        for row in conn.execute(base):
+    if group_by == "channel":
+        answers = answers.with_hint(customers, _CHANNEL_INDEX, "sqlite")
+
+    def read(query: Any, single_process: bool) -> list[Any]:
+        with reading(engine) as conn:
+            if conn.dialect.name == "postgresql":
+                # a million customers' partial sums stay in memory instead of spilling to disk
+                conn.execute(text("SET LOCAL work_mem = '256MB'"))
+                if single_process:
+                    # joined to the profiles, a parallel plan has every worker sum every customer
+                    # again for its own hash table: one process sums them once, and sooner
+                    conn.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+            else:
+                # grouping a million customers' sums sorts them: SQLite may sort on a second thread
+                conn.execute(text("PRAGMA threads = 2"))
+            return list(conn.execute(query))
+
+    # the orders and the survey answers are independent reads: both at once, one core each
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="kpi") as pool:
+        order_rows = pool.submit(read, base, group_by is not None)
+        answer_rows = pool.submit(read, answers, False)
+        sums: dict[str, list[float]] = defaultdict(lambda: [0.0] * 15)
+        for row in order_rows.result():
             sums[row[0]][:10] = [float(v or 0) for v in row[1:]]
-        for row in conn.execute(answers):
+        for row in answer_rows.result():
             sums[row[0]][10:15] = [float(v or 0) for v in row[1:]]
     spend = _spend(engine, start, end + timedelta(days=1))
 

@@ -32,3 +32,17 @@ def test_parallel_batches_for_the_same_new_people_create_each_profile_once(engin
         assert conn.execute(select(func.count()).select_from(events)).scalar_one() == 200
         assert conn.execute(select(func.count()).select_from(customers)).scalar_one() == 50
         assert conn.execute(select(func.count()).select_from(customer_identities)).scalar_one() == 50
+
+
+def test_a_report_reads_its_snapshot_while_a_writer_holds_the_lock(engine):
+    from datetime import UTC, datetime
+
+    from clm.store.engine import reading
+
+    now = datetime.now(UTC)
+    with engine.begin() as writer:
+        writer.execute(customers.insert().values(id=1, attributes={}, created_at=now, updated_at=now))
+        with reading(engine) as report:  # would wait for the writer if it took the write lock
+            assert report.execute(select(func.count()).select_from(customers)).scalar_one() == 0
+    with reading(engine) as report:
+        assert report.execute(select(func.count()).select_from(customers)).scalar_one() == 1
