@@ -284,22 +284,12 @@ def restore_indexes(engine: Engine, tables: Sequence[Table]) -> list[str]:
         missing = [i for table in tables for i in table.indexes if not _has_index(conn, str(i.name))]
     if not missing:
         return []
-    with engine.connect() as conn:
-        sqlite = conn.dialect.name == "sqlite"
-        dbapi = conn.connection.dbapi_connection
-        assert dbapi is not None
-        if sqlite:  # sort through temporary files, so an index of any size keeps memory flat
-            dbapi.execute("PRAGMA temp_store = FILE")
-        try:
-            with conn.begin():
-                if not sqlite:
-                    conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
-                for index in missing:
-                    if not _has_index(conn, str(index.name)):  # another process may have been quicker
-                        index.create(conn)
-        finally:
-            if sqlite:
-                dbapi.execute("PRAGMA temp_store = MEMORY")
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
+        for index in missing:
+            if not _has_index(conn, str(index.name)):  # another process may have been quicker
+                index.create(conn)
     return [str(index.name) for index in missing]
 
 
