@@ -285,12 +285,25 @@ def restore_indexes(engine: Engine, tables: Sequence[Table]) -> list[str]:
     if not missing:
         return []
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite's sorter holds as much as the page cache: a smaller one while it sorts keeps
+            # the memory of building an index over millions of rows near the usual size
+            cache = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
+            conn.exec_driver_sql(f"PRAGMA cache_size = {_SORT_CACHE_KIB}")
+        else:
             conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
-        for index in missing:
-            if not _has_index(conn, str(index.name)):  # another process may have been quicker
-                index.create(conn)
+        try:
+            for index in missing:
+                if not _has_index(conn, str(index.name)):  # another process may have been quicker
+                    index.create(conn)
+        finally:
+            if sqlite:
+                conn.exec_driver_sql(f"PRAGMA cache_size = {int(cache)}")
     return [str(index.name) for index in missing]
+
+
+_SORT_CACHE_KIB = -32768  # 32 MB, as a negative PRAGMA cache_size
 
 
 def _has_index(conn: Connection, name: str) -> bool:
