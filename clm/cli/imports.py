@@ -68,6 +68,7 @@ def _run(
     with byte_progress(f"importing {kind}", data.size, enabled=not as_json) as progress:
         report = importer(eng, data, rejections_path=rejections, progress=progress)
     imported = time.perf_counter()
+    eng.dispose()  # the import's connections and their page caches go before the refresh starts
     busy = nullcontext() if as_json else console.status("bringing loyalty, stages and segments up to date")
     with busy:
         _refresh_loyalty(eng, report)
