@@ -203,3 +203,18 @@ def test_indexes_left_out_by_a_load_cut_short_come_back(engine, write_file):
     import_events(engine, DataFile(path))
     with engine.connect() as conn:
         assert "ix_events_type_time" in {i["name"] for i in inspect(conn).get_indexes("events")}
+
+
+def test_gzipped_and_tab_separated_files_go_the_column_way_too(engine, tmp_path):
+    import gzip
+
+    path = tmp_path / "events.tsv.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("event_id\ttype\ttimestamp\texternal_id\tpage\n")
+        f.write("g1\tpage_view\t2025-01-01T00:00:00Z\tG\t/a\n")
+        f.write("g2\tpage_view\t2025-01-02T00:00:00Z\tG\n")  # a cell short
+    report = import_events(engine, DataFile(path))
+    assert (report.accepted, report.rejected) == (1, 1)
+    assert [(r.line, r.reason) for r in report.rejections] == [(3, "expected 5 columns, found 4")]
+    with engine.connect() as conn:
+        assert conn.execute(select(events.c.properties)).scalar_one() == {"page": "/a"}
