@@ -12,6 +12,7 @@ from clm.core.errors import InvalidInput
 from clm.core.settings import settings
 
 IDENTITY_KINDS = ("external_id", "email", "phone", "anonymous_id")
+MAX_PLAIN_ID = 200  # characters of an external or anonymous id
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -42,8 +43,8 @@ def normalize_plain_id(value: object, field: str) -> str:
     text = str(value).strip()
     if not text:
         raise InvalidInput("must not be empty", field)
-    if len(text) > 200:
-        raise InvalidInput("is longer than 200 characters", field)
+    if len(text) > MAX_PLAIN_ID:
+        raise InvalidInput(f"is longer than {MAX_PLAIN_ID} characters", field)
     return text
 
 

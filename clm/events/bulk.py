@@ -26,11 +26,12 @@ from clm.core.errors import InvalidInput
 from clm.core.files import BadRow, ColumnChunk
 from clm.core.imports import ChunkOutcome, Prepared, Rejection, describe_error
 from clm.core.timeutil import EARLIEST, MAX_FUTURE
-from clm.customers.identities import IDENTITY_KINDS, identity_key, normalize_identity
+from clm.customers.identities import IDENTITY_KINDS, MAX_PLAIN_ID, identity_key, normalize_identity
 from clm.customers.schemas import ProfileSeed
 from clm.customers.service import RememberingResolver, note_first_seen_stored
 from clm.events.schemas import (
     DEFAULT_CHANNEL,
+    MAX_EVENT_ID,
     RESERVED_FIELDS,
     SYSTEM_CHANNEL,
     SYSTEM_ID_PREFIX,
@@ -41,11 +42,10 @@ from clm.events.schemas import (
 from clm.events.service import STORED_COLUMNS, SURVEY_RESPONSE, profile_seed, record_answers
 from clm.events.tables import events
 from clm.store.bulk import copy_new_rows, copy_text, insert_ignore_copy, insert_ignore_many
-from clm.store.schema import to_db_timestamp
+from clm.store.schema import to_db_timestamp, to_db_timestamps
 
 # Timestamps both pandas and `datetime.fromisoformat` read the same way; others go row by row.
 _ISO = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})?)?"
-_MAX_ID = 128
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ISO_ALL = re.compile(f"(?:{_ISO}\n)*{_ISO}")  # a whole column of them, joined by newlines
 # in cells joined by newlines, one with white space at either end
@@ -201,9 +201,9 @@ _PLAIN_IDS = ("external_id", "anonymous_id")
 
 
 def _plain(cells: list[str]) -> bool:
-    """Whether every cell is already a tidy id: no white space at either end, at most 200
-    characters (what `normalize_plain_id` would return unchanged; '' stands for absent)."""
-    return max(map(len, cells), default=0) <= 200 and _tidy_cells(cells)
+    """Whether every cell is already a tidy id: no white space at either end, at most
+    MAX_PLAIN_ID characters (what `normalize_plain_id` would return unchanged; '' is absent)."""
+    return max(map(len, cells), default=0) <= MAX_PLAIN_ID and _tidy_cells(cells)
 
 
 def _tidy_cells(cells: list[str]) -> bool:
@@ -312,14 +312,14 @@ def _odd_ids(ids: np.ndarray) -> np.ndarray:
     cells = ids.tolist()
     if (
         min(map(len, cells), default=1) > 0
-        and max(map(len, cells), default=0) <= _MAX_ID
+        and max(map(len, cells), default=0) <= MAX_EVENT_ID
         and _tidy_cells(cells)
         and "\n" + SYSTEM_ID_PREFIX not in "\n" + "\n".join(cells)
     ):
         return np.zeros(len(cells), dtype=bool)
     return np.array(
         [
-            not cell or len(cell) > _MAX_ID or cell.startswith(SYSTEM_ID_PREFIX) or cell.strip() != cell
+            not cell or len(cell) > MAX_EVENT_ID or cell.startswith(SYSTEM_ID_PREFIX) or cell.strip() != cell
             for cell in cells
         ],
         dtype=bool,
@@ -379,7 +379,7 @@ class EventWriter:
         self._note_first_seen(conn, ids, batch.occurred_at, resolution.created)
 
         dialect = conn.dialect.name
-        stamps = _stored_times(batch.occurred_at, dialect)
+        stamps = to_db_timestamps(batch.occurred_at, dialect)
         received = to_db_timestamp(datetime.now(UTC), dialect)
         if dialect == "postgresql":
             columns = [
@@ -440,17 +440,7 @@ class EventWriter:
         is_new = np.isin(customers, np.fromiter(created, dtype=np.int64, count=len(created)))
         move = (first < floor) & ~is_new
         if move.any():
-            stamps = _stored_times(first[move].astype("datetime64[us]"), conn.dialect.name)
+            stamps = to_db_timestamps(first[move].astype("datetime64[us]"), conn.dialect.name)
             note_first_seen_stored(conn, list(zip(customers[move].tolist(), stamps, strict=True)))
         remember = move | is_new
         known.update(zip(customers[remember].tolist(), first[remember].tolist(), strict=True))
-
-
-def _stored_times(moments: np.ndarray, dialect: str) -> list[str]:
-    """UTC datetime64 values as the text the store keeps (SQLite) or reads (PostgreSQL COPY)."""
-    if not len(moments):
-        return []
-    text = np.datetime_as_string(moments, unit="us")
-    text.view(np.uint32).reshape(len(text), -1)[:, 10] = ord(" ")  # 'T' → ' ', as isoformat(sep=" ")
-    stamps: list[str] = text.tolist()
-    return stamps if dialect == "sqlite" else [s + "+00" for s in stamps]

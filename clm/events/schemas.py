@@ -51,6 +51,7 @@ CHANNELS = (
     "push",
 )
 DEFAULT_CHANNEL = "web"
+MAX_EVENT_ID = 128
 # Events CLM derives itself (stage changes, later segment entries) use this channel and id prefix;
 # they are not customer activity and cannot be sent from outside.
 SYSTEM_CHANNEL = "system"
@@ -147,8 +148,8 @@ def validate_event(fields: dict[str, Any], now: datetime | None = None) -> Valid
         event_id = content_event_id(kind, occurred_at, identities, properties)
     else:
         event_id = str(event_id).strip()
-        if not event_id or len(event_id) > 128:
-            raise InvalidInput("must be 1 to 128 characters", "event_id")
+        if not event_id or len(event_id) > MAX_EVENT_ID:
+            raise InvalidInput(f"must be 1 to {MAX_EVENT_ID} characters", "event_id")
         if event_id.startswith(SYSTEM_ID_PREFIX):
             raise InvalidInput(
                 f"ids starting with {SYSTEM_ID_PREFIX!r} are reserved for CLM's own events", "event_id"
@@ -164,7 +165,7 @@ class EventIn(BaseModel):
     event_id: str | None = Field(
         None,
         min_length=1,
-        max_length=128,
+        max_length=MAX_EVENT_ID,
         description="Your unique id for this event (idempotency key).",
     )
     type: str = Field(

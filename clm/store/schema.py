@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -49,3 +50,14 @@ def to_db_timestamp(value: datetime, dialect_name: str) -> Any:
         # isoformat pads the year to four digits (strftime's %Y does not for years < 1000)
         return as_utc(value).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
     return value
+
+
+def to_db_timestamps(moments: np.ndarray, dialect_name: str) -> list[str]:
+    """`to_db_timestamp` for a whole array of UTC datetime64 values, as text: what SQLite stores
+    (and PostgreSQL's COPY reads, with the offset added)."""
+    if not len(moments):
+        return []
+    text = np.datetime_as_string(moments.astype("datetime64[us]"), unit="us")
+    text.view(np.uint32).reshape(len(text), -1)[:, 10] = ord(" ")  # 'T' → ' ', as isoformat(sep=" ")
+    stamps: list[str] = text.tolist()
+    return stamps if dialect_name == "sqlite" else [s + "+00" for s in stamps]
