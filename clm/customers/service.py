@@ -33,6 +33,7 @@ from clm.customers.tables import consents, customer_identities, customer_merges,
 from clm.store.bulk import insert_many, reserve_ids, update_if_earlier, update_if_earlier_stored
 from clm.store.engine import is_postgres
 from clm.store.schema import to_db_timestamp
+from clm.store.sql import in_ids
 
 _LOOKUP_CHUNK = 500
 _SQLITE_IN_CHUNK = 5000  # below SQLite's limit of 32,766 bound parameters
@@ -390,7 +391,7 @@ def upsert_customers(conn: Connection, items: Sequence[CustomerIn], *, actor: st
     current: dict[int, dict[str, Any]] = {}
     for start in range(0, len(ids), _LOOKUP_CHUNK):
         chunk = ids[start : start + _LOOKUP_CHUNK]
-        for row in conn.execute(select(customers).where(customers.c.id.in_(chunk))).mappings():
+        for row in conn.execute(select(customers).where(in_ids(customers.c.id)), {"scope": chunk}).mappings():
             current[row["id"]] = dict(row)
     now = utcnow()
     consent_rows: dict[tuple[int, str], dict[str, Any]] = {}
@@ -507,13 +508,10 @@ def lock_customers(conn: Connection, customer_ids: Iterable[int]) -> None:
     ids = sorted(set(customer_ids))
     if not ids or not is_postgres(conn):
         return
-    for start in range(0, len(ids), 10_000):
-        conn.execute(
-            select(customers.c.id)
-            .where(customers.c.id.in_(ids[start : start + 10_000]))
-            .order_by(customers.c.id)
-            .with_for_update()
-        ).all()
+    conn.execute(
+        select(customers.c.id).where(in_ids(customers.c.id)).order_by(customers.c.id).with_for_update(),
+        {"scope": ids},
+    ).all()
 
 
 def get_customer(engine: Engine, customer_id: int) -> Customer:

@@ -32,7 +32,7 @@ from clm.customers.tables import customers
 from clm.events.schemas import SYSTEM_CHANNEL
 from clm.events.tables import events, survey_answers
 from clm.store.schema import UTCDateTime
-from clm.store.sql import days_between, greatest, whole
+from clm.store.sql import days_between, greatest, in_ids, whole
 
 VIEW_TYPES = ("page_view", "product_view")
 INQUIRY_TYPES = ("inquiry", "trial_started", "sales_call")
@@ -103,7 +103,6 @@ def timestamp_param(name: str) -> Any:
 
 
 AS_OF = timestamp_param("as_of")
-SCOPE: Any = bindparam("scope", expanding=True)
 RECENT_DAYS = (30, 90, 365)
 
 
@@ -151,7 +150,7 @@ def feature_query(scoped: bool = False) -> Select[Any]:
     refunded_by = refunded_order(at)
 
     def limit(query: Select[Any], column: Any) -> Select[Any]:
-        return query.where(column.in_(SCOPE)) if scoped else query
+        return query.where(in_ids(column)) if scoped else query
 
     o = limit(
         select(

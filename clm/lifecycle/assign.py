@@ -47,7 +47,6 @@ from clm.customers.tables import customers
 from clm.events.schemas import SYSTEM_ID_PREFIX
 from clm.events.tables import events
 from clm.features import (
-    SCOPE,
     SYSTEM_CHANNEL,
     CustomerSpace,
     feature_params,
@@ -58,7 +57,7 @@ from clm.features import (
 from clm.lifecycle.models import DEFAULT_MODEL, StageModel, model_from_dict, preset
 from clm.lifecycle.tables import customer_features, customer_stages, lifecycle_settings, stage_transitions
 from clm.store.schema import UTCDateTime
-from clm.store.sql import create_temp_table_as, json_object
+from clm.store.sql import create_temp_table_as, in_ids, json_object
 
 STAGE_CHANGED = "stage_changed"
 # Re-evaluating a handful of customers per request; bigger sets go in slices of this size.
@@ -176,7 +175,7 @@ def _plan(model: StageModel, scoped: bool) -> _Plan:
     f, cs, t = customer_features, customer_stages, stage_transitions
 
     def in_scope(col: Any) -> Any:
-        return col.in_(SCOPE) if scoped else literal(True)
+        return in_ids(col) if scoped else literal(True)
 
     rule_of = case({s.key: s.rule_text for s in model.stages}, value=f.c.stage, else_="")
     previous = case((cs.c.model == model.name, cs.c.stage), else_=None)
@@ -315,9 +314,10 @@ def reassess_customers(engine: Engine, customer_ids: Iterable[int]) -> StageRun:
                 # two requests about the same customer wait for each other here
                 conn.execute(
                     select(customers.c.id)
-                    .where(customers.c.id.in_(part))
+                    .where(in_ids(customers.c.id))
                     .order_by(customers.c.id)
-                    .with_for_update()
+                    .with_for_update(),
+                    {"scope": part},
                 )
             model, shop_gap = _settings(conn)
             result = _run(conn, model, as_of, shop_gap, part)

@@ -41,11 +41,10 @@ from clm.segments.space import SegmentSpace
 from clm.segments.tables import segment_exits, segment_members, segments
 from clm.store.bulk import insert_many
 from clm.store.schema import UTCDateTime, to_db_timestamp
-from clm.store.sql import json_object
+from clm.store.sql import in_ids, json_object
 
 ENTERED, EXITED = "segment_entered", "segment_exited"
 _LOCK_CLASS = 0x5365  # "Se": PostgreSQL advisory locks per segment id
-SCOPE: Any = bindparam("scope", expanding=True)
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,7 @@ def matching(compiled: Compiled, scoped: bool = False) -> Any:
         .select_from(source(compiled.joined))
         .where(customers.c.merged_into.is_(None), where)
     )
-    return query.where(customers.c.id.in_(SCOPE)) if scoped else query
+    return query.where(in_ids(customers.c.id)) if scoped else query
 
 
 @dataclass
@@ -261,9 +260,7 @@ def recheck(
                 *(case((t.compiled.where, 1), else_=0).label(f"s{i}") for i, t in enumerate(level)),
             )
             .select_from(source(joined))
-            .where(
-                customers.c.id.in_(SCOPE), customers.c.merged_into.is_(None) if live_only else literal(True)
-            )
+            .where(in_ids(customers.c.id), customers.c.merged_into.is_(None) if live_only else literal(True))
         )
         answers = {row[0]: row[1:] for row in conn.execute(query, params)}
         current = {
@@ -272,7 +269,7 @@ def recheck(
                 select(
                     segment_members.c.segment_id, segment_members.c.customer_id, segment_members.c.entered_at
                 ).where(
-                    segment_members.c.customer_id.in_(SCOPE),
+                    in_ids(segment_members.c.customer_id),
                     segment_members.c.segment_id.in_([t.id for t in level]),
                 ),
                 {"scope": ids},

@@ -33,6 +33,7 @@ from clm.segments.evaluate import (
 )
 from clm.segments.space import affected
 from clm.segments.tables import segment_exits, segment_members, segments
+from clm.store.sql import in_ids
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,99}$")
 DYNAMIC, STATIC = "dynamic", "static"
@@ -409,7 +410,7 @@ def _live_ids(conn: Connection, ids: list[int]) -> dict[int, int]:
     for start in range(0, len(ids), 5_000):
         part = ids[start : start + 5_000]
         for cid, merged in conn.execute(
-            select(customers.c.id, customers.c.merged_into).where(customers.c.id.in_(part))
+            select(customers.c.id, customers.c.merged_into).where(in_ids(customers.c.id)), {"scope": part}
         ):
             found[cid] = merged or cid
     return found
@@ -529,7 +530,8 @@ def _retire_merged(engine: Engine, survivors: Collection[int]) -> None:
     with engine.begin() as conn:
         merged = dict(
             conn.execute(
-                select(c.c.id, c.c.merged_into).where(c.c.merged_into.in_(sorted(set(survivors))))
+                select(c.c.id, c.c.merged_into).where(in_ids(c.c.merged_into)),
+                {"scope": sorted(set(survivors))},
             ).all()
         )
         if not merged:  # the usual case, answered by the index on merged_into

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Float, Integer, Select, String
+from sqlalchemy import BigInteger, Boolean, Float, Integer, Select, String, any_, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
-from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
@@ -274,3 +275,35 @@ class create_temp_table_as(Executable, ClauseElement):
 @compiles(create_temp_table_as, "postgresql")
 def _create_temp_table_as_pg(element: create_temp_table_as, compiler: Any, **kw: Any) -> str:
     return f"CREATE TEMPORARY TABLE {element.name} ON COMMIT DROP AS {compiler.process(element.query, **kw)}"
+
+
+class in_ids(ColumnElement[bool]):
+    """`column IN :name` for a list of integer ids given at execution (`{name: [1, 2, …]}`).
+
+    Why: an expanding IN renders one placeholder per id, so on PostgreSQL every call is a new
+    statement text, re-split by psycopg (no cache past 4,096 characters), re-planned by the
+    server, and never prepared. There it becomes `column = ANY(:name)` with the ids as one
+    array: the same text for any list, prepared after a few calls. SQLite keeps the IN."""
+
+    type = Boolean()
+    inherit_cache = True
+    _is_implicitly_boolean = True  # a condition in WHERE as it is (no "= 1" on SQLite)
+    _traverse_internals = [  # noqa: RUF012
+        ("column", InternalTraversal.dp_clauseelement),
+        ("ids", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, column: Any, name: str = "scope") -> None:
+        self.column = column
+        self.ids = bindparam(name, expanding=True, type_=BigInteger())
+
+
+@compiles(in_ids)
+def _in_ids(element: in_ids, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.column.in_(element.ids), **kw))
+
+
+@compiles(in_ids, "postgresql")
+def _in_ids_pg(element: in_ids, compiler: Any, **kw: Any) -> str:
+    as_array = bindparam(element.ids.key, type_=ARRAY(BigInteger()))
+    return str(compiler.process(element.column == any_(as_array), **kw))
