@@ -11,7 +11,7 @@ from clm.core.errors import ClmError, NotFound
 from clm.core.settings import settings
 from clm.migrations import current_revision, head_revision, load_metadata
 from clm.migrations import upgrade as upgrade_schema
-from clm.store.bulk import restore_indexes
+from clm.store.bulk import restore_set_aside
 from clm.store.engine import make_engine
 
 app = typer.Typer(
@@ -67,9 +67,9 @@ def init() -> None:
     after = current_revision(eng)
     _first_segments(eng)
     # a bulk load killed before it built its indexes again left them out
-    rebuilt = restore_indexes(eng, list(load_metadata().sorted_tables))
+    rebuilt = restore_set_aside(eng, list(load_metadata().sorted_tables))
     if rebuilt:
-        typer.echo(f"built missing indexes: {', '.join(rebuilt)}")
+        typer.echo(f"built missing indexes and keys: {', '.join(rebuilt)}")
     where = eng.url.render_as_string(hide_password=True)
     if before == after:
         typer.echo(f"schema of {where} is up to date (revision {after})")

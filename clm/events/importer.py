@@ -15,10 +15,11 @@ from clm.core.imports import ImportReport, Prepared, run_prepared_import
 from clm.core.timeutil import utcnow
 from clm.events.bulk import EventColumns, EventWriter, check_columns, row_chunks
 from clm.events.tables import events
-from clm.store.bulk import approximate_rows, indexes_set_aside, restore_indexes
+from clm.store.bulk import approximate_rows, restore_set_aside, set_aside_for_load
 
 # A load expected to hold at least this many events, and at least as many as the table already
-# has, builds the events' secondary indexes afterwards instead of row by row.
+# has, builds the events' secondary indexes (and checks their foreign key) afterwards instead of
+# row by row.
 SET_ASIDE_MIN_ROWS = 250_000
 SECONDARY_INDEXES = ("ix_events_customer_time", "ix_events_type_time")
 
@@ -36,7 +37,7 @@ def import_events(
     """Import an event file; `chunk_size` is the rows per transaction of JSON Lines (delimited
     files go a block of a few MB at a time)."""
     now = utcnow()
-    restore_indexes(engine, [events])  # a bulk load cut short may have left them out
+    restore_set_aside(engine, [events])  # a bulk load cut short may have left some out
     chunks: Iterator[Prepared[EventColumns]]
     if data.format == "jsonl":
         chunks = row_chunks(data.rows(), now, chunk_size)
@@ -46,7 +47,7 @@ def import_events(
     chunks = iter(()) if first is None else chain([first], chunks)
     with ExitStack() as stack:
         if first is not None and _large_load(engine, data, first.rows, set_aside_min_rows):
-            stack.enter_context(indexes_set_aside(engine, events, SECONDARY_INDEXES))
+            stack.enter_context(set_aside_for_load(engine, events, SECONDARY_INDEXES))
         return run_prepared_import(
             "events",
             engine,
