@@ -7,18 +7,20 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, inspect, select
+from sqlalchemy.exc import IntegrityError
 
 from clm.core.files import DataFile
 from clm.core.imports import ChunkOutcome, ImportReport, run_transactional_import
 from clm.core.timeutil import utcnow
 from clm.customers.identities import identity_key
 from clm.customers.schemas import CustomerIn
-from clm.customers.service import RememberingResolver, upsert_customers
+from clm.customers.service import RememberingResolver, upsert_customer, upsert_customers
 from clm.customers.tables import customer_identities, customer_merges, customers
 from clm.events.importer import import_events
 from clm.events.schemas import ValidEvent, validate_event
 from clm.events.service import ingest_events
 from clm.events.tables import events, survey_answers
+from clm.store.bulk import restore_set_aside
 from tests.conftest import empty_all_tables
 
 HEADER = "event_id,type,timestamp,external_id,email,phone,channel,sku,properties.color,utm_source,campaign,properties"  # noqa: E501
@@ -186,6 +188,18 @@ def test_remembered_profiles_are_forgotten_when_someone_merges_them(engine):
     assert again[0] == again[1] and again[0] in live
 
 
+FOREIGN_KEY = "fk_events_customer_id_customers"
+
+
+def _checked_foreign_keys(conn) -> set[str]:
+    """The events' foreign keys in force and checked for every stored row (PostgreSQL)."""
+    found = conn.exec_driver_sql(
+        "SELECT conname FROM pg_constraint WHERE conrelid = 'events'::regclass AND contype = 'f'"
+        " AND convalidated"
+    )
+    return set(found.scalars())
+
+
 def test_a_large_load_builds_the_secondary_indexes_afterwards(engine, write_file):
     rows = [f"x{i},page_view,2025-01-01T00:00:{i % 60:02d}Z,U{i % 11},web" for i in range(500)]
     path = write_file("e.csv", "event_id,type,timestamp,external_id,channel\n" + "\n".join(rows) + "\n")
@@ -193,16 +207,44 @@ def test_a_large_load_builds_the_secondary_indexes_afterwards(engine, write_file
     assert report.accepted == 500
     with engine.connect() as conn:
         names = {i["name"] for i in inspect(conn).get_indexes("events")}
-    assert {"ix_events_customer_time", "ix_events_type_time"} <= names
+        assert {"ix_events_customer_time", "ix_events_type_time"} <= names
+        if engine.dialect.name == "postgresql":  # set aside for the load, checked afterwards
+            assert FOREIGN_KEY in _checked_foreign_keys(conn)
 
 
-def test_indexes_left_out_by_a_load_cut_short_come_back(engine, write_file):
+def test_indexes_and_keys_left_out_by_a_load_cut_short_come_back(engine, write_file):
+    postgres = engine.dialect.name == "postgresql"
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP INDEX ix_events_type_time")
+        if postgres:
+            conn.exec_driver_sql(f"ALTER TABLE events DROP CONSTRAINT {FOREIGN_KEY}")
     path = write_file("e.csv", "event_id,type,timestamp,external_id\nz1,page_view,2025-01-01,Z\n")
     import_events(engine, DataFile(path))
     with engine.connect() as conn:
         assert "ix_events_type_time" in {i["name"] for i in inspect(conn).get_indexes("events")}
+        if postgres:
+            assert FOREIGN_KEY in _checked_foreign_keys(conn)
+
+
+def test_a_row_the_key_would_have_refused_during_a_load_is_caught_when_the_key_comes_back(engine):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL sets foreign keys aside")
+    customer = upsert_customer(engine, CustomerIn(external_id="k"), actor="t")[0].id
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"ALTER TABLE events DROP CONSTRAINT {FOREIGN_KEY}")
+        conn.exec_driver_sql(
+            "INSERT INTO events (event_id, customer_id, type, channel, occurred_at, received_at)"
+            f" VALUES ('ok', {customer}, 'page_view', 'web', now(), now()),"
+            " ('orphan', 987654321, 'page_view', 'web', now(), now())"
+        )
+    with pytest.raises(IntegrityError, match="987654321"):
+        restore_set_aside(engine, [events])
+    with engine.begin() as conn:  # the key is back and refuses new strays; the old one is named
+        assert FOREIGN_KEY not in _checked_foreign_keys(conn)
+        conn.exec_driver_sql("DELETE FROM events WHERE event_id = 'orphan'")
+    restore_set_aside(engine, [events])
+    with engine.connect() as conn:
+        assert FOREIGN_KEY in _checked_foreign_keys(conn)
 
 
 def test_gzipped_and_tab_separated_files_go_the_column_way_too(engine, tmp_path):
@@ -218,3 +260,23 @@ def test_gzipped_and_tab_separated_files_go_the_column_way_too(engine, tmp_path)
     assert [(r.line, r.reason) for r in report.rejections] == [(3, "expected 5 columns, found 4")]
     with engine.connect() as conn:
         assert conn.execute(select(events.c.properties)).scalar_one() == {"page": "/a"}
+
+
+def test_the_vector_timestamp_check_vouches_for_exactly_what_the_plain_iso_pattern_matches():
+    import re
+
+    from clm.events.bulk import PLAIN_ISO, iso_shaped
+
+    cells = [
+        *("2025-01-01", "2025-01-01T10:00", "2025-01-01 10:00:05", "2025-01-01T10:00:05.1Z"),
+        *("2025-01-01T10:00:05.123456+05:30", "2025-01-01T10:00Z", "2025-01-01T10:00-01:00"),
+        *("2025-01-01T99:99:99Z", "2025-01-01T10:00:05.1234567Z", "2025-1-01", "2025-01-01T"),
+        *("2025-01-01Z", "2025/01/01", "", "x" * 100, "2025-01-01T10:00:05-0530", "2025-01-01t10:00"),
+        *(" 2025-01-01", "2025-01-01 ", "2025-01-01T10:00:05.Z", "2025-01-01T10:00,01:00"),
+        *("2025+01-01T10:00-01:00", "2025-01-01T10:00 01:00", "2025 01-01", "2025-01-01T10:0\x00"),
+        *("２０２５-01-01", "é025-01-01"),  # other digits and letters: left to the row check
+    ]
+    expected = [bool(re.fullmatch(PLAIN_ISO, c)) and c.isascii() for c in cells]
+    assert iso_shaped(cells).tolist() == expected
+    assert sum(expected) == 8
+    assert iso_shaped(["2025-03-01T10:00:00Z"] * 3).all()  # one shape throughout
