@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from clm.core.errors import ClmError, NotFound
 from clm.core.settings import settings
+from clm.events.importer import recover_cut_short_load
 from clm.migrations import current_revision, head_revision, load_metadata
 from clm.migrations import upgrade as upgrade_schema
 from clm.store.bulk import restore_set_aside
@@ -67,7 +68,7 @@ def init() -> None:
     after = current_revision(eng)
     _first_segments(eng)
     # a bulk load killed before it built its indexes again left them out
-    rebuilt = restore_set_aside(eng, list(load_metadata().sorted_tables))
+    rebuilt = recover_cut_short_load(eng) + restore_set_aside(eng, list(load_metadata().sorted_tables))
     if rebuilt:
         typer.echo(f"built missing indexes and keys: {', '.join(rebuilt)}")
     where = eng.url.render_as_string(hide_password=True)

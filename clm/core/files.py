@@ -103,7 +103,7 @@ class DataFile:
             except (OSError, EOFError) as exc:  # truncated gzip and the like
                 raise UnusableInput(f"cannot read {self.path.name}: {exc}")
 
-    def column_chunks(self, block_bytes: int = BLOCK_BYTES) -> Iterator[ColumnChunk]:
+    def column_chunks(self, block_bytes: int | None = None) -> Iterator[ColumnChunk]:
         """A CSV/TSV file as chunks of columns, read a block of bytes at a time.
 
         Blocks without quotes, NULs or ragged lines (the usual machine-written export) are split
@@ -112,6 +112,7 @@ class DataFile:
         """
         if self.format == "jsonl":
             raise ValueError("column_chunks reads delimited files; use rows() for JSON Lines")
+        block_bytes = block_bytes or BLOCK_BYTES  # looked up now, so tests can make it small
         delimiter = "\t" if self.format == "tsv" else ","
         with open(self.path, "rb") as raw:
             self._raw = raw

@@ -20,7 +20,7 @@ import numpy as np
 import orjson
 import pandas as pd
 from pydantic import ValidationError
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from clm.core.errors import InvalidInput
 from clm.core.files import BadRow, ColumnChunk
@@ -29,6 +29,7 @@ from clm.core.timeutil import EARLIEST, MAX_FUTURE
 from clm.customers.identities import IDENTITY_KINDS, MAX_PLAIN_ID, identity_key, normalize_identity
 from clm.customers.schemas import ProfileSeed
 from clm.customers.service import RememberingResolver, note_first_seen_stored
+from clm.customers.tables import customers
 from clm.events.schemas import (
     DEFAULT_CHANNEL,
     MAX_EVENT_ID,
@@ -401,11 +402,23 @@ def _first_given(given: dict[str, np.ndarray], names: Sequence[str], default: np
 
 class EventWriter:
     """Stores checked chunks: profiles matched (remembered across chunks), first-seen times
-    moved, events inserted once each, survey answers recorded."""
+    moved, events inserted once each, survey answers recorded.
 
-    def __init__(self, *, actor: str) -> None:
+    With `defer_first_seen` (a large load), the first-seen times of profiles that existed
+    before are held back and written at once by `store_deferred`: in a file out of time order
+    the same people are seen earlier again and again, and moving them chunk after chunk cost a
+    fifth of a load. A load killed before that is repaired by `repair_first_seen`.
+    """
+
+    MAX_DEFERRED = 1_000_000  # first-seen times held back; beyond, the earliest per profile are kept
+
+    def __init__(self, *, actor: str, defer_first_seen: bool = False) -> None:
         self.resolver = RememberingResolver(actor=actor)
         self.fresh = True  # no event id of this import has met a stored one yet
+        self.defer = defer_first_seen
+        # (profile ids, times in µs since the epoch) this load saw earlier than stored, held back
+        self.deferred: list[tuple[np.ndarray, np.ndarray]] = []
+        self.deferred_count = 0
 
     def __call__(self, conn: Connection, batch: EventColumns) -> ChunkOutcome:
         n = len(batch)
@@ -479,15 +492,48 @@ class EventWriter:
         (skipping those known to have been seen earlier still)."""
         frame = pd.DataFrame({"id": ids, "at": occurred.astype(np.int64)})
         earliest = frame.groupby("id", sort=False)["at"].min()
-        customers = earliest.index.to_numpy()
+        people = earliest.index.to_numpy()
         first = earliest.to_numpy()
         known = self.resolver.first_seen
         never = np.iinfo(np.int64).max
-        floor = np.array([known.get(c, never) for c in customers.tolist()], dtype=np.int64)
-        is_new = np.isin(customers, np.fromiter(created, dtype=np.int64, count=len(created)))
+        floor = np.array([known.get(c, never) for c in people.tolist()], dtype=np.int64)
+        is_new = np.isin(people, np.fromiter(created, dtype=np.int64, count=len(created)))
         move = (first < floor) & ~is_new
         if move.any():
-            stamps = to_db_timestamps(first[move].astype("datetime64[us]"), conn.dialect.name)
-            note_first_seen_stored(conn, list(zip(customers[move].tolist(), stamps, strict=True)))
+            if not self.defer:
+                self._store_first_seen(conn, people[move], first[move])
+            else:
+                self.deferred.append((people[move], first[move]))
+                self.deferred_count += int(move.sum())
+                if self.deferred_count > self.MAX_DEFERRED:
+                    self.deferred = [_earliest_each(*self._held_back())]
+                    self.deferred_count = len(self.deferred[0][0])
         remember = move | is_new
-        known.update(zip(customers[remember].tolist(), first[remember].tolist(), strict=True))
+        known.update(zip(people[remember].tolist(), first[remember].tolist(), strict=True))
+
+    def store_deferred(self, conn: Connection) -> None:
+        """Write the first-seen times a large load held back (see `defer_first_seen`), each to
+        the live profile: one that merged meanwhile passes its time to the survivor."""
+        if not self.deferred:
+            return
+        ids, times = self._held_back()
+        self.deferred, self.deferred_count = [], 0
+        merged = select(customers.c.id, customers.c.merged_into).where(customers.c.merged_into.is_not(None))
+        survivor: dict[int, int] = {tomb: live for tomb, live in conn.execute(merged)}
+        if survivor:
+            ids = pd.Series(ids).map(lambda c: survivor.get(c, c)).to_numpy(dtype=np.int64)
+        self._store_first_seen(conn, *_earliest_each(ids, times))
+
+    def _held_back(self) -> tuple[np.ndarray, np.ndarray]:
+        return (np.concatenate([p for p, _ in self.deferred]), np.concatenate([t for _, t in self.deferred]))
+
+    @staticmethod
+    def _store_first_seen(conn: Connection, ids: np.ndarray, times: np.ndarray) -> None:
+        stamps = to_db_timestamps(times.astype("datetime64[us]"), conn.dialect.name)
+        note_first_seen_stored(conn, list(zip(ids.tolist(), stamps, strict=True)))
+
+
+def _earliest_each(ids: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each id once, with its earliest time."""
+    earliest = pd.Series(times).groupby(ids, sort=False).min()
+    return earliest.index.to_numpy(dtype=np.int64), earliest.to_numpy(dtype=np.int64)

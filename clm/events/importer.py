@@ -8,12 +8,14 @@ from contextlib import ExitStack
 from itertools import chain
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, or_, select, update
 
 from clm.core.files import DataFile
 from clm.core.imports import ImportReport, Prepared, run_prepared_import
 from clm.core.timeutil import utcnow
+from clm.customers.tables import customers
 from clm.events.bulk import EventColumns, EventWriter, check_columns, row_chunks
+from clm.events.schemas import SYSTEM_CHANNEL
 from clm.events.tables import events
 from clm.store.bulk import approximate_rows, restore_set_aside, set_aside_for_load
 
@@ -37,7 +39,7 @@ def import_events(
     """Import an event file; `chunk_size` is the rows per transaction of JSON Lines (delimited
     files go a block of a few MB at a time)."""
     now = utcnow()
-    restore_set_aside(engine, [events])  # a bulk load cut short may have left some out
+    recover_cut_short_load(engine)
     chunks: Iterator[Prepared[EventColumns]]
     if data.format == "jsonl":
         chunks = row_chunks(data.rows(), now, chunk_size)
@@ -46,16 +48,44 @@ def import_events(
     first = next(chunks, None)
     chunks = iter(()) if first is None else chain([first], chunks)
     with ExitStack() as stack:
-        if first is not None and _large_load(engine, data, first.rows, set_aside_min_rows):
+        large = first is not None and _large_load(engine, data, first.rows, set_aside_min_rows)
+        if large:
             stack.enter_context(set_aside_for_load(engine, events, SECONDARY_INDEXES))
-        return run_prepared_import(
-            "events",
-            engine,
-            data,
-            chunks,
-            EventWriter(actor=actor),
-            rejections_path=rejections_path,
-            progress=progress,
+        writer = EventWriter(actor=actor, defer_first_seen=large)
+        report = run_prepared_import(
+            "events", engine, data, chunks, writer, rejections_path=rejections_path, progress=progress
+        )
+        with engine.begin() as conn:  # before the indexes are back: see recover_cut_short_load
+            writer.store_deferred(conn)
+        return report
+
+
+def recover_cut_short_load(engine: Engine) -> list[str]:
+    """Put back what a large event load that died midway left undone: the indexes (and on
+    PostgreSQL the foreign key) it set aside, and the first-seen times it held back. Both are
+    done before the indexes return, so missing indexes are the sign. Run at the start of
+    every import and by `clm init`; returns the names of what was rebuilt."""
+    rebuilt = restore_set_aside(engine, [events])
+    if rebuilt:
+        repair_first_seen(engine)
+    return rebuilt
+
+
+def repair_first_seen(engine: Engine) -> None:
+    """Every profile's first-seen time no later than its earliest stored event: one pass."""
+    earliest = (
+        select(events.c.customer_id, func.min(events.c.occurred_at).label("at"))
+        .where(events.c.channel != SYSTEM_CHANNEL)
+        .group_by(events.c.customer_id)
+        .subquery()
+    )
+    first_seen = customers.c.first_seen_at
+    with engine.begin() as conn:
+        conn.execute(
+            update(customers)
+            .where(customers.c.id == earliest.c.customer_id)
+            .where(or_(first_seen.is_(None), first_seen > earliest.c.at))
+            .values(first_seen_at=earliest.c.at)
         )
 
 

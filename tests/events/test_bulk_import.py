@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from clm.core.files import DataFile
@@ -16,7 +16,7 @@ from clm.customers.identities import identity_key
 from clm.customers.schemas import CustomerIn
 from clm.customers.service import RememberingResolver, upsert_customer, upsert_customers
 from clm.customers.tables import customer_identities, customer_merges, customers
-from clm.events.importer import import_events
+from clm.events.importer import import_events, recover_cut_short_load
 from clm.events.schemas import ValidEvent, validate_event
 from clm.events.service import ingest_events
 from clm.events.tables import events, survey_answers
@@ -118,8 +118,10 @@ def existing_people(engine: Engine) -> None:
         )
 
 
+@pytest.mark.parametrize("large", [False, True], ids=["small", "large"])
 @pytest.mark.parametrize("block_bytes", [1 << 20, 64])
-def test_column_import_matches_row_by_row_ingestion(engine, write_file, block_bytes, monkeypatch):
+def test_column_import_matches_row_by_row_ingestion(engine, write_file, block_bytes, large, monkeypatch):
+    """A large load (indexes set aside, first-seen times held back to the end) too."""
     monkeypatch.setattr("clm.core.files.BLOCK_BYTES", block_bytes)
     path = write_file("events.csv", HEADER + "\n" + "\n".join(ROWS) + "\n")
 
@@ -129,7 +131,7 @@ def test_column_import_matches_row_by_row_ingestion(engine, write_file, block_by
 
     empty_all_tables(engine)
     existing_people(engine)
-    report = import_events(engine, DataFile(path))
+    report = import_events(engine, DataFile(path), set_aside_min_rows=1 if large else 10**9)
     got = snapshot(engine)
 
     assert got == expected
@@ -280,3 +282,53 @@ def test_the_vector_timestamp_check_vouches_for_exactly_what_the_plain_iso_patte
     assert iso_shaped(cells).tolist() == expected
     assert sum(expected) == 8
     assert iso_shaped(["2025-03-01T10:00:00Z"] * 3).all()  # one shape throughout
+
+
+def test_a_large_load_killed_before_its_end_has_first_seen_times_repaired(engine, write_file):
+    early = "event_id,type,timestamp,external_id\nk1,page_view,2025-03-01T00:00:00Z,K\n"
+    import_events(engine, DataFile(write_file("a.csv", early)))
+    with engine.begin() as conn:  # as a load that died before storing what it held back
+        conn.exec_driver_sql("DROP INDEX ix_events_type_time")
+        conn.execute(
+            insert(events).values(
+                event_id="k0",
+                customer_id=select(customers.c.id).scalar_subquery(),
+                type="page_view",
+                channel="web",
+                occurred_at=datetime(2024, 5, 1, tzinfo=UTC),
+                received_at=datetime(2025, 5, 1, tzinfo=UTC),
+            )
+        )
+    assert recover_cut_short_load(engine) == ["ix_events_type_time"]
+    with engine.connect() as conn:
+        seen = conn.execute(select(customers.c.first_seen_at)).scalar_one()
+    assert seen == datetime(2024, 5, 1, tzinfo=UTC)
+    assert recover_cut_short_load(engine) == []
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["small", "large"])
+def test_a_first_seen_time_held_back_goes_to_the_survivor_of_a_later_merge(
+    engine, write_file, large, monkeypatch
+):
+    monkeypatch.setattr("clm.core.files.BLOCK_BYTES", 64)  # a chunk a row or two
+    june = datetime(2025, 6, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        upsert_customers(
+            conn,
+            [CustomerIn(external_id="X", first_seen_at=june), CustomerIn(email="e@x.co", first_seen_at=june)],
+            actor="test",
+        )
+    rows = [
+        "a,page_view,2025-05-15T00:00:00Z,X,",
+        "b,page_view,2025-05-01T00:00:00Z,,e@x.co",
+        *(f"z{i},page_view,2025-05-20T00:00:00Z,Z{i}," for i in range(4)),  # chunks apart
+        "c,page_view,2025-07-01T00:00:00Z,X,e@x.co",  # the same person: the two merge
+    ]
+    path = write_file("m.csv", "event_id,type,timestamp,external_id,email\n" + "\n".join(rows) + "\n")
+    report = import_events(engine, DataFile(path), set_aside_min_rows=1 if large else 10**9)
+    assert (report.accepted, report.counters["merges"]) == (7, 1)
+    with engine.connect() as conn:
+        merged = select(customers.c.id).where(customers.c.merged_into.is_not(None)).scalar_subquery()
+        survivor = select(customers.c.merged_into).where(customers.c.id == merged).scalar_subquery()
+        seen = conn.execute(select(customers.c.first_seen_at).where(customers.c.id == survivor)).scalar_one()
+    assert seen == datetime(2025, 5, 1, tzinfo=UTC)
