@@ -17,6 +17,7 @@ from clm.cli.output import byte_progress, console, print_json
 from clm.commerce.importer import import_orders, import_products, import_spend
 from clm.core.files import DataFile, parse_mapping
 from clm.core.imports import ImportReport
+from clm.core.memory import release_freed_memory
 from clm.customers.importer import import_customers
 from clm.events.importer import import_events
 from clm.lifecycle.service import StageRun, assign_stages, reassess_customers
@@ -69,6 +70,7 @@ def _run(
         report = importer(eng, data, rejections_path=rejections, progress=progress)
     imported = time.perf_counter()
     eng.dispose()  # the import's connections and their page caches go before the refresh starts
+    release_freed_memory()
     busy = nullcontext() if as_json else console.status("bringing loyalty, stages and segments up to date")
     with busy:
         _refresh_loyalty(eng, report)
