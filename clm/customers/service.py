@@ -168,7 +168,7 @@ class RememberingResolver:
                 _lock_identities(conn, {p for key in unique_keys for p in identity_pairs(key).items()})
         self._check_merges(conn)
         owners = self.owners
-        found = [owners.get(key) for key in unique_keys]
+        found = list(map(owners.get, unique_keys))
         unknown = [j for j, cid in enumerate(found) if cid is None]
         created: frozenset[int] = frozenset()
         merges: list[tuple[int, int]] = []

@@ -410,7 +410,7 @@ class EventWriter:
     fifth of a load. A load killed before that is repaired by `repair_first_seen`.
     """
 
-    MAX_DEFERRED = 1_000_000  # first-seen times held back; beyond, the earliest per profile are kept
+    MAX_DEFERRED = 500_000  # first-seen times held back; beyond, only the earliest per profile are kept
 
     def __init__(self, *, actor: str, defer_first_seen: bool = False) -> None:
         self.resolver = RememberingResolver(actor=actor)
@@ -489,25 +489,26 @@ class EventWriter:
         self, conn: Connection, ids: np.ndarray, occurred: np.ndarray, created: frozenset[int]
     ) -> None:
         """Move existing profiles' first-seen time earlier where this chunk saw them earlier
-        (skipping those known to have been seen earlier still)."""
+        (skipping those known to have been seen earlier still). Held back, every profile's
+        earliest time goes in the pile: sorting it out at the end is cheaper than asking."""
         frame = pd.DataFrame({"id": ids, "at": occurred.astype(np.int64)})
         earliest = frame.groupby("id", sort=False)["at"].min()
         people = earliest.index.to_numpy()
         first = earliest.to_numpy()
+        is_new = np.isin(people, np.fromiter(created, dtype=np.int64, count=len(created)))
+        if self.defer:
+            self.deferred.append((people[~is_new], first[~is_new]))
+            self.deferred_count += int((~is_new).sum())
+            if self.deferred_count > self.MAX_DEFERRED:
+                self.deferred = [_earliest_each(*self._held_back())]
+                self.deferred_count = len(self.deferred[0][0])
+            return
         known = self.resolver.first_seen
         never = np.iinfo(np.int64).max
-        floor = np.array([known.get(c, never) for c in people.tolist()], dtype=np.int64)
-        is_new = np.isin(people, np.fromiter(created, dtype=np.int64, count=len(created)))
+        floor = np.fromiter(map(known.get, people.tolist(), repeat(never)), dtype=np.int64, count=len(people))
         move = (first < floor) & ~is_new
         if move.any():
-            if not self.defer:
-                self._store_first_seen(conn, people[move], first[move])
-            else:
-                self.deferred.append((people[move], first[move]))
-                self.deferred_count += int(move.sum())
-                if self.deferred_count > self.MAX_DEFERRED:
-                    self.deferred = [_earliest_each(*self._held_back())]
-                    self.deferred_count = len(self.deferred[0][0])
+            self._store_first_seen(conn, people[move], first[move])
         remember = move | is_new
         known.update(zip(people[remember].tolist(), first[remember].tolist(), strict=True))
 
