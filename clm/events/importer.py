@@ -16,7 +16,7 @@ from clm.core.timeutil import utcnow
 from clm.customers.tables import customers
 from clm.events.bulk import EventColumns, EventWriter, check_columns, row_chunks
 from clm.events.schemas import SYSTEM_CHANNEL
-from clm.events.tables import events
+from clm.events.tables import events, survey_answers
 from clm.store.bulk import approximate_rows, restore_set_aside, set_aside_for_load
 
 # A load expected to hold at least this many events, and at least as many as the table already
@@ -50,7 +50,9 @@ def import_events(
     with ExitStack() as stack:
         large = first is not None and _large_load(engine, data, first.rows, set_aside_min_rows)
         if large:
-            stack.enter_context(set_aside_for_load(engine, events, SECONDARY_INDEXES))
+            stack.enter_context(
+                set_aside_for_load(engine, events, SECONDARY_INDEXES, before_keys=follow_merges)
+            )
         writer = EventWriter(actor=actor, defer_first_seen=large)
         report = run_prepared_import(
             "events", engine, data, chunks, writer, rejections_path=rejections_path, progress=progress
@@ -65,10 +67,26 @@ def recover_cut_short_load(engine: Engine) -> list[str]:
     PostgreSQL the foreign key) it set aside, and the first-seen times it held back. Both are
     done before the indexes return, so missing indexes are the sign. Run at the start of
     every import and by `clm init`; returns the names of what was rebuilt."""
-    rebuilt = restore_set_aside(engine, [events])
+    rebuilt = restore_set_aside(engine, [events], before_keys=follow_merges)
     if rebuilt:
         repair_first_seen(engine)
     return rebuilt
+
+
+def follow_merges(engine: Engine) -> None:
+    """Events and survey answers still on a profile merged away go to its survivor.
+
+    Why: a merge moves the rows that point at a profile through their foreign keys; while a
+    large load has the events' key set aside (PostgreSQL), a merge, here or in another
+    process, does not see the events, and the load may store events for a profile that
+    merged a moment before."""
+    with engine.begin() as conn:
+        for table in (events, survey_answers):
+            conn.execute(
+                update(table)
+                .where(table.c.customer_id == customers.c.id, customers.c.merged_into.is_not(None))
+                .values(customer_id=customers.c.merged_into)
+            )
 
 
 def repair_first_seen(engine: Engine) -> None:

@@ -7,7 +7,7 @@ This is the hot path of ingestion. Rows arrive as tuples already in their stored
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -262,7 +262,9 @@ def approximate_rows(conn: Connection, table: Table) -> int:
 
 
 @contextmanager
-def set_aside_for_load(engine: Engine, table: Table, index_names: Sequence[str]) -> Iterator[None]:
+def set_aside_for_load(
+    engine: Engine, table: Table, index_names: Sequence[str], *, before_keys: Repair | None = None
+) -> Iterator[None]:
     """Drop some secondary indexes of `table`, and on PostgreSQL its foreign keys, for a bulk
     load; build them again afterwards.
 
@@ -273,7 +275,8 @@ def set_aside_for_load(engine: Engine, table: Table, index_names: Sequence[str])
     rows), and the constraint is back before anything is reported. SQLite's check is a cheap
     lookup and its foreign keys cannot be dropped: they stay. Should the process die in between,
     `restore_set_aside` (run by `clm init` and at the start of every import) puts back what is
-    missing.
+    missing. While a key is away, whatever follows it (a merge moving a profile's rows) does not
+    see the table: `before_keys` puts such rows right once the indexes are back.
     """
     with engine.begin() as conn:
         for index in table.indexes:
@@ -285,13 +288,23 @@ def set_aside_for_load(engine: Engine, table: Table, index_names: Sequence[str])
     try:
         yield
     finally:
-        restore_set_aside(engine, [table])
+        restore_set_aside(engine, [table], before_keys=before_keys)
 
 
-def restore_set_aside(engine: Engine, tables: Sequence[Table]) -> list[str]:
+# Put right, in the store behind the engine, what went wrong while foreign keys were away.
+Repair = Callable[[Engine], None]
+
+
+def restore_set_aside(
+    engine: Engine, tables: Sequence[Table], *, before_keys: Repair | None = None
+) -> list[str]:
     """Create the model's indexes and foreign keys that are missing from the store (and check
-    foreign keys added but not yet checked); return their names."""
-    return _restore_indexes(engine, tables) + _restore_foreign_keys(engine, tables)
+    foreign keys added but not yet checked); return their names. `before_keys` runs between
+    the two when a key was missing."""
+    rebuilt = _restore_indexes(engine, tables)
+    if before_keys is not None and _keys_away(engine, tables):
+        before_keys(engine)
+    return rebuilt + _restore_foreign_keys(engine, tables)
 
 
 def _restore_indexes(engine: Engine, tables: Sequence[Table]) -> list[str]:
@@ -321,9 +334,17 @@ def _restore_indexes(engine: Engine, tables: Sequence[Table]) -> list[str]:
     return [str(index.name) for index in missing]
 
 
-def _restore_foreign_keys(engine: Engine, tables: Sequence[Table]) -> list[str]:
-    """PostgreSQL: add missing foreign keys NOT VALID (a brief lock, no scan), then VALIDATE
-    them: one set-based check that lets writers go on meanwhile."""
+# a foreign key of a table, its name, and whether it is there and checked (None: not there)
+_KeyState = tuple[Table, ForeignKeyConstraint, str, bool | None]
+
+
+def _keys_away(engine: Engine, tables: Sequence[Table]) -> bool:
+    return any(present is not True for _, _, _, present in _foreign_keys(engine, tables))
+
+
+def _foreign_keys(engine: Engine, tables: Sequence[Table]) -> list[_KeyState]:
+    """The tables' foreign keys as PostgreSQL has them (none listed on SQLite, whose keys
+    cannot be dropped)."""
     if engine.dialect.name != "postgresql":
         return []
     with engine.connect() as conn:
@@ -333,13 +354,22 @@ def _restore_foreign_keys(engine: Engine, tables: Sequence[Table]) -> list[str]:
                 " AND connamespace = current_schema()::regnamespace"
             ).all()
         )
-        keys = [(t, k, _name(conn, k)) for t in tables for k in t.foreign_key_constraints]
+        return [
+            (t, k, _name(conn, k), present.get(_name(conn, k)))
+            for t in tables
+            for k in t.foreign_key_constraints
+        ]
+
+
+def _restore_foreign_keys(engine: Engine, tables: Sequence[Table]) -> list[str]:
+    """PostgreSQL: add missing foreign keys NOT VALID (a brief lock, no scan), then VALIDATE
+    them: one set-based check that lets writers go on meanwhile."""
     restored = []
-    for table, key, name in keys:
-        if present.get(name) is True:
+    for table, key, name, present in _foreign_keys(engine, tables):
+        if present is True:
             continue
         with engine.begin() as conn:
-            if name not in present:
+            if present is None:
                 add = AddConstraint(key, isolate_from_table=False).compile(dialect=conn.dialect)
                 conn.exec_driver_sql(f"{add} NOT VALID")
                 restored.append(name)
