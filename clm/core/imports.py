@@ -163,12 +163,21 @@ def run_import(
     return books.report
 
 
+@dataclass
+class Matched:
+    """A chunk whose first part is committed (its rows matched to profiles, say); `then`
+    writes the rest in a transaction of its own while the next chunk's first part runs."""
+
+    outcome: ChunkOutcome
+    then: Callable[[Connection], ChunkOutcome]
+
+
 def run_prepared_import(
     kind: str,
     engine: Engine,
     data: DataFile,
     chunks: Iterable[Prepared[T]],
-    store: Callable[[Connection, T], ChunkOutcome],
+    store: Callable[[Connection, T], ChunkOutcome | Matched],
     *,
     rejections_path: Path | None = None,
     progress: Callable[[int], None] | None = None,
@@ -177,27 +186,50 @@ def run_prepared_import(
 
     The next chunk is read and checked in this thread while the previous one is written in
     another: the database does its work outside Python's interpreter lock, so both cores work.
+    A writer that answers `Matched` has the second part of each chunk written in a third thread,
+    one chunk behind the first part.
     """
     books = _Books(kind, data, rejections_path)
 
-    def write(items: T) -> ChunkOutcome:
+    def write(items: T) -> ChunkOutcome | Matched:
         with engine.begin() as conn:
             return store(conn, items)
 
-    pending: Future[ChunkOutcome] | None = None
+    def write_rest(then: Callable[[Connection], ChunkOutcome]) -> ChunkOutcome:
+        with engine.begin() as conn:
+            return then(conn)
+
+    pending: Future[ChunkOutcome | Matched] | None = None
+    rest: Future[ChunkOutcome] | None = None
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"import-{kind}") as writer:
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"import-{kind}") as writer,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"import-{kind}-rest") as second,
+        ):
+
+            def settle(done: ChunkOutcome | Matched) -> None:
+                nonlocal rest
+                if isinstance(done, Matched):
+                    books.absorb(done.outcome)
+                    if rest is not None:  # one chunk in the second stage at a time
+                        books.absorb(rest.result())
+                    rest = second.submit(write_rest, done.then)
+                else:
+                    books.absorb(done)
+                if progress:
+                    progress(data.bytes_read)
+
             for chunk in chunks:
                 books.report.rows += chunk.rows
                 for rejection in chunk.rejections:
                     books.reject(rejection)
                 if pending is not None:
-                    books.absorb(pending.result())
-                    if progress:
-                        progress(data.bytes_read)
+                    settle(pending.result())
                 pending = writer.submit(write, chunk.items)
             if pending is not None:
-                books.absorb(pending.result())
+                settle(pending.result())
+            if rest is not None:
+                books.absorb(rest.result())
     finally:
         books.close()
     if progress:

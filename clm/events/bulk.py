@@ -24,7 +24,7 @@ from sqlalchemy import Connection, select
 
 from clm.core.errors import InvalidInput
 from clm.core.files import BadRow, ColumnChunk
-from clm.core.imports import ChunkOutcome, Prepared, Rejection, describe_error
+from clm.core.imports import ChunkOutcome, Matched, Prepared, Rejection, describe_error
 from clm.core.timeutil import EARLIEST, MAX_FUTURE
 from clm.customers.identities import IDENTITY_KINDS, MAX_PLAIN_ID, identity_key, normalize_identity
 from clm.customers.schemas import ProfileSeed
@@ -404,6 +404,11 @@ class EventWriter:
     """Stores checked chunks: profiles matched (remembered across chunks), first-seen times
     moved, events inserted once each, survey answers recorded.
 
+    With `pipelined` (a large load into PostgreSQL, with the events' foreign key set aside),
+    a chunk's events are COPYed in a transaction of their own while the next chunk is matched
+    to profiles (see `Matched`): the server's work on one overlaps our matching of the next.
+    Events of a profile that merges in between are moved after the load (`follow_merges`).
+
     With `defer_first_seen` (a large load), the first-seen times of profiles that existed
     before are held back and written at once by `store_deferred`: in a file out of time order
     the same people are seen earlier again and again, and moving them chunk after chunk cost a
@@ -412,15 +417,16 @@ class EventWriter:
 
     MAX_DEFERRED = 500_000  # first-seen times held back; beyond, only the earliest per profile are kept
 
-    def __init__(self, *, actor: str, defer_first_seen: bool = False) -> None:
+    def __init__(self, *, actor: str, defer_first_seen: bool = False, pipelined: bool = False) -> None:
         self.resolver = RememberingResolver(actor=actor)
+        self.pipelined = pipelined
         self.fresh = True  # no event id of this import has met a stored one yet
         self.defer = defer_first_seen
         # (profile ids, times in µs since the epoch) this load saw earlier than stored, held back
         self.deferred: list[tuple[np.ndarray, np.ndarray]] = []
         self.deferred_count = 0
 
-    def __call__(self, conn: Connection, batch: EventColumns) -> ChunkOutcome:
+    def __call__(self, conn: Connection, batch: EventColumns) -> ChunkOutcome | Matched:
         n = len(batch)
         if not n:
             return ChunkOutcome()
@@ -437,7 +443,19 @@ class EventWriter:
         ids = np.empty(n, dtype=np.int64)
         ids[order] = resolution.customer_ids
         self._note_first_seen(conn, ids, batch.occurred_at, resolution.created)
+        matched = ChunkOutcome(
+            counters={"customers_created": len(resolution.created), "merges": len(resolution.merges)},
+            customer_ids=set(ids.tolist()),
+        )
+        if self.pipelined and conn.dialect.name == "postgresql":
+            return Matched(matched, lambda later: self._store(later, batch, ids))
+        stored = self._store(conn, batch, ids)
+        matched.accepted, matched.duplicates = stored.accepted, stored.duplicates
+        return matched
 
+    def _store(self, conn: Connection, batch: EventColumns, ids: np.ndarray) -> ChunkOutcome:
+        """The events of a chunk matched to profiles `ids`, and their survey answers."""
+        n = len(batch)
         dialect = conn.dialect.name
         stamps = to_db_timestamps(batch.occurred_at, dialect)
         received = to_db_timestamp(datetime.now(UTC), dialect)
@@ -467,12 +485,7 @@ class EventWriter:
         answers = batch.event_id[batch.type == SURVEY_RESPONSE]
         if len(answers):
             record_answers(conn, answers.tolist())
-        return ChunkOutcome(
-            accepted=accepted,
-            duplicates=n - accepted,
-            counters={"customers_created": len(resolution.created), "merges": len(resolution.merges)},
-            customer_ids=set(ids.tolist()),
-        )
+        return ChunkOutcome(accepted=accepted, duplicates=n - accepted)
 
     def _copy(self, conn: Connection, columns: list[list[str]]) -> int:
         """PostgreSQL: COPY straight into `events` while no event of the file was already

@@ -53,7 +53,7 @@ def import_events(
             stack.enter_context(
                 set_aside_for_load(engine, events, SECONDARY_INDEXES, before_keys=follow_merges)
             )
-        writer = EventWriter(actor=actor, defer_first_seen=large)
+        writer = EventWriter(actor=actor, defer_first_seen=large, pipelined=large)
         report = run_prepared_import(
             "events", engine, data, chunks, writer, rejections_path=rejections_path, progress=progress
         )
