@@ -533,9 +533,11 @@ class EventWriter:
         ids, times = self._held_back()
         self.deferred, self.deferred_count = [], 0
         merged = select(customers.c.id, customers.c.merged_into).where(customers.c.merged_into.is_not(None))
-        survivor: dict[int, int] = {tomb: live for tomb, live in conn.execute(merged)}
-        if survivor:
-            ids = pd.Series(ids).map(lambda c: survivor.get(c, c)).to_numpy(dtype=np.int64)
+        survivor = pd.Series({tomb: live for tomb, live in conn.execute(merged)}, dtype=np.int64)
+        gone = np.isin(ids, survivor.index.to_numpy())
+        if gone.any():
+            ids = ids.copy()
+            ids[gone] = survivor.loc[ids[gone]].to_numpy()
         self._store_first_seen(conn, *_earliest_each(ids, times))
 
     def _held_back(self) -> tuple[np.ndarray, np.ndarray]:
