@@ -47,26 +47,36 @@ def import_events(
         chunks = (check_columns(chunk, now) for chunk in data.column_chunks())
     first = next(chunks, None)
     chunks = iter(()) if first is None else chain([first], chunks)
+    large = first is not None and _large_load(engine, data, first.rows, set_aside_min_rows)
+    writer = EventWriter(actor=actor, defer_first_seen=large, pipelined=large)
     with ExitStack() as stack:
-        large = first is not None and _large_load(engine, data, first.rows, set_aside_min_rows)
         if large:
             stack.enter_context(
                 set_aside_for_load(engine, events, SECONDARY_INDEXES, before_keys=follow_merges)
             )
-        writer = EventWriter(actor=actor, defer_first_seen=large, pipelined=large)
-        report = run_prepared_import(
+            # on the way out, failed or not, and before the indexes are back
+            stack.callback(_store_first_seen, engine, writer)
+        return run_prepared_import(
             "events", engine, data, chunks, writer, rejections_path=rejections_path, progress=progress
         )
-        with engine.begin() as conn:  # before the indexes are back: see recover_cut_short_load
+
+
+def _store_first_seen(engine: Engine, writer: EventWriter) -> None:
+    """The first-seen times a large load held back; if that fails, all of them from the events."""
+    try:
+        with engine.begin() as conn:
             writer.store_deferred(conn)
-        return report
+    except Exception:
+        repair_first_seen(engine)
+        raise
 
 
 def recover_cut_short_load(engine: Engine) -> list[str]:
-    """Put back what a large event load that died midway left undone: the indexes (and on
-    PostgreSQL the foreign key) it set aside, and the first-seen times it held back. Both are
-    done before the indexes return, so missing indexes are the sign. Run at the start of
-    every import and by `clm init`; returns the names of what was rebuilt."""
+    """Put back what a large event load that died midway left undone: the indexes it set aside,
+    on PostgreSQL its foreign key and the events of profiles merged while the key was away, and
+    the first-seen times it held back. A load does all of that before its indexes return, so
+    missing indexes (or key) are the sign. Run at the start of every import and by `clm init`;
+    returns the names of what was rebuilt."""
     rebuilt = restore_set_aside(engine, [events], before_keys=follow_merges)
     if rebuilt:
         repair_first_seen(engine)

@@ -357,3 +357,37 @@ def test_events_left_on_a_profile_merged_while_the_key_was_away_follow_the_merge
         assert set(conn.execute(select(events.c.customer_id)).scalars()) == {ids["S"]}
         assert conn.execute(select(survey_answers.c.customer_id)).scalar_one() == ids["S"]
         assert FOREIGN_KEY in _checked_foreign_keys(conn)
+
+
+def test_a_large_load_that_fails_midway_still_stores_the_first_seen_times_it_held_back(
+    engine, write_file, monkeypatch
+):
+    from clm.events.bulk import EventWriter
+
+    monkeypatch.setattr("clm.core.files.BLOCK_BYTES", 64)  # a chunk a row or two
+    june = datetime(2025, 6, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        upsert_customers(conn, [CustomerIn(external_id="X", first_seen_at=june)], actor="test")
+    store, calls = EventWriter._store, []
+
+    def failing(self, conn, batch, ids):
+        calls.append(len(batch))
+        if len(calls) == 3:
+            raise RuntimeError("the disk is full")
+        return store(self, conn, batch, ids)
+
+    monkeypatch.setattr(EventWriter, "_store", failing)
+    rows = [
+        "a,page_view,2025-05-01T00:00:00Z,X",
+        *(f"z{i},page_view,2025-05-20T00:00:00Z,Z{i}" for i in range(9)),
+    ]
+    path = write_file("f.csv", "event_id,type,timestamp,external_id\n" + "\n".join(rows) + "\n")
+    with pytest.raises(RuntimeError, match="disk is full"):
+        import_events(engine, DataFile(path), set_aside_min_rows=1)
+    with engine.connect() as conn:
+        seen = conn.execute(select(customers.c.first_seen_at).where(customers.c.external_id == "X")).scalar()
+        assert seen == datetime(2025, 5, 1, tzinfo=UTC)
+        assert conn.execute(select(events.c.event_id).where(events.c.event_id == "a")).scalar() == "a"
+        assert {"ix_events_customer_time", "ix_events_type_time"} <= {
+            i["name"] for i in inspect(conn).get_indexes("events")
+        }
