@@ -50,3 +50,10 @@ class UnusableInput(ClmError):
     """A whole input (file, format) cannot be read at all, as opposed to a bad row in it."""
 
     code = "unusable_input"
+
+
+class StoreInconsistent(ClmError):
+    """The store breaks one of its own rules (a row pointing at nothing, say)."""
+
+    status_code = 500
+    code = "store_inconsistent"

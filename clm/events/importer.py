@@ -50,14 +50,15 @@ def import_events(
     large = first is not None and _large_load(engine, data, first.rows, set_aside_min_rows)
     writer = EventWriter(actor=actor, defer_first_seen=large, pipelined=large)
     with ExitStack() as stack:
+        loader = engine
         if large:
-            stack.enter_context(
+            loader = stack.enter_context(
                 set_aside_for_load(engine, events, SECONDARY_INDEXES, before_keys=follow_merges)
             )
             # on the way out, failed or not, and before the indexes are back
             stack.callback(_store_first_seen, engine, writer)
         return run_prepared_import(
-            "events", engine, data, chunks, writer, rejections_path=rejections_path, progress=progress
+            "events", loader, data, chunks, writer, rejections_path=rejections_path, progress=progress
         )
 
 

@@ -84,13 +84,20 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(conn: Connection) -> None:
-        if conn.get_execution_options().get(_READ_ONLY):
+        options = conn.get_execution_options()
+        # set at every transaction (it cannot change inside one), so a pooled connection
+        # never keeps a bulk load's setting
+        conn.exec_driver_sql(f"PRAGMA foreign_keys={'OFF' if options.get(UNCHECKED_KEYS) else 'ON'}")
+        if options.get(_READ_ONLY):
             conn.exec_driver_sql("BEGIN")  # deferred: a snapshot that neither waits for nor blocks writers
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 _READ_ONLY = "clm_read_only"
+# SQLite: an engine with this option writes without checking foreign keys row by row; only
+# for a bulk load that checks them all at once afterwards (see store.bulk.set_aside_for_load)
+UNCHECKED_KEYS = "clm_unchecked_keys"
 
 
 @contextmanager

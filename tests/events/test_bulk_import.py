@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
+from clm.core.errors import StoreInconsistent
 from clm.core.files import DataFile
 from clm.core.imports import ChunkOutcome, ImportReport, run_transactional_import
 from clm.core.timeutil import utcnow
@@ -20,7 +21,7 @@ from clm.events.importer import import_events, recover_cut_short_load
 from clm.events.schemas import ValidEvent, validate_event
 from clm.events.service import ingest_events
 from clm.events.tables import events, survey_answers
-from clm.store.bulk import restore_set_aside
+from clm.store.bulk import restore_set_aside, set_aside_for_load
 from tests.conftest import empty_all_tables
 
 HEADER = "event_id,type,timestamp,external_id,email,phone,channel,sku,properties.color,utm_source,campaign,properties"  # noqa: E501
@@ -230,7 +231,7 @@ def test_indexes_and_keys_left_out_by_a_load_cut_short_come_back(engine, write_f
 
 def test_a_row_the_key_would_have_refused_during_a_load_is_caught_when_the_key_comes_back(engine):
     if engine.dialect.name != "postgresql":
-        pytest.skip("only PostgreSQL sets foreign keys aside")
+        pytest.skip("only PostgreSQL drops foreign keys for a load")
     customer = upsert_customer(engine, CustomerIn(external_id="k"), actor="t")[0].id
     with engine.begin() as conn:
         conn.exec_driver_sql(f"ALTER TABLE events DROP CONSTRAINT {FOREIGN_KEY}")
@@ -247,6 +248,25 @@ def test_a_row_the_key_would_have_refused_during_a_load_is_caught_when_the_key_c
     restore_set_aside(engine, [events])
     with engine.connect() as conn:
         assert FOREIGN_KEY in _checked_foreign_keys(conn)
+
+
+def test_sqlite_checks_a_loads_keys_once_at_the_end_and_every_row_again_afterwards(engine):
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL drops its keys instead (test above)")
+    customer = upsert_customer(engine, CustomerIn(external_id="k"), actor="t")[0].id
+    orphan = (
+        "INSERT INTO events (event_id, customer_id, type, channel, occurred_at, received_at)"
+        " VALUES ('{id}', {customer}, 'page_view', 'web', '2025-01-01', '2025-01-01')"
+    )
+    loading = set_aside_for_load(engine, events, ["ix_events_type_time"])
+    with pytest.raises(StoreInconsistent, match="987654321"), loading as loader, loader.begin() as conn:
+        conn.exec_driver_sql(orphan.format(id="ok", customer=customer))
+        conn.exec_driver_sql(orphan.format(id="stray", customer=987654321))  # not refused now
+    with engine.connect() as conn:  # the indexes are back all the same
+        assert "ix_events_type_time" in {i["name"] for i in inspect(conn).get_indexes("events")}
+    for _ in range(3):  # whichever pooled connection comes next checks every row again
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.exec_driver_sql(orphan.format(id="stray2", customer=987654322))
 
 
 def test_gzipped_and_tab_separated_files_go_the_column_way_too(engine, tmp_path):
@@ -336,7 +356,7 @@ def test_a_first_seen_time_held_back_goes_to_the_survivor_of_a_later_merge(
 
 def test_events_left_on_a_profile_merged_while_the_key_was_away_follow_the_merge(engine):
     if engine.dialect.name != "postgresql":
-        pytest.skip("only PostgreSQL sets foreign keys aside")
+        pytest.skip("only PostgreSQL drops foreign keys for a load")
     with engine.begin() as conn:
         ingest_events(
             conn,
