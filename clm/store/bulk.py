@@ -63,17 +63,21 @@ def _sqlite_values(
     Why not `executemany`: it hands every row to SQLite separately, taking Python's interpreter
     lock back after each; with another thread busy in Python (an import checking the next
     chunk) each take waits up to the 5 ms switch interval, so the insert crawled. One statement
-    of thousands of rows runs its whole B-tree work without the lock, and alone is ~20% faster."""
+    of thousands of rows runs its whole B-tree work without the lock, and alone is ~20% faster.
+    Statements hold a power of two of rows: the driver caches each statement it compiles (a
+    few MB at this size), so only a dozen sizes may ever be asked for."""
     width = len(columns)
-    per = max(1, _SQLITE_MAX_VALUES // width)
+    most = 1 << max(0, (_SQLITE_MAX_VALUES // width).bit_length() - 1)
     head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
     row = "(" + ",".join("?" * width) + ")"
     cursor = dbapi.cursor()
     try:
-        for start in range(0, len(rows), per):
+        start = 0
+        while start < len(rows):
+            per = min(most, 1 << ((len(rows) - start).bit_length() - 1))
             part = rows[start : start + per]
-            sql = f"{head}{','.join([row] * len(part))} {tail}"
-            cursor.execute(sql, list(chain.from_iterable(part)))
+            cursor.execute(f"{head}{','.join([row] * per)} {tail}", list(chain.from_iterable(part)))
+            start += per
     finally:
         cursor.close()
 
@@ -333,7 +337,7 @@ def restore_set_aside(
 def _check_sqlite_keys(engine: Engine, tables: Sequence[Table]) -> None:
     """SQLite: fail when a row points at nothing. Each distinct referring value is looked up
     once (read off an index that leads with the key's column, where there is one)."""
-    with engine.connect() as conn:
+    with engine.connect() as conn, _small_sqlite_cache(conn):
         for table in tables:
             for key in table.foreign_key_constraints:
                 mine = [c.name for c in key.columns]
@@ -354,19 +358,30 @@ def _check_sqlite_keys(engine: Engine, tables: Sequence[Table]) -> None:
                     )
 
 
+@contextmanager
+def _small_sqlite_cache(conn: Connection) -> Iterator[None]:
+    """SQLite: a small page cache while a pass over a whole big table runs on this connection.
+    Its sorter (building an index) holds as much as the page cache, and a table read once fills
+    it for nothing: a smaller one keeps the memory of such a pass near the usual size."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    cache = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
+    conn.exec_driver_sql(f"PRAGMA cache_size = {_SORT_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size = {int(cache)}")
+
+
 def _restore_indexes(engine: Engine, tables: Sequence[Table]) -> list[str]:
     with engine.connect() as conn:
         missing = [i for table in tables for i in table.indexes if not _has_index(conn, str(i.name))]
     if not missing:
         return []
-    with engine.begin() as conn:
-        sqlite = conn.dialect.name == "sqlite"
-        if sqlite:
-            # SQLite's sorter holds as much as the page cache: a smaller one while it sorts keeps
-            # the memory of building an index over millions of rows near the usual size
-            cache = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
-            conn.exec_driver_sql(f"PRAGMA cache_size = {_SORT_CACHE_KIB}")
-            # and sorts with helper threads: both event indexes over 5M rows in 8.1 s, not 11.2
+    with engine.begin() as conn, _small_sqlite_cache(conn):
+        if conn.dialect.name == "sqlite":
+            # sort with helper threads: both event indexes over 5M rows in 8.1 s, not 11.2
             conn.exec_driver_sql(f"PRAGMA threads = {min(os.cpu_count() or 1, 4)}")
         else:
             conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
@@ -375,8 +390,7 @@ def _restore_indexes(engine: Engine, tables: Sequence[Table]) -> list[str]:
                 if not _has_index(conn, str(index.name)):  # another process may have been quicker
                     index.create(conn)
         finally:
-            if sqlite:
-                conn.exec_driver_sql(f"PRAGMA cache_size = {int(cache)}")
+            if conn.dialect.name == "sqlite":
                 conn.exec_driver_sql("PRAGMA threads = 0")
     return [str(index.name) for index in missing]
 

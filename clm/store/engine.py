@@ -70,9 +70,10 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
-        # A larger page cache (128 MB) keeps more of the indexes of big tables in memory
-        # during bulk loads.
-        cursor.execute("PRAGMA cache_size=-131072")
+        # A larger page cache than the default 2 MB keeps more of the indexes of big tables in
+        # memory. 64 MB, not 128: a 5M-event load (its secondary indexes set aside) ran as
+        # fast, and its peak memory fell from ~480 to ~400 MB (each connection has a cache).
+        cursor.execute("PRAGMA cache_size=-65536")
         # Sorts and temporary tables too big for the page cache spill to temporary files (kept
         # in the OS's file cache while there is room): memory stays bounded whatever the data,
         # and a stage run over 5M events took 2.6 s this way against 6.9 s all in memory.
