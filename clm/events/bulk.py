@@ -42,7 +42,7 @@ from clm.events.schemas import (
 )
 from clm.events.service import STORED_COLUMNS, SURVEY_RESPONSE, profile_seed, record_answers
 from clm.events.tables import events
-from clm.store.bulk import copy_new_rows, copy_text, insert_ignore_copy, insert_ignore_many
+from clm.store.bulk import copy_new_rows, copy_text, insert_ignore_columns, insert_ignore_copy
 from clm.store.schema import to_db_timestamp, to_db_timestamps
 
 # Timestamps both pandas and `datetime.fromisoformat` read the same way; others go row by row.
@@ -121,10 +121,8 @@ class EventColumns:
 
 
 def _objects(values: Iterable[Any]) -> np.ndarray:
-    out = list(values)
-    array = np.empty(len(out), dtype=object)
-    array[:] = out
-    return array
+    """A 1-D object array of the values as they are (tuples stay elements)."""
+    return np.fromiter(values, dtype=object)
 
 
 def from_valid(lines: Sequence[int], batch: Sequence[ValidEvent]) -> EventColumns:
@@ -225,9 +223,23 @@ def _plain(cells: list[str]) -> bool:
 
 
 def _tidy_cells(cells: list[str]) -> bool:
-    """No cell has white space (or a line break) at either end, checked in one pass."""
+    """No cell has white space (or a line break) at either end, checked in one pass: on ASCII,
+    each cell's first and last character looked up at once (a regex over the joined column
+    took 12 ms a block, a tenth of checking it)."""
     joined = "\n".join(cells)
-    return joined.count("\n") == len(cells) - 1 and not _PADDED.search(joined)
+    if joined.count("\n") != len(cells) - 1:
+        return False
+    if not joined.isascii():
+        return not _PADDED.search(joined)
+    lengths = np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
+    ends = np.cumsum(lengths + 1) - 1  # where each cell's separator is (or would be)
+    filled = lengths > 0
+    text = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+    edges = np.concatenate([text[(ends - lengths)[filled]], text[ends[filled] - 1]])
+    return not _SPACE[edges].any()
+
+
+_SPACE = np.array([chr(c).isspace() for c in range(256)])  # white space, as `str.strip` sees it
 
 
 def iso_shaped(cells: list[str]) -> np.ndarray:
@@ -383,9 +395,9 @@ def _properties(columns: list[np.ndarray], keys: list[str], n: int) -> np.ndarra
         codes, uniques = pd.factorize(values)
         label = orjson.dumps(key).decode() + ":"
         pieces = _objects(None if v == "" else label + orjson.dumps(v).decode() for v in uniques)
+        if len(columns) == 1:  # the usual case: each distinct cell's whole object, spread at once
+            return _objects("{}" if p is None else "{" + p + "}" for p in pieces)[codes]
         fragments.append(pieces[codes].tolist())
-    if len(fragments) == 1:
-        return _objects("{}" if f is None else "{" + f + "}" for f in fragments[0])
     rows = zip(*fragments, strict=True)
     return _objects("{" + ",".join(f for f in parts if f is not None) + "}" for parts in rows)
 
@@ -471,17 +483,16 @@ class EventWriter:
             ]
             accepted = self._copy(conn, columns)
         else:
-            rows = zip(
+            columns = [
                 batch.event_id.tolist(),
                 ids.tolist(),
                 batch.type.tolist(),
                 batch.channel.tolist(),
                 stamps,
-                repeat(received),
+                [received] * n,
                 batch.properties.tolist(),
-                strict=False,
-            )
-            accepted = insert_ignore_many(conn, events, STORED_COLUMNS, list(rows), ("event_id",))
+            ]
+            accepted = insert_ignore_columns(conn, events, STORED_COLUMNS, columns, ("event_id",))
         answers = batch.event_id[batch.type == SURVEY_RESPONSE]
         if len(answers):
             record_answers(conn, answers.tolist())

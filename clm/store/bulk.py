@@ -47,8 +47,46 @@ def _sqlite_insert(
     assert dbapi is not None
     before = dbapi.total_changes
     conflict = f"ON CONFLICT ({', '.join(conflict_columns)}) DO NOTHING"
-    _sqlite_values(dbapi, table, columns, rows, conflict)
+    _sqlite_values(dbapi, table, columns, len(rows), _by_row(rows), conflict)
     return int(dbapi.total_changes - before)
+
+
+def insert_ignore_columns(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    values: Sequence[list[Any]],
+    conflict_columns: Sequence[str],
+) -> int:
+    """`insert_ignore_many` for rows given column by column (one list per column): on SQLite
+    the statements' values are laid out straight from the columns, no tuple made per row."""
+    if conn.dialect.name == "postgresql":
+        return insert_ignore_many(conn, table, columns, list(zip(*values, strict=True)), conflict_columns)
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    before = dbapi.total_changes
+    conflict = f"ON CONFLICT ({', '.join(conflict_columns)}) DO NOTHING"
+    _sqlite_values(dbapi, table, columns, len(values[0]), _by_column(values), conflict)
+    return int(dbapi.total_changes - before)
+
+
+# the bound values of rows [start, stop), row after row
+_Values = Callable[[int, int], list[Any]]
+
+
+def _by_row(rows: Sequence[Sequence[Any]]) -> _Values:
+    return lambda start, stop: list(chain.from_iterable(rows[start:stop]))
+
+
+def _by_column(values: Sequence[list[Any]]) -> _Values:
+    def laid_out(start: int, stop: int) -> list[Any]:
+        width = len(values)
+        out: list[Any] = [None] * (width * (stop - start))
+        for k, column in enumerate(values):
+            out[k::width] = column[start:stop]
+        return out
+
+    return laid_out
 
 
 # Bound values per statement of `_sqlite_values`: under SQLite's default limit (32,766).
@@ -56,7 +94,7 @@ _SQLITE_MAX_VALUES = 28_000
 
 
 def _sqlite_values(
-    dbapi: Any, table: Table, columns: Sequence[str], rows: Sequence[Any], tail: str = ""
+    dbapi: Any, table: Table, columns: Sequence[str], count: int, values: _Values, tail: str = ""
 ) -> None:
     """Rows inserted thousands to a statement (`INSERT … VALUES (…), (…), …`).
 
@@ -73,10 +111,9 @@ def _sqlite_values(
     cursor = dbapi.cursor()
     try:
         start = 0
-        while start < len(rows):
-            per = min(most, 1 << ((len(rows) - start).bit_length() - 1))
-            part = rows[start : start + per]
-            cursor.execute(f"{head}{','.join([row] * per)} {tail}", list(chain.from_iterable(part)))
+        while start < count:
+            per = min(most, 1 << ((count - start).bit_length() - 1))
+            cursor.execute(f"{head}{','.join([row] * per)} {tail}", values(start, start + per))
             start += per
     finally:
         cursor.close()
@@ -201,7 +238,7 @@ def insert_many(
             for row in rows:
                 copy.write_row(row)
         return
-    _sqlite_values(dbapi, table, columns, rows)
+    _sqlite_values(dbapi, table, columns, len(rows), _by_row(rows))
 
 
 def reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:

@@ -304,6 +304,18 @@ def test_the_vector_timestamp_check_vouches_for_exactly_what_the_plain_iso_patte
     assert iso_shaped(["2025-03-01T10:00:00Z"] * 3).all()  # one shape throughout
 
 
+def test_the_vector_white_space_check_agrees_with_strip_on_every_short_mix_of_tricky_cells():
+    from itertools import product
+
+    from clm.events.bulk import _tidy_cells
+
+    pieces = ["", "a", " a", "a ", "\ta", "a\t", "a b", "\x1ca", "a\x1f", "\xa0a", "a\u3000", " é"]
+    pieces += ["a\nb", "ab\r"]
+    for n in (1, 2, 3):
+        for cells in product(pieces, repeat=n):
+            assert _tidy_cells(list(cells)) == all("\n" not in c and c == c.strip() for c in cells), cells
+
+
 def test_a_large_load_killed_before_its_end_has_first_seen_times_repaired(engine, write_file):
     early = "event_id,type,timestamp,external_id\nk1,page_view,2025-03-01T00:00:00Z,K\n"
     import_events(engine, DataFile(write_file("a.csv", early)))

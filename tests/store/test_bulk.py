@@ -7,7 +7,7 @@ from clm.customers.schemas import CustomerIn
 from clm.customers.service import upsert_customer
 from clm.events.service import STORED_COLUMNS
 from clm.events.tables import events
-from clm.store.bulk import insert_ignore_many, insert_many
+from clm.store.bulk import insert_ignore_columns, insert_ignore_many, insert_many
 from clm.store.schema import to_db_timestamp
 
 
@@ -43,3 +43,14 @@ def test_a_plain_insert_of_many_rows_stores_every_one(engine: Engine) -> None:
     with engine.connect() as conn:
         ids = conn.execute(select(events.c.event_id).order_by(events.c.id)).scalars().all()
     assert ids == [f"e{i}" for i in range(9_001)]
+
+
+def test_rows_given_column_by_column_go_in_like_rows(engine: Engine) -> None:
+    customer = upsert_customer(engine, CustomerIn(external_id="c"), actor="t")[0].id
+    rows = _rows(engine, range(5_000), customer) + _rows(engine, range(4_990, 5_003), customer)
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    with engine.begin() as conn:
+        assert insert_ignore_columns(conn, events, STORED_COLUMNS, columns, ["event_id"]) == 5_003
+    with engine.connect() as conn:
+        stored = conn.execute(select(events.c.event_id, events.c.customer_id, events.c.properties)).all()
+    assert sorted(stored) == sorted((f"e{i}", customer, {"n": i}) for i in range(5_003))
