@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -132,12 +133,34 @@ def resolve_customers(
     return Resolution([owner[r] for r in roots], frozenset(created), merges)
 
 
+@dataclass
+class KeyBatch:
+    """A chunk's identity keys made ready for `RememberingResolver.resolve_batch` (by `prepare`,
+    possibly in another thread): each distinct key once, and the profiles remembered for them
+    at the time, valid while the resolver's memory is not reset."""
+
+    codes: np.ndarray  # each record's index into unique_keys
+    unique_keys: list[str]
+    first: np.ndarray  # per distinct key, its first record
+    guess: list[int | None]
+    generation: int
+
+
+@dataclass
+class KeyMatches:
+    customer_ids: np.ndarray  # int64, one per record
+    created: frozenset[int]
+    merges: list[tuple[int, int]]
+
+
 class RememberingResolver:
     """Identity resolution for a long import: remembers the profile each identity set resolved
     to, so the many later records of the same people are matched by a dictionary lookup.
 
     Only a merge moves an identity to another profile, so the memory holds while the merge log
-    does not grow; it is checked (and the identities locked) in every transaction.
+    does not grow; it is checked (and the identities locked) in every transaction. The lookup
+    can be made ahead, in the thread that reads the file (`prepare`): a reset of the memory in
+    between (a new `generation`) voids it.
     """
 
     MAX_REMEMBERED = 250_000  # identity sets; beyond, start afresh (memory stays bounded)
@@ -148,6 +171,7 @@ class RememberingResolver:
         # per profile, a first-seen time (µs since the epoch) known to be stored or earlier
         self.first_seen: dict[int, int] = {}
         self._merge_mark: int | None = -1
+        self.generation = 0  # bumped whenever `owners` is forgotten
 
     def resolve(
         self,
@@ -157,10 +181,23 @@ class RememberingResolver:
     ) -> Resolution:
         """Profiles for records given by `identity_key`, as `resolve_customers` would match them;
         a new profile is seeded by the first record of its key (pass them earliest first)."""
+        matches = self.resolve_batch(conn, self.prepare(keys), seed_of)
+        return Resolution(matches.customer_ids.tolist(), matches.created, matches.merges)
+
+    def prepare(self, keys: Sequence[str] | np.ndarray) -> KeyBatch:
+        """The keys' distinct values and the profiles remembered for them now (no database)."""
         codes, uniques = pd.factorize(np.asarray(keys, dtype=object))
         first = np.empty(len(uniques), dtype=np.int64)
         first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
         unique_keys: list[str] = uniques.tolist()
+        generation = self.generation  # read before the lookups: a reset during them voids them
+        return KeyBatch(codes, unique_keys, first, list(map(self.owners.get, unique_keys)), generation)
+
+    def resolve_batch(
+        self, conn: Connection, batch: KeyBatch, seed_of: Callable[[int], ProfileSeed | None]
+    ) -> KeyMatches:
+        """`resolve` for keys made ready by `prepare`."""
+        unique_keys, first = batch.unique_keys, batch.first
         if is_postgres(conn):
             if len(unique_keys) > 8 * _LOCK_BUCKETS:  # they fall into every bucket anyway
                 _lock_buckets(conn, list(range(_LOCK_BUCKETS)))
@@ -168,7 +205,12 @@ class RememberingResolver:
                 _lock_identities(conn, {p for key in unique_keys for p in identity_pairs(key).items()})
         self._check_merges(conn)
         owners = self.owners
-        found = list(map(owners.get, unique_keys))
+        if batch.generation == self.generation:
+            found = list(batch.guess)
+            for j in [j for j, cid in enumerate(found) if cid is None]:  # remembered since?
+                found[j] = owners.get(unique_keys[j])
+        else:
+            found = list(map(owners.get, unique_keys))
         unknown = [j for j, cid in enumerate(found) if cid is None]
         created: frozenset[int] = frozenset()
         merges: list[tuple[int, int]] = []
@@ -181,8 +223,7 @@ class RememberingResolver:
             )
             created, merges = result.created, result.merges
             if merges:  # profiles this import already used may be gone: match everything again
-                owners.clear()
-                self.first_seen.clear()
+                self._forget()
                 again = resolve_customers(conn, [identity_pairs(k) for k in unique_keys], actor=self.actor)
                 found = list(again.customer_ids)
                 self._merge_mark = self._mark(conn)
@@ -190,15 +231,21 @@ class RememberingResolver:
                 for j, cid in zip(unknown, result.customer_ids, strict=True):
                     found[j] = cid
             owners.update(zip(unique_keys, cast(list[int], found), strict=True))
-        ids = np.array(found, dtype=np.int64)[codes]
-        return Resolution(ids.tolist(), created, merges)
+        ids = np.array(found, dtype=np.int64)[batch.codes]
+        return KeyMatches(ids, created, merges)
 
     def _check_merges(self, conn: Connection) -> None:
         mark = self._mark(conn)
         if mark != self._merge_mark or len(self.owners) > self.MAX_REMEMBERED:
-            self.owners.clear()
-            self.first_seen.clear()
+            self._forget()
             self._merge_mark = mark
+
+    def _forget(self) -> None:
+        self.owners.clear()
+        self.first_seen.clear()
+        # after the clearing: a `prepare` that read the generation before this line may have
+        # seen the old entries, and is void; one that reads it after sees only new entries
+        self.generation += 1
 
     @staticmethod
     def _mark(conn: Connection) -> int | None:

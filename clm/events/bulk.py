@@ -28,7 +28,7 @@ from clm.core.imports import ChunkOutcome, Matched, Prepared, Rejection, describ
 from clm.core.timeutil import EARLIEST, MAX_FUTURE
 from clm.customers.identities import IDENTITY_KINDS, MAX_PLAIN_ID, identity_key, normalize_identity
 from clm.customers.schemas import ProfileSeed
-from clm.customers.service import RememberingResolver, note_first_seen_stored
+from clm.customers.service import KeyBatch, RememberingResolver, note_first_seen_stored
 from clm.customers.tables import customers
 from clm.events.schemas import (
     DEFAULT_CHANNEL,
@@ -412,9 +412,23 @@ def _first_given(given: dict[str, np.ndarray], names: Sequence[str], default: np
     return out
 
 
+@dataclass
+class StagedEvents:
+    """A chunk of valid events made ready for `EventWriter` (see `EventWriter.stage`)."""
+
+    batch: EventColumns
+    order: np.ndarray  # the rows earliest first
+    keys: KeyBatch  # their identity keys, in that order
+    columns: list[list[Any]]  # event id, type, channel, time, properties: as stored
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+
 class EventWriter:
     """Stores checked chunks: profiles matched (remembered across chunks), first-seen times
-    moved, events inserted once each, survey answers recorded.
+    moved, events inserted once each, survey answers recorded. `stage` does ahead, in the
+    reading thread, whatever needs no database: the writing thread is the one that limits a load.
 
     With `pipelined` (a large load into PostgreSQL, with the events' foreign key set aside),
     a chunk's events are COPYed in a transaction of their own while the next chunk is matched
@@ -429,8 +443,11 @@ class EventWriter:
 
     MAX_DEFERRED = 500_000  # first-seen times held back; beyond, only the earliest per profile are kept
 
-    def __init__(self, *, actor: str, defer_first_seen: bool = False, pipelined: bool = False) -> None:
+    def __init__(
+        self, *, actor: str, dialect: str, defer_first_seen: bool = False, pipelined: bool = False
+    ) -> None:
         self.resolver = RememberingResolver(actor=actor)
+        self.dialect = dialect
         self.pipelined = pipelined
         self.fresh = True  # no event id of this import has met a stored one yet
         self.defer = defer_first_seen
@@ -438,61 +455,58 @@ class EventWriter:
         self.deferred: list[tuple[np.ndarray, np.ndarray]] = []
         self.deferred_count = 0
 
-    def __call__(self, conn: Connection, batch: EventColumns) -> ChunkOutcome | Matched:
+    def stage(self, batch: EventColumns) -> StagedEvents:
+        """What of storing a chunk needs no database, done ahead (in the thread that reads the
+        file, while the previous chunk is written): the time order, the distinct identity keys
+        and the profiles remembered for them, the columns in their stored form."""
+        order = np.argsort(batch.occurred_at, kind="stable")  # a new profile's seed: its first event
+        columns = [
+            batch.event_id.tolist(),
+            batch.type.tolist(),
+            batch.channel.tolist(),
+            to_db_timestamps(batch.occurred_at, self.dialect),
+            batch.properties.tolist(),
+        ]
+        return StagedEvents(batch, order, self.resolver.prepare(batch.keys[order]), columns)
+
+    def __call__(self, conn: Connection, staged: StagedEvents) -> ChunkOutcome | Matched:
+        batch, order = staged.batch, staged.order
         n = len(batch)
         if not n:
             return ChunkOutcome()
-        # earliest first, so a new profile is seeded by its first event
-        order = np.argsort(batch.occurred_at, kind="stable")
-        ordered = batch.keys[order]
 
         def seed_of(i: int) -> ProfileSeed:
             j = int(order[i])
             at = batch.occurred_at[j].astype(datetime).replace(tzinfo=UTC)
             return ProfileSeed(at, batch.source[j], batch.campaign[j])
 
-        resolution = self.resolver.resolve(conn, ordered, seed_of)
+        matches = self.resolver.resolve_batch(conn, staged.keys, seed_of)
         ids = np.empty(n, dtype=np.int64)
-        ids[order] = resolution.customer_ids
-        self._note_first_seen(conn, ids, batch.occurred_at, resolution.created)
+        ids[order] = matches.customer_ids
+        self._note_first_seen(conn, ids, batch.occurred_at, matches.created)
         matched = ChunkOutcome(
-            counters={"customers_created": len(resolution.created), "merges": len(resolution.merges)},
+            counters={"customers_created": len(matches.created), "merges": len(matches.merges)},
             customer_ids=set(ids.tolist()),
         )
         if self.pipelined and conn.dialect.name == "postgresql":
-            return Matched(matched, lambda later: self._store(later, batch, ids))
-        stored = self._store(conn, batch, ids)
+            return Matched(matched, lambda later: self._store(later, staged, ids))
+        stored = self._store(conn, staged, ids)
         matched.accepted, matched.duplicates = stored.accepted, stored.duplicates
         return matched
 
-    def _store(self, conn: Connection, batch: EventColumns, ids: np.ndarray) -> ChunkOutcome:
+    def _store(self, conn: Connection, staged: StagedEvents, ids: np.ndarray) -> ChunkOutcome:
         """The events of a chunk matched to profiles `ids`, and their survey answers."""
-        n = len(batch)
-        dialect = conn.dialect.name
-        stamps = to_db_timestamps(batch.occurred_at, dialect)
-        received = to_db_timestamp(datetime.now(UTC), dialect)
-        if dialect == "postgresql":
-            columns = [
-                batch.event_id.tolist(),
-                list(map(str, ids.tolist())),
-                batch.type.tolist(),
-                batch.channel.tolist(),
-                stamps,
-                [received.isoformat()] * n,
-                batch.properties.tolist(),
-            ]
+        n = len(staged)
+        event_id, kind, channel, stamps, properties = staged.columns
+        received = to_db_timestamp(datetime.now(UTC), self.dialect)
+        if self.dialect == "postgresql":
+            people: list[Any] = list(map(str, ids.tolist()))
+            columns = [event_id, people, kind, channel, stamps, [received.isoformat()] * n, properties]
             accepted = self._copy(conn, columns)
         else:
-            columns = [
-                batch.event_id.tolist(),
-                ids.tolist(),
-                batch.type.tolist(),
-                batch.channel.tolist(),
-                stamps,
-                [received] * n,
-                batch.properties.tolist(),
-            ]
+            columns = [event_id, ids.tolist(), kind, channel, stamps, [received] * n, properties]
             accepted = insert_ignore_columns(conn, events, STORED_COLUMNS, columns, ("event_id",))
+        batch = staged.batch
         answers = batch.event_id[batch.type == SURVEY_RESPONSE]
         if len(answers):
             record_answers(conn, answers.tolist())

@@ -48,7 +48,8 @@ def import_events(
     first = next(chunks, None)
     chunks = iter(()) if first is None else chain([first], chunks)
     large = first is not None and _large_load(engine, data, first.rows, set_aside_min_rows)
-    writer = EventWriter(actor=actor, defer_first_seen=large, pipelined=large)
+    writer = EventWriter(actor=actor, dialect=engine.dialect.name, defer_first_seen=large, pipelined=large)
+    staged = (Prepared(chunk.rows, writer.stage(chunk.items), chunk.rejections) for chunk in chunks)
     with ExitStack() as stack:
         loader = engine
         if large:
@@ -58,7 +59,7 @@ def import_events(
             # on the way out, failed or not, and before the indexes are back
             stack.callback(_store_first_seen, engine, writer)
         return run_prepared_import(
-            "events", loader, data, chunks, writer, rejections_path=rejections_path, progress=progress
+            "events", loader, data, staged, writer, rejections_path=rejections_path, progress=progress
         )
 
 

@@ -169,12 +169,16 @@ def test_plain_file_goes_the_fast_way_and_a_quoted_block_the_careful_way(engine,
         assert conn.execute(select(customers.c.id)).all().__len__() == 7
 
 
-def test_remembered_profiles_are_forgotten_when_someone_merges_them(engine):
+@pytest.mark.parametrize("ahead", [False, True], ids=["looked-up-in-the-transaction", "looked-up-ahead"])
+def test_remembered_profiles_are_forgotten_when_someone_merges_them(engine, ahead):
+    """Also when the lookup was made ahead, before the merge (`prepare`, in the reading thread)."""
     resolver = RememberingResolver(actor="import")
     a, b = identity_key([("external_id", "A")]), identity_key([("email", "b@x.co")])
     with engine.begin() as conn:
         first = resolver.resolve(conn, [a, b], lambda i: None).customer_ids
     assert first[0] != first[1]
+    staged = resolver.prepare([a, b])
+    assert staged.guess == first  # remembered
     with engine.begin() as conn:  # an API event links the two people: they merge
         ingest_events(
             conn,
@@ -187,8 +191,28 @@ def test_remembered_profiles_are_forgotten_when_someone_merges_them(engine):
     with engine.connect() as conn:
         live = set(conn.execute(select(customers.c.id).where(customers.c.merged_into.is_(None))).scalars())
     with engine.begin() as conn:
-        again = resolver.resolve(conn, [a, b], lambda i: None).customer_ids
+        if ahead:
+            again = resolver.resolve_batch(conn, staged, lambda i: None).customer_ids.tolist()
+        else:
+            again = resolver.resolve(conn, [a, b], lambda i: None).customer_ids
     assert again[0] == again[1] and again[0] in live
+
+
+def test_a_lookup_made_ahead_takes_up_profiles_remembered_since_and_is_void_after_a_reset(engine):
+    resolver = RememberingResolver(actor="import")
+    a, b = identity_key([("external_id", "A")]), identity_key([("external_id", "B")])
+    staged = resolver.prepare([a, b])  # nothing remembered yet
+    with engine.begin() as conn:
+        made = resolver.resolve(conn, [a], lambda i: None).customer_ids  # meanwhile: A's profile
+        both = resolver.resolve_batch(conn, staged, lambda i: None)
+    assert both.customer_ids[0] == made[0] and len(both.created) == 1  # only B's is new
+    resolver.owners[a] = -1  # a memory about to turn out wrong (someone merged, say) …
+    staged = resolver.prepare([a, b])
+    assert staged.guess[0] == -1
+    resolver._forget()  # … and forgotten before the chunk is written: the lookup ahead is void
+    with engine.begin() as conn:
+        again = resolver.resolve_batch(conn, staged, lambda i: None).customer_ids.tolist()
+    assert again == [made[0], both.customer_ids[1]]
 
 
 FOREIGN_KEY = "fk_events_customer_id_customers"
