@@ -29,6 +29,7 @@ from clm.customers.service import note_first_seen, resolve_customers
 from clm.events.schemas import ValidEvent
 from clm.events.service import store_events
 from clm.store.bulk import upsert_many
+from clm.store.engine import retrying
 
 _CHUNK = 500
 
@@ -262,8 +263,11 @@ def _record_order_events(
 
 
 def ingest_order_batch(engine: Engine, batch: Sequence[OrderIn], *, actor: str) -> OrderIngestResult:
-    with engine.begin() as conn:
-        return ingest_orders(conn, batch, actor=actor)
+    def attempt() -> OrderIngestResult:
+        with engine.begin() as conn:
+            return ingest_orders(conn, batch, actor=actor)
+
+    return retrying(attempt)
 
 
 def _orders_with_items(conn: Connection, rows: list[Any]) -> list[Order]:

@@ -43,6 +43,7 @@ from sqlalchemy.sql.elements import BindParameter
 from clm.conditions import compile_condition, first_match
 from clm.core.errors import Conflict
 from clm.core.timeutil import as_utc, utcnow
+from clm.customers.service import lock_customers
 from clm.customers.tables import customers
 from clm.events.schemas import SYSTEM_ID_PREFIX
 from clm.events.tables import events
@@ -310,15 +311,7 @@ def reassess_customers(engine: Engine, customer_ids: Iterable[int]) -> StageRun:
         part = ids[start : start + SCOPE_SLICE]
         with engine.begin() as conn:
             _lock(conn, shared=True)
-            if conn.dialect.name == "postgresql":
-                # two requests about the same customer wait for each other here
-                conn.execute(
-                    select(customers.c.id)
-                    .where(in_ids(customers.c.id))
-                    .order_by(customers.c.id)
-                    .with_for_update(),
-                    {"scope": part},
-                )
+            lock_customers(conn, part)  # two requests about the same customer wait for each other
             model, shop_gap = _settings(conn)
             result = _run(conn, model, as_of, shop_gap, part)
         if total is None:

@@ -288,8 +288,12 @@ def update_if_earlier_stored(
             with cursor.copy("COPY _stage_times (id, ts) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
+            # the rows locked in id order first, as every locker of profiles does: an UPDATE
+            # joined to the staged times would lock them in hash order and could deadlock
             cursor.execute(
-                f"UPDATE {table.name} AS t SET {column} = s.ts FROM _stage_times AS s "
+                f"WITH s AS (SELECT s.id, s.ts FROM _stage_times AS s JOIN {table.name} AS t ON t.id = s.id "
+                f"WHERE t.{column} IS NULL OR t.{column} > s.ts ORDER BY s.id FOR NO KEY UPDATE OF t) "
+                f"UPDATE {table.name} AS t SET {column} = s.ts FROM s "
                 f"WHERE t.id = s.id AND (t.{column} IS NULL OR t.{column} > s.ts)"
             )
             cursor.execute("DROP TABLE _stage_times")

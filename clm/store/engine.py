@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from clm.core.errors import UnusableInput
 from clm.core.settings import settings
@@ -112,3 +115,24 @@ def reading(engine: Engine) -> Iterator[Connection]:
 
 def is_postgres(conn: Connection | Engine) -> bool:
     return conn.dialect.name == "postgresql"
+
+
+T = TypeVar("T")
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled back whole
+# and may simply run again
+_RETRYABLE = frozenset({"40P01", "40001"})
+
+
+def retrying(work: Callable[[], T], attempts: int = 4) -> T:
+    """Run `work` (which opens and commits its own transactions) again when PostgreSQL aborted
+    it as a deadlock victim. Locks on profiles are taken in id order, so deadlocks should not
+    happen; this is the safety net for the orders we do not control (foreign-key checks, merges).
+    Only for work that is safe to repeat: idempotent ingestion, re-evaluations."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except DBAPIError as exc:
+            if attempt == attempts or getattr(exc.orig, "sqlstate", None) not in _RETRYABLE:
+                raise
+            time.sleep(random.uniform(0, 0.02 * attempt))  # let the other transaction finish first
+    raise AssertionError("unreachable")
