@@ -198,7 +198,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_api(db_url: str, events: int, batch: int = 500) -> None:
+def run_api(db_url: str, events: int, batch: int = 500, clients: int = 1) -> None:
+    """Post the events in batches from `clients` connections at once (threads of this process):
+    one sequential client measures a request's latency as much as the server's throughput."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import httpx
 
     subprocess.run([*CLM, "--db", db_url, "init"], check=True, capture_output=True)
@@ -212,7 +216,7 @@ def run_api(db_url: str, events: int, batch: int = 500) -> None:
     server = subprocess.Popen(
         [*CLM, "--db", db_url, "serve", "--port", str(port)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=open(DATA / "server.log", "w"),  # noqa: SIM115 (the server's, closed with it)
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -244,10 +248,17 @@ def run_api(db_url: str, events: int, batch: int = 500) -> None:
                         ]
                     }
                 )
-            t0 = time.perf_counter()
-            for body in bodies:
-                response = client.post("/api/v1/events", json=body)
+            payloads = [json.dumps(body).encode() for body in bodies]  # not timed: the client's work
+
+            def post(payload: bytes) -> None:
+                response = client.post(
+                    "/api/v1/events", content=payload, headers={"Content-Type": "application/json"}
+                )
                 response.raise_for_status()
+
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                list(pool.map(post, payloads))
             elapsed = time.perf_counter() - t0
     finally:
         server.terminate()
@@ -255,7 +266,8 @@ def run_api(db_url: str, events: int, batch: int = 500) -> None:
     backend = db_url.split(":")[0]
     print(
         f"API ingestion into {backend:<18} {events:>10,} events in {elapsed:7.1f} s"
-        f" = {events / elapsed:>9,.0f} events/s (batches of {batch}, one server process)"
+        f" = {events / elapsed:>9,.0f} events/s (batches of {batch}, {clients} client"
+        f"{'s' if clients > 1 else ''} at once, one server process)"
     )
 
 
@@ -266,6 +278,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5_000_000)
     parser.add_argument("--customers", type=int, default=200_000)
     parser.add_argument("--api-events", type=int, default=100_000)
+    parser.add_argument(
+        "--api-clients", type=int, nargs="+", default=[1, 4], help="concurrent API clients; one run each"
+    )
     parser.add_argument(
         "--postgres",
         default=os.environ.get("CLM_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/clm_bench"),
@@ -295,12 +310,14 @@ def main() -> None:
     if not args.skip_postgres:
         run_import(fresh_postgres(args.postgres), csv_path, args.events)
     if not args.skip_api:
-        db = DATA / "api.db"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{db}{suffix}").unlink(missing_ok=True)
-        run_api(f"sqlite:///{db}", args.api_events)
-        if not args.skip_postgres:
-            run_api(fresh_postgres(args.postgres), args.api_events)
+        for clients in args.api_clients:
+            if not args.skip_sqlite:
+                db = DATA / "api.db"
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{db}{suffix}").unlink(missing_ok=True)
+                run_api(f"sqlite:///{db}", args.api_events, clients=clients)
+            if not args.skip_postgres:
+                run_api(fresh_postgres(args.postgres), args.api_events, clients=clients)
 
 
 if __name__ == "__main__":
