@@ -28,6 +28,7 @@ from sqlalchemy.orm import aliased
 from clm.auth.service import record_audit
 from clm.core.errors import InvalidInput, NotFound
 from clm.core.timeutil import utcnow
+from clm.customers.locks import lock_customers
 from clm.customers.schemas import PROFILE_FIELDS, DuplicatePair
 from clm.customers.tables import consents, customer_identities, customer_merges, customers
 from clm.store.sql import strpos
@@ -85,6 +86,9 @@ def merge_into(
     merged = [m for m in merged if m != survivor]
     if not merged:
         return
+    # the profiles first, in id order, as every writer takes them: then the rows that hang
+    # off them (features, memberships) cannot be held by a refresh waiting for us
+    lock_customers(conn, [survivor, *merged])
     now = utcnow()
     _merge_profile_fields(conn, survivor, merged, now)
     _merge_consents(conn, survivor, merged)
@@ -206,19 +210,20 @@ def _move_references(conn: Connection, survivor: int, merged: Sequence[int]) -> 
     merged_list = ", ".join(placeholders)
     for table, column, unique_sets in _references(conn):
         t, c = quote(table), quote(column)
-        clashes = [
-            "NOT EXISTS (SELECT 1 FROM {t} AS other WHERE other.{c} = :survivor{rest})".format(
-                t=t,
-                c=c,
-                rest="".join(f" AND other.{quote(o)} = {t}.{quote(o)}" for o in cols if o != column),
+        guard = ""
+        for cols in unique_sets:
+            same = "".join(f" AND other.{quote(o)} = {t}.{quote(o)}" for o in cols if o != column)
+            # neither a row the survivor already has, nor a second merged profile's row for the
+            # same key (the lowest merged id's row moves; the subquery sees the table as it was)
+            guard += f" AND NOT EXISTS (SELECT 1 FROM {t} AS other WHERE other.{c} = :survivor{same})"
+            guard += (
+                f" AND NOT EXISTS (SELECT 1 FROM {t} AS other"
+                f" WHERE other.{c} IN ({merged_list}) AND other.{c} < {t}.{c}{same})"
             )
-            for cols in unique_sets
-        ]
-        guard = "".join(f" AND {clash}" for clash in clashes)
         conn.execute(text(f"UPDATE {t} SET {c} = :survivor WHERE {c} IN ({merged_list}){guard}"), params)
         if unique_sets:
-            # Rows that would clash with the survivor's own (e.g. one membership per segment):
-            # the survivor's row stands for both.
+            # Rows that would clash with the survivor's own or each other (e.g. one membership
+            # per segment): the row that moved stands for them all.
             conn.execute(text(f"DELETE FROM {t} WHERE {c} IN ({merged_list})"), params)
 
 

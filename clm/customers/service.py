@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, upda
 from clm.core.errors import NotFound
 from clm.core.timeutil import utcnow
 from clm.customers.identities import identity_pairs
+from clm.customers.locks import lock_customers
 from clm.customers.merge import live_id, merge_into
 from clm.customers.schemas import (
     PROFILE_FIELDS,
@@ -90,6 +91,10 @@ def resolve_customers(
     keys = {(kind, value) for row in identity_rows for kind, value in row.items()}
     _lock_identities(conn, keys)
     known = _lookup_identities(conn, keys)
+    # every profile this transaction may change, locked at once in id order before any is
+    # changed (merges, first-seen times, profile fields): taking them one statement at a time
+    # in another order, two requests about the same people could deadlock
+    lock_customers(conn, known.values())
     if all(len(row) == 1 for row in identity_rows):
         return _resolve_single_identities(conn, identity_rows, seed_of, known)
 
@@ -547,25 +552,6 @@ def require_customer(conn: Connection, customer_id: int) -> None:
     """NotFound unless a profile with this id exists (merged or not)."""
     if conn.execute(select(customers.c.id).where(customers.c.id == customer_id)).first() is None:
         raise NotFound(f"no customer with id {customer_id}")
-
-
-def lock_customers(conn: Connection, customer_ids: Iterable[int]) -> None:
-    """Serialise writers per customer: a row lock on PostgreSQL (SQLite's BEGIN IMMEDIATE
-    already lets one writer in at a time). Ordered by id, so two lockers cannot deadlock.
-
-    FOR NO KEY UPDATE, not FOR UPDATE: a transaction inserting events or orders holds a key-share
-    lock on each of their customers (the foreign key's check), taken in the file's order; a
-    FOR UPDATE here would wait for it while it waits for us."""
-    ids = sorted(set(customer_ids))
-    if not ids or not is_postgres(conn):
-        return
-    conn.execute(
-        select(customers.c.id)
-        .where(in_ids(customers.c.id))
-        .order_by(customers.c.id)
-        .with_for_update(key_share=True),
-        {"scope": ids},
-    ).all()
 
 
 def get_customer(engine: Engine, customer_id: int) -> Customer:

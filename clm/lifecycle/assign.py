@@ -43,7 +43,7 @@ from sqlalchemy.sql.elements import BindParameter
 from clm.conditions import compile_condition, first_match
 from clm.core.errors import Conflict
 from clm.core.timeutil import as_utc, utcnow
-from clm.customers.service import lock_customers
+from clm.customers.locks import lock_customers
 from clm.customers.tables import customers
 from clm.events.schemas import SYSTEM_ID_PREFIX
 from clm.events.tables import events

@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from clm.commerce.tables import order_items, orders, products
 from clm.core.errors import Conflict, InvalidInput, NotFound
 from clm.core.timeutil import as_utc, utcnow
-from clm.customers.service import lock_customers
+from clm.customers.locks import lock_customers
 from clm.customers.tables import customers
 from clm.events.tables import events
 from clm.loyalty.programme import EarnRule, Programme, preset, programme_from_dict

@@ -32,7 +32,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from clm.analytics.tables import churn_scores, clv_scores
 from clm.conditions import compile_condition, parse_json, to_text
-from clm.customers.service import lock_customers
+from clm.customers.locks import lock_customers
 from clm.customers.tables import customers
 from clm.events.schemas import SYSTEM_CHANNEL, SYSTEM_ID_PREFIX
 from clm.events.tables import events

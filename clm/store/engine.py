@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -117,6 +118,7 @@ def is_postgres(conn: Connection | Engine) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+log = logging.getLogger("clm.store")
 T = TypeVar("T")
 # PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled back whole
 # and may simply run again
@@ -134,5 +136,6 @@ def retrying(work: Callable[[], T], attempts: int = 4) -> T:
         except DBAPIError as exc:
             if attempt == attempts or getattr(exc.orig, "sqlstate", None) not in _RETRYABLE:
                 raise
+            log.warning("transaction aborted (%s); running it again", str(exc.orig).splitlines()[0])
             time.sleep(random.uniform(0, 0.02 * attempt))  # let the other transaction finish first
     raise AssertionError("unreachable")

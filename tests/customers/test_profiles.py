@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from clm.commerce.schemas import OrderIn
 from clm.commerce.service import customer_orders, ingest_order_batch
+from clm.commerce.tables import order_days
 from clm.core.errors import InvalidInput, NotFound
 from clm.customers.merge import merge_customers, suspected_duplicates
 from clm.customers.schemas import CustomerIn
@@ -14,6 +15,8 @@ from clm.customers.service import find_customers, get_customer, set_consent, ups
 from clm.customers.tables import customer_merges
 from clm.events.schemas import validate_event
 from clm.events.service import ingest, timeline
+from clm.segments.service import create_segment, refresh_customers
+from clm.segments.tables import segment_members
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -112,6 +115,43 @@ def test_a_batch_that_links_three_profiles_merges_into_the_oldest(engine):
     assert survivor.id == ids[0]
     assert sorted(survivor.merged_from) == ids[1:]
     assert len(timeline(engine, ids[0])) == 4
+
+
+def test_profiles_merging_at_once_that_share_summary_rows_keep_one_of_each(engine):
+    """Two of the profiles folded into a survivor both bought on one day and both sit in one
+    segment: each kept summary row (one per customer and day, one per segment) must move once."""
+    create_segment(engine, "browsers", where="events(page_view, last 3650d) >= 1")
+    when = datetime(2025, 3, 1, 9, tzinfo=UTC)
+    ids = [upsert_customer(engine, CustomerIn(external_id=f"u{i}"), actor="t")[0].id for i in range(3)]
+    ingest_order_batch(
+        engine,
+        [
+            OrderIn(order_id=f"o{i}", external_id=f"u{i}", ordered_at=when, total=10.0 * (i + 1))
+            for i in (1, 2)
+        ],
+        actor="t",
+    )
+    seen = ingest(engine, [event(external_id=f"u{i}", event_id=f"v{i}") for i in (1, 2)], actor="t")
+    refresh_customers(engine, seen.customer_ids, {"event:page_view"})
+
+    ingest(
+        engine,
+        [
+            event(external_id="u0", email="a@x.com", phone="+8613800000000", event_id="j1"),
+            event(external_id="u1", email="a@x.com", event_id="j2"),
+            event(external_id="u2", phone="+8613800000000", event_id="j3"),
+        ],
+        actor="t",
+    )
+
+    survivor = get_customer(engine, ids[2])
+    assert survivor.id == ids[0] and sorted(survivor.merged_from) == ids[1:]
+    assert sorted(o.order_id for o in customer_orders(engine, ids[0])) == ["o1", "o2"]
+    with engine.connect() as conn:
+        days = conn.execute(select(order_days.c.customer_id, order_days.c.orders)).all()
+        members = conn.execute(select(segment_members.c.customer_id)).scalars().all()
+    assert days == [(ids[0], 2)]
+    assert members == [ids[0]]
 
 
 def test_unknown_people_in_one_batch_who_share_an_identity_get_one_profile(engine):
