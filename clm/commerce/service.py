@@ -24,6 +24,7 @@ from clm.commerce.tables import marketing_spend, order_items, orders, products
 from clm.core.errors import NotFound
 from clm.core.timeutil import utcnow
 from clm.customers.identities import identities_from
+from clm.customers.locks import lock_customers
 from clm.customers.schemas import ProfileSeed
 from clm.customers.service import note_first_seen, resolve_customers
 from clm.events.schemas import ValidEvent
@@ -158,6 +159,9 @@ def ingest_orders(conn: Connection, batch: Sequence[OrderIn], *, actor: str = "i
         for r in rows:
             existing[r.order_id] = (r.id, r.refunded_at)
             previous_owners.add(r.customer_id)
+    # their per-day summaries and first-seen times change below: the profiles locked at once, in
+    # id order (two batches of orders of one customer would otherwise both write their day)
+    lock_customers(conn, {*resolution.customer_ids, *previous_owners})
 
     now = utcnow()
 

@@ -91,12 +91,12 @@ def resolve_customers(
     keys = {(kind, value) for row in identity_rows for kind, value in row.items()}
     _lock_identities(conn, keys)
     known = _lookup_identities(conn, keys)
-    # every profile this transaction may change, locked at once in id order before any is
-    # changed (merges, first-seen times, profile fields): taking them one statement at a time
-    # in another order, two requests about the same people could deadlock
-    lock_customers(conn, known.values())
-    if all(len(row) == 1 for row in identity_rows):
+    if all(len(row) == 1 for row in identity_rows):  # no stored profile changes here
         return _resolve_single_identities(conn, identity_rows, seed_of, known)
+    # merges and newly attached identities change stored profiles: every one this may touch is
+    # locked at once, in id order, before any changes (statement by statement, in whatever
+    # order they come, two requests about the same people could deadlock)
+    lock_customers(conn, known.values())
 
     # Union-find over identities and profiles; a record with one identity needs no union.
     uf = _UnionFind()
@@ -440,6 +440,7 @@ def upsert_customers(conn: Connection, items: Sequence[CustomerIn], *, actor: st
 
     resolution = resolve_customers(conn, [i.identities() for i in items], seed_of, actor=actor)
     ids = sorted(set(resolution.customer_ids))
+    lock_customers(conn, ids)  # all of them change below, one statement per profile
     current: dict[int, dict[str, Any]] = {}
     for start in range(0, len(ids), _LOOKUP_CHUNK):
         chunk = ids[start : start + _LOOKUP_CHUNK]
