@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, ForeignKeyConstraint, Table
 from sqlalchemy.schema import AddConstraint
 
 from clm.core.errors import StoreInconsistent
-from clm.store.engine import UNCHECKED_KEYS
+from clm.store.engine import UNCHECKED_KEYS, retrying
 from clm.store.schema import to_db_timestamp
 
 
@@ -341,13 +341,19 @@ def set_aside_for_load(
     what is missing. While a key is away, whatever follows it (a merge moving a profile's rows)
     does not see the table: `before_keys` puts such rows right once the indexes are back.
     """
-    with engine.begin() as conn:
-        for index in table.indexes:
-            if index.name in index_names:
-                conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
-        if conn.dialect.name == "postgresql":
-            for key in table.foreign_key_constraints:
-                conn.exec_driver_sql(f"ALTER TABLE {table.name} DROP CONSTRAINT IF EXISTS {_name(conn, key)}")
+
+    def set_aside() -> None:
+        with engine.begin() as conn:
+            _lock_referred_first(conn, table, "ACCESS EXCLUSIVE")
+            for index in table.indexes:
+                if index.name in index_names:
+                    conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
+            if conn.dialect.name == "postgresql":
+                for key in table.foreign_key_constraints:
+                    name = _name(conn, key)
+                    conn.exec_driver_sql(f"ALTER TABLE {table.name} DROP CONSTRAINT IF EXISTS {name}")
+
+    retrying(set_aside)  # (a safety net: see `_lock_referred_first`)
     try:
         if engine.dialect.name == "sqlite" and table.foreign_key_constraints:
             yield engine.execution_options(**{UNCHECKED_KEYS: True})
@@ -367,12 +373,12 @@ def restore_set_aside(
     """Create the model's indexes and foreign keys that are missing from the store (and check
     foreign keys added but not yet checked); return their names. `before_keys` runs between
     the two when a key was missing."""
-    rebuilt = _restore_indexes(engine, tables)
+    rebuilt = retrying(lambda: _restore_indexes(engine, tables))  # (see set_aside_for_load)
     if before_keys is not None and _keys_away(engine, tables):
         before_keys(engine)
     if rebuilt and engine.dialect.name == "sqlite":
         _check_sqlite_keys(engine, tables)  # a load that set indexes aside did not check them
-    return rebuilt + _restore_foreign_keys(engine, tables)
+    return rebuilt + retrying(lambda: _restore_foreign_keys(engine, tables))
 
 
 def _check_sqlite_keys(engine: Engine, tables: Sequence[Table]) -> None:
@@ -472,12 +478,24 @@ def _restore_foreign_keys(engine: Engine, tables: Sequence[Table]) -> list[str]:
             continue
         with engine.begin() as conn:
             if present is None:
+                _lock_referred_first(conn, table, "SHARE ROW EXCLUSIVE")
                 add = AddConstraint(key, isolate_from_table=False).compile(dialect=conn.dialect)
                 conn.exec_driver_sql(f"{add} NOT VALID")
                 restored.append(name)
         with engine.begin() as conn:
             conn.exec_driver_sql(f"ALTER TABLE {table.name} VALIDATE CONSTRAINT {name}")
     return restored
+
+
+def _lock_referred_first(conn: Connection, table: Table, mode: str) -> None:
+    """PostgreSQL: lock the tables `table`'s keys point to, then `table`, before dropping or
+    adding a key (which locks both). Requests take them in that order too (they match
+    customers before they store their events), so waiting here cannot close a circle; left to
+    the ALTER, the table is locked first and a request holding the other deadlocks with us."""
+    if conn.dialect.name != "postgresql":
+        return
+    referred = sorted({k.referred_table.name for k in table.foreign_key_constraints} - {table.name})
+    conn.exec_driver_sql(f"LOCK TABLE {', '.join([*referred, table.name])} IN {mode} MODE")
 
 
 def _name(conn: Connection, key: ForeignKeyConstraint) -> str:

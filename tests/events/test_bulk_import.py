@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, inspect, select
+from sqlalchemy import Engine, func, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from clm.core.errors import StoreInconsistent
@@ -447,3 +450,29 @@ def test_a_large_load_that_fails_midway_still_stores_the_first_seen_times_it_hel
         assert {"ix_events_customer_time", "ix_events_type_time"} <= {
             i["name"] for i in inspect(conn).get_indexes("events")
         }
+
+
+def test_setting_the_key_aside_waits_for_a_request_instead_of_deadlocking_with_it(engine, caplog):
+    """A request holds a profile (re-evaluating it) and then reads events, as the API's refresh
+    does, while a large load sets the events' key aside. Left to the ALTERs, the load would hold
+    events and wait for customers while the request waits for events: a deadlock, with one side
+    rolled back. Locked customers-first, the load simply waits for the request."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL drops foreign keys for a load")
+    customer = upsert_customer(engine, CustomerIn(external_id="k"), actor="t")[0].id
+    request = engine.connect()
+    request.begin()
+    request.execute(select(customers.c.id).where(customers.c.id == customer).with_for_update(key_share=True))
+    loading = set_aside_for_load(engine, events, ["ix_events_type_time"])
+    with caplog.at_level(logging.WARNING, logger="clm.store"), ThreadPoolExecutor(1) as pool:
+        setting_aside = pool.submit(loading.__enter__)
+        time.sleep(0.5)  # the load is now waiting for its locks
+        assert not setting_aside.done()
+        request.execute(select(func.count()).select_from(events).where(events.c.customer_id == customer))
+        request.commit()
+        request.close()
+        setting_aside.result(timeout=30)
+    loading.__exit__(None, None, None)  # the load ends: indexes and key come back
+    assert [r.getMessage() for r in caplog.records] == []  # no deadlock, nothing run twice
+    with engine.connect() as conn:
+        assert FOREIGN_KEY in _checked_foreign_keys(conn)
