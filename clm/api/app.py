@@ -55,6 +55,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorOut, "description": "The key's role may not do this."},
     404: {"model": ErrorOut, "description": "No such customer, order or product."},
     422: {"model": ErrorOut, "description": "Invalid input; `fields` names each bad field."},
+    503: {
+        "model": ErrorOut,
+        "description": "The database stayed busy with another writer (SQLite: a bulk import, say); "
+        "nothing was stored: send it again after `Retry-After` seconds.",
+    },
 }
 
 

@@ -8,10 +8,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clm.core.errors import ClmError, InvalidInput
 from clm.core.payloads import SHAPE_TAGS
+from clm.store.engine import is_busy
 
 log = logging.getLogger("clm.api")
 
@@ -80,6 +82,15 @@ def install(app: FastAPI) -> None:
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(exc.status_code, code, str(exc.detail)), exc.status_code)
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not is_busy(exc):
+            return await crash(request, exc)
+        message = (
+            "the database is busy with another writer (a bulk import, say): nothing was stored; try again"
+        )
+        return JSONResponse(error_body(503, "busy", message), 503, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def crash(_: Request, exc: Exception) -> JSONResponse:

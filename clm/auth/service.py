@@ -9,11 +9,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
 from clm.auth.tables import api_keys, audit_log
 from clm.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from clm.core.timeutil import utcnow
 from clm.core.tokens import token_digest
+from clm.store.engine import is_busy, reading
 
 ROLES = ("admin", "marketer", "analyst", "viewer")
 
@@ -117,7 +119,7 @@ def authenticate(engine: Engine, authorization: str | None) -> Principal:
     if not token.startswith(_KEY_PREFIX) or len(parts) < 3:
         raise Unauthorized("invalid API key")
     prefix = parts[1]
-    with engine.connect() as conn:
+    with reading(engine) as conn:  # on SQLite, no waiting for the write lock to check a key
         row = conn.execute(select(api_keys).where(api_keys.c.prefix == prefix)).mappings().first()
     if row is None or not hmac.compare_digest(row["key_hash"], token_digest(token)):
         raise Unauthorized("invalid API key")
@@ -125,8 +127,12 @@ def authenticate(engine: Engine, authorization: str | None) -> Principal:
         raise Unauthorized("this API key has been revoked")
     now = utcnow()
     if row["last_used_at"] is None or now - row["last_used_at"] > _TOUCH_EVERY:
-        with engine.begin() as conn:
-            conn.execute(update(api_keys).where(api_keys.c.id == row["id"]).values(last_used_at=now))
+        try:
+            with engine.begin() as conn:
+                conn.execute(update(api_keys).where(api_keys.c.id == row["id"]).values(last_used_at=now))
+        except DBAPIError as exc:  # a usage time may wait for the next call; the call may not
+            if not is_busy(exc):
+                raise
     return Principal(row["id"], row["name"], row["role"])
 
 

@@ -139,3 +139,14 @@ def retrying(work: Callable[[], T], attempts: int = 4) -> T:
             log.warning("transaction aborted (%s); running it again", str(exc.orig).splitlines()[0])
             time.sleep(random.uniform(0, 0.02 * attempt))  # let the other transaction finish first
     raise AssertionError("unreachable")
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether a database error only means another writer held the lock for too long: SQLite's
+    single write lock past the busy timeout (a bulk import holds it chunk after chunk), or
+    PostgreSQL's lock_not_available. Nothing was written; the same request can simply come again."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if getattr(exc.orig, "sqlstate", None) == "55P03":
+        return True
+    return exc.orig.__class__.__name__ == "OperationalError" and "locked" in str(exc.orig)

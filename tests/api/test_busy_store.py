@@ -1,0 +1,48 @@
+"""SQLite has one write lock. While another process holds it past the busy timeout (a bulk
+import writing chunk after chunk), a write through the API answers 503 with a JSON error and a
+Retry-After header, stores nothing, and goes through when sent again; checking the API key
+needs no write lock at all."""
+
+import sqlite3
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event, func, select
+
+from clm.api import create_app
+from clm.events.tables import events
+from clm.store.engine import make_engine
+
+BODY = {"event_id": "busy-1", "type": "page_view", "timestamp": "2025-06-01T10:00:00Z", "external_id": "u1"}
+
+
+def test_a_write_while_another_process_holds_the_lock_is_told_to_come_again(
+    engine: Any, db_url: str, personas: Any
+) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL has row locks: writers of different customers do not wait")
+    impatient = make_engine(db_url)
+
+    @event.listens_for(impatient, "connect")
+    def short_wait(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout = 200")
+
+    importer = sqlite3.connect(str(impatient.url.database), isolation_level=None, timeout=0)
+    importer.execute("BEGIN IMMEDIATE")  # the other process, mid-chunk
+    try:
+        with TestClient(create_app(impatient)) as client:
+            busy = client.post("/api/v1/events", json=BODY, headers=personas.headers("mark"))
+            assert busy.status_code == 503, busy.text
+            assert busy.headers["Retry-After"] == "5"
+            assert busy.json()["error"]["code"] == "busy"
+            assert "try again" in busy.json()["error"]["message"]
+            importer.execute("COMMIT")
+            again = client.post("/api/v1/events", json=BODY, headers=personas.headers("mark"))
+            assert again.status_code == 200 and again.json()["accepted"] == 1
+    finally:
+        importer.close()
+        impatient.dispose()
+    with engine.connect() as conn:
+        stored = select(func.count()).where(events.c.event_id == "busy-1")
+        assert conn.execute(stored).scalar_one() == 1
