@@ -13,7 +13,7 @@ from clm.events.importer import recover_cut_short_load
 from clm.migrations import current_revision, head_revision, load_metadata
 from clm.migrations import upgrade as upgrade_schema
 from clm.store.bulk import restore_set_aside
-from clm.store.engine import make_engine
+from clm.store.engine import make_engine, store_advice
 
 app = typer.Typer(
     help="CLM: Customer Lifecycle Management. Collect every customer touch, see lifecycle stages, "
@@ -71,6 +71,8 @@ def init() -> None:
     rebuilt = recover_cut_short_load(eng) + restore_set_aside(eng, list(load_metadata().sorted_tables))
     if rebuilt:
         typer.echo(f"built missing indexes and keys: {', '.join(rebuilt)}")
+    for advice in store_advice(eng):
+        typer.echo(f"warning: {advice}", err=True)
     where = eng.url.render_as_string(hide_password=True)
     if before == after:
         typer.echo(f"schema of {where} is up to date (revision {after})")

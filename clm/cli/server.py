@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from clm.cli.context import engine
+from clm.store.engine import store_advice
 
 
 def register(app: typer.Typer) -> None:
@@ -23,7 +24,8 @@ def register(app: typer.Typer) -> None:
 
         from clm.cli.context import database_url
 
-        engine()  # create or check the schema before taking requests
+        for advice in store_advice(engine()):  # (engine(): the schema is checked before requests)
+            typer.echo(f"warning: {advice}", err=True)
         os.environ["CLM_DATABASE_URL"] = database_url()
         uvicorn.run(
             "clm.api.app:create_app",

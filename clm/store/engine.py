@@ -150,3 +150,20 @@ def is_busy(exc: BaseException) -> bool:
     if getattr(exc.orig, "sqlstate", None) == "55P03":
         return True
     return exc.orig.__class__.__name__ == "OperationalError" and "locked" in str(exc.orig)
+
+
+def store_advice(engine: Engine) -> list[str]:
+    """What about the server's settings will hurt CLM, said once at `clm init` and `clm serve`.
+    PostgreSQL without autovacuum never refreshes its planner statistics: as tables grow, the
+    per-customer re-evaluation after every API batch reads all events (40 ms instead of 12 for
+    500 customers of 100,000 events, and worse as they grow)."""
+    if engine.dialect.name != "postgresql":
+        return []
+    with engine.connect() as conn:
+        autovacuum = conn.exec_driver_sql("SHOW autovacuum").scalar()
+    if autovacuum == "off":
+        return [
+            "PostgreSQL's autovacuum is off: planner statistics go stale as tables grow and "
+            "per-customer queries become full scans; turn it on, or run ANALYZE regularly"
+        ]
+    return []

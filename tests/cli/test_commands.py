@@ -13,6 +13,19 @@ def test_init_is_idempotent(db_url, capsys):
     assert "up to date" in capsys.readouterr().out
 
 
+def test_init_warns_when_postgresql_runs_without_autovacuum(engine, db_url, capsys):
+    """Stale planner statistics turn per-customer queries into full scans: said at init, on
+    stderr, exactly when the server has autovacuum off (the test server's own setting decides)."""
+    off = False
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            off = conn.exec_driver_sql("SHOW autovacuum").scalar() == "off"
+    assert main(["--db", db_url, "init"]) == 0
+    err = capsys.readouterr().err
+    assert ("warning: PostgreSQL's autovacuum is off" in err) is off
+    assert ("ANALYZE" in err) is off
+
+
 def test_apikey_create_prints_the_key_once_and_it_works(engine, db_url, capsys):
     assert main(["--db", db_url, "apikey", "create", "--role", "viewer", "--name", "dashboard"]) == 0
     token = capsys.readouterr().out.strip()
