@@ -13,6 +13,7 @@ from clm import __version__
 from clm.analytics.api import router as analytics_router
 from clm.api import customer_view, errors
 from clm.commerce.api import router as commerce_router
+from clm.core.followups import CoalescingRefresher
 from clm.customers.api import router as customers_router
 from clm.events.api import router as events_router
 from clm.feedback.api import router as feedback_router
@@ -73,7 +74,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     )
     app.state.engine = engine or make_engine()
     # after ingestion commits, the customers it touched get their stages and segments re-evaluated
-    app.state.refresh_customers = refresh_customers
+    app.state.refresh_customers = CoalescingRefresher(refresh_customers)  # shared by concurrent requests
     # survey results by stage or segment: the feedback domain cannot read those tables itself
     app.state.customer_groups = customer_groups
     errors.install(app)

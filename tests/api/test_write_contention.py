@@ -1,7 +1,7 @@
-"""SQLite has one write lock. While another process holds it past the busy timeout (a bulk
-import writing chunk after chunk), a write through the API answers 503 with a JSON error and a
-Retry-After header, stores nothing, and goes through when sent again; checking the API key
-needs no write lock at all."""
+"""Writes that compete. SQLite has one write lock: while another process holds it past the busy
+timeout (a bulk import writing chunk after chunk), a write through the API answers 503 with a
+JSON error and a Retry-After header, stores nothing, and goes through when sent again; checking
+the API key needs no write lock at all. Concurrent requests share their follow-up refreshes."""
 
 import sqlite3
 from typing import Any
@@ -46,3 +46,34 @@ def test_a_write_while_another_process_holds_the_lock_is_told_to_come_again(
     with engine.connect() as conn:
         stored = select(func.count()).where(events.c.event_id == "busy-1")
         assert conn.execute(stored).scalar_one() == 1
+
+
+def test_concurrent_posts_each_see_their_customers_assessed_when_answered(
+    engine: Any, client: Any, personas: Any
+) -> None:
+    """Follow-up refreshes of concurrent requests are shared (`CoalescingRefresher`), yet a
+    request is answered only once its own customers have their stage."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from clm.lifecycle.tables import customer_stages
+
+    def post(k: int) -> list[int]:
+        batch = [
+            {
+                "event_id": f"c{k}-{j}",
+                "type": "signup",
+                "timestamp": "2025-06-01T10:00:00Z",
+                "external_id": f"k{k}-{j}",
+            }
+            for j in range(20)
+        ]
+        response = client.post("/api/v1/events", json={"events": batch}, headers=personas.headers("mark"))
+        assert response.status_code == 200, response.text
+        ids = response.json()["customer_ids"]
+        with engine.connect() as conn:
+            staged = select(func.count()).where(customer_stages.c.customer_id.in_(ids))
+            assert conn.execute(staged).scalar_one() == len(ids) == 20
+        return ids
+
+    with ThreadPoolExecutor(6) as pool:
+        assert len({i for ids in pool.map(post, range(12)) for i in ids}) == 240
