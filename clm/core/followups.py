@@ -73,14 +73,16 @@ class CoalescingRefresher:
         if ask.lead:
             with self._lock:
                 batch, self._pending = self._pending, []
-            self._run(batch)
-            with self._lock:
-                if self._pending:
-                    successor = self._pending[0]
-                    successor.lead = True
-                    successor.wake.set()
-                else:
-                    self._running = False
+            try:
+                self._run(batch)
+            finally:  # whatever happened, nobody may be left waiting for a lead that is gone
+                with self._lock:
+                    if self._pending:
+                        successor = self._pending[0]
+                        successor.lead = True
+                        successor.wake.set()
+                    else:
+                        self._running = False
         if ask.error is not None:
             raise ask.error
 
@@ -96,6 +98,7 @@ class CoalescingRefresher:
             except Exception as exc:  # each caller logs it (see refresh_customers)
                 for a in asks:
                     a.error = exc
-            for a in asks:
-                if not a.lead:
-                    a.wake.set()
+            finally:
+                for a in asks:
+                    if not a.lead:
+                        a.wake.set()

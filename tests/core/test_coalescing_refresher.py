@@ -100,3 +100,31 @@ def test_no_caller_is_left_waiting(callers: int) -> None:
         futures = [pool.submit(refresh, ENGINE, {k}, None) for k in range(callers * 3)]
         for f in futures:
             f.result(timeout=30)
+
+
+def test_a_lead_that_dies_does_not_leave_the_others_waiting() -> None:
+    """Even an error that is not an Exception (the thread being stopped) hands the lead on."""
+    calls: list[frozenset[int]] = []
+
+    def dying(engine: Any, ids: Any, changed: Any) -> None:
+        calls.append(frozenset(ids))
+        time.sleep(0.05)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    refresh = CoalescingRefresher(dying)
+
+    def ask(k: int) -> str:
+        try:
+            refresh(ENGINE, {k}, None)
+        except KeyboardInterrupt:
+            return "stopped"
+        return "done"
+
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(ask, 0)
+        time.sleep(0.01)  # the others ask while the first runs
+        rest = [pool.submit(ask, k) for k in (1, 2, 3)]
+        assert first.result(timeout=10) == "stopped"
+        assert [f.result(timeout=10) for f in rest] == ["done"] * 3
+    assert frozenset({1, 2, 3}) <= frozenset().union(*calls[1:])
