@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
-from clm.core.errors import NotFound
+from clm.core.errors import Conflict, NotFound
 from clm.core.timeutil import utcnow
 from clm.customers.identities import identity_pairs
 from clm.customers.locks import lock_customers
@@ -483,6 +483,9 @@ def upsert_customer(engine: Engine, item: CustomerIn, *, actor: str) -> tuple[Cu
         return _load(conn, cid), cid in resolution.created
 
 
+_MOVED_TRIES = 5
+
+
 def set_consent(
     engine: Engine,
     customer_id: int,
@@ -492,21 +495,27 @@ def set_consent(
     source: str,
     at: datetime | None = None,
 ) -> Customer:
-    with engine.begin() as conn:
-        cid = live_id(conn, customer_id)
-        _write_consents(
-            conn,
-            [
-                {
-                    "customer_id": cid,
-                    "channel": channel,
-                    "granted": granted,
-                    "updated_at": at or utcnow(),
-                    "source": source,
-                }
-            ],
-        )
-        return _load(conn, cid)
+    for _ in range(_MOVED_TRIES):
+        with engine.begin() as conn:
+            cid = live_id(conn, customer_id)
+            # a merge folds consents together: not while we write one (nor into a tombstone)
+            lock_customers(conn, [cid])
+            if live_id(conn, cid) != cid:  # merged while we waited: start again, holding nothing
+                continue
+            _write_consents(
+                conn,
+                [
+                    {
+                        "customer_id": cid,
+                        "channel": channel,
+                        "granted": granted,
+                        "updated_at": at or utcnow(),
+                        "source": source,
+                    }
+                ],
+            )
+            return _load(conn, cid)
+    raise Conflict(f"customer {customer_id} kept being merged while its consent was written; try again")
 
 
 def _write_consents(conn: Connection, rows: list[dict[str, Any]]) -> None:
