@@ -30,7 +30,7 @@ from clm.customers.service import note_first_seen, resolve_customers
 from clm.events.schemas import ValidEvent
 from clm.events.service import store_events
 from clm.store.bulk import upsert_many
-from clm.store.engine import retrying
+from clm.store.engine import in_retried_transaction
 
 _CHUNK = 500
 
@@ -267,11 +267,7 @@ def _record_order_events(
 
 
 def ingest_order_batch(engine: Engine, batch: Sequence[OrderIn], *, actor: str) -> OrderIngestResult:
-    def attempt() -> OrderIngestResult:
-        with engine.begin() as conn:
-            return ingest_orders(conn, batch, actor=actor)
-
-    return retrying(attempt)
+    return in_retried_transaction(engine, lambda conn: ingest_orders(conn, batch, actor=actor))
 
 
 def _orders_with_items(conn: Connection, rows: list[Any]) -> list[Order]:

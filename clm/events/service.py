@@ -15,7 +15,7 @@ from clm.customers.service import note_first_seen, resolve_customers
 from clm.events.schemas import Event, ValidEvent
 from clm.events.tables import events, survey_answers
 from clm.store.bulk import insert_ignore_many
-from clm.store.engine import retrying
+from clm.store.engine import in_retried_transaction
 from clm.store.schema import to_db_timestamp
 from clm.store.sql import json_number, json_text
 
@@ -126,11 +126,7 @@ def record_answers(conn: Connection, event_ids: Sequence[str]) -> None:
 def ingest(engine: Engine, batch: Sequence[ValidEvent], *, actor: str) -> IngestResult:
     """Ingest a batch in its own transaction (the API's path)."""
 
-    def attempt() -> IngestResult:
-        with engine.begin() as conn:
-            return ingest_events(conn, batch, actor=actor)
-
-    return retrying(attempt)
+    return in_retried_transaction(engine, lambda conn: ingest_events(conn, batch, actor=actor))
 
 
 def timeline(engine: Engine, customer_id: int, limit: int = 50, offset: int = 0) -> list[Event]:

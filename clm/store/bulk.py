@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, ForeignKeyConstraint, Table
 from sqlalchemy.schema import AddConstraint
 
 from clm.core.errors import StoreInconsistent
-from clm.store.engine import UNCHECKED_KEYS, retrying
+from clm.store.engine import UNCHECKED_KEYS, in_retried_transaction, retrying
 from clm.store.schema import to_db_timestamp
 
 
@@ -342,18 +342,16 @@ def set_aside_for_load(
     does not see the table: `before_keys` puts such rows right once the indexes are back.
     """
 
-    def set_aside() -> None:
-        with engine.begin() as conn:
-            _lock_referred_first(conn, table, "ACCESS EXCLUSIVE")
-            for index in table.indexes:
-                if index.name in index_names:
-                    conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
-            if conn.dialect.name == "postgresql":
-                for key in table.foreign_key_constraints:
-                    name = _name(conn, key)
-                    conn.exec_driver_sql(f"ALTER TABLE {table.name} DROP CONSTRAINT IF EXISTS {name}")
+    def set_aside(conn: Connection) -> None:
+        _lock_referred_first(conn, table, "ACCESS EXCLUSIVE")
+        for index in table.indexes:
+            if index.name in index_names:
+                conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
+        if conn.dialect.name == "postgresql":
+            for key in table.foreign_key_constraints:
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} DROP CONSTRAINT IF EXISTS {_name(conn, key)}")
 
-    retrying(set_aside)  # (a safety net: see `_lock_referred_first`)
+    in_retried_transaction(engine, set_aside)  # (a safety net: see `_lock_referred_first`)
     try:
         if engine.dialect.name == "sqlite" and table.foreign_key_constraints:
             yield engine.execution_options(**{UNCHECKED_KEYS: True})

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from clm.core.errors import UnusableInput
 from clm.core.settings import settings
@@ -141,6 +141,16 @@ def retrying(work: Callable[[], T], attempts: int = 4) -> T:
     raise AssertionError("unreachable")
 
 
+def in_retried_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """`work(conn)` in a transaction of its own, run again whole if it is a deadlock victim."""
+
+    def attempt() -> T:
+        with engine.begin() as conn:
+            return work(conn)
+
+    return retrying(attempt)
+
+
 def is_busy(exc: BaseException) -> bool:
     """Whether a database error only means another writer held the lock for too long: SQLite's
     single write lock past the busy timeout (a bulk import holds it chunk after chunk), or
@@ -149,7 +159,7 @@ def is_busy(exc: BaseException) -> bool:
         return False
     if getattr(exc.orig, "sqlstate", None) == "55P03":
         return True
-    return exc.orig.__class__.__name__ == "OperationalError" and "locked" in str(exc.orig)
+    return isinstance(exc, OperationalError) and "locked" in str(exc.orig)
 
 
 def store_advice(engine: Engine) -> list[str]:
