@@ -27,7 +27,7 @@ FORMATS = ("csv", "tsv", "jsonl")
 _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-BLOCK_BYTES = 2 << 20  # what `column_chunks` reads at a time: ~35,000 typical event rows
+BLOCK_BYTES = 1 << 20  # what `column_chunks` reads at a time: ~35,000 typical event rows
 
 
 @dataclass(frozen=True)
@@ -84,11 +84,18 @@ class DataFile:
         self.size = self.path.stat().st_size
         self.header: list[str] = []  # a delimited file's column names, once reading has begun
         self._raw: IO[bytes] | None = None
+        self._read_elsewhere: int | None = None
 
     @property
     def bytes_read(self) -> int:
         """How far into the file (on disk) reading has got, for progress bars."""
-        return self._raw.tell() if self._raw and not self._raw.closed else self.size
+        if self._raw and not self._raw.closed:
+            return self._raw.tell()
+        return self.size if self._read_elsewhere is None else self._read_elsewhere
+
+    def read_elsewhere(self, position: int) -> None:
+        """Another process reads this file and has got to `position` (see `bytes_read`)."""
+        self._read_elsewhere = position
 
     def rows(self) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
         with open(self.path, "rb") as raw:

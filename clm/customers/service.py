@@ -138,6 +138,18 @@ def resolve_customers(
     return Resolution([owner[r] for r in roots], frozenset(created), merges)
 
 
+def key_batch(keys: Sequence[str] | np.ndarray) -> KeyBatch:
+    """Records' identity keys made ready for `RememberingResolver.look_up`: each distinct key
+    once (pure: may run in another process)."""
+    codes, uniques = pd.factorize(np.asarray(keys, dtype=object))
+    first = np.empty(len(uniques), dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    return KeyBatch(codes, uniques.tolist(), first, [], _NOT_LOOKED_UP)
+
+
+_NOT_LOOKED_UP = -1  # the generation of a KeyBatch no resolver has looked at
+
+
 @dataclass
 class KeyBatch:
     """A chunk's identity keys made ready for `RememberingResolver.resolve_batch` (by `prepare`,
@@ -191,12 +203,14 @@ class RememberingResolver:
 
     def prepare(self, keys: Sequence[str] | np.ndarray) -> KeyBatch:
         """The keys' distinct values and the profiles remembered for them now (no database)."""
-        codes, uniques = pd.factorize(np.asarray(keys, dtype=object))
-        first = np.empty(len(uniques), dtype=np.int64)
-        first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
-        unique_keys: list[str] = uniques.tolist()
+        return self.look_up(key_batch(keys))
+
+    def look_up(self, batch: KeyBatch) -> KeyBatch:
+        """`batch` with the profiles remembered for its keys now (no database)."""
         generation = self.generation  # read before the lookups: a reset during them voids them
-        return KeyBatch(codes, unique_keys, first, list(map(self.owners.get, unique_keys)), generation)
+        batch.guess = list(map(self.owners.get, batch.unique_keys))
+        batch.generation = generation
+        return batch
 
     def resolve_batch(
         self, conn: Connection, batch: KeyBatch, seed_of: Callable[[int], ProfileSeed | None]

@@ -23,12 +23,12 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, select
 
 from clm.core.errors import InvalidInput
-from clm.core.files import BadRow, ColumnChunk
+from clm.core.files import BadRow, ColumnChunk, DataFile
 from clm.core.imports import ChunkOutcome, Matched, Prepared, Rejection, describe_error
 from clm.core.timeutil import EARLIEST, MAX_FUTURE
 from clm.customers.identities import IDENTITY_KINDS, MAX_PLAIN_ID, identity_key, normalize_identity
 from clm.customers.schemas import ProfileSeed
-from clm.customers.service import KeyBatch, RememberingResolver, note_first_seen_stored
+from clm.customers.service import KeyBatch, RememberingResolver, key_batch, note_first_seen_stored
 from clm.customers.tables import customers
 from clm.events.schemas import (
     DEFAULT_CHANNEL,
@@ -425,6 +425,34 @@ class StagedEvents:
         return len(self.batch)
 
 
+def stage_events(batch: EventColumns, dialect: str) -> StagedEvents:
+    """What of storing a chunk needs neither the database nor the writer's memory (pure: may
+    run in the process that reads the file): the time order, the distinct identity keys, the
+    columns in their stored form."""
+    order = np.argsort(batch.occurred_at, kind="stable")  # a new profile's seed: its first event
+    columns = [
+        batch.event_id.tolist(),
+        batch.type.tolist(),
+        batch.channel.tolist(),
+        to_db_timestamps(batch.occurred_at, dialect),
+        batch.properties.tolist(),
+    ]
+    return StagedEvents(batch, order, key_batch(batch.keys[order]), columns)
+
+
+def staged_file_chunks(
+    path: str, fmt: str, mapping: dict[str, str], now: datetime, dialect: str, block_bytes: int
+) -> Iterator[tuple[int, Prepared[StagedEvents]]]:
+    """A delimited event file read (`block_bytes` at a time), checked and staged chunk by
+    chunk, each chunk with how far into the file reading had got. Plain values in, so a child
+    process can run it (`clm.core.apart`)."""
+    data = DataFile(path, fmt, mapping)
+    for chunk in data.column_chunks(block_bytes):
+        checked = check_columns(chunk, now)
+        staged = stage_events(checked.items, dialect)
+        yield data.bytes_read, Prepared(checked.rows, staged, checked.rejections)
+
+
 class EventWriter:
     """Stores checked chunks: profiles matched (remembered across chunks), first-seen times
     moved, events inserted once each, survey answers recorded. `stage` does ahead, in the
@@ -457,17 +485,14 @@ class EventWriter:
 
     def stage(self, batch: EventColumns) -> StagedEvents:
         """What of storing a chunk needs no database, done ahead (in the thread that reads the
-        file, while the previous chunk is written): the time order, the distinct identity keys
-        and the profiles remembered for them, the columns in their stored form."""
-        order = np.argsort(batch.occurred_at, kind="stable")  # a new profile's seed: its first event
-        columns = [
-            batch.event_id.tolist(),
-            batch.type.tolist(),
-            batch.channel.tolist(),
-            to_db_timestamps(batch.occurred_at, self.dialect),
-            batch.properties.tolist(),
-        ]
-        return StagedEvents(batch, order, self.resolver.prepare(batch.keys[order]), columns)
+        file, while the previous chunk is written): see `stage_events`, then the profiles
+        remembered for the chunk's identity keys."""
+        return self.look_up(stage_events(batch, self.dialect))
+
+    def look_up(self, staged: StagedEvents) -> StagedEvents:
+        """A chunk staged elsewhere (`stage_events`), with the profiles remembered for its keys."""
+        self.resolver.look_up(staged.keys)
+        return staged
 
     def __call__(self, conn: Connection, staged: StagedEvents) -> ChunkOutcome | Matched:
         batch, order = staged.batch, staged.order

@@ -3,18 +3,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable, Generator
+from contextlib import ExitStack, closing
+from datetime import datetime
 from itertools import chain
 from pathlib import Path
 
 from sqlalchemy import Engine, func, or_, select, update
 
+from clm.core import files
+from clm.core.apart import iterate_apart
 from clm.core.files import DataFile
 from clm.core.imports import ImportReport, Prepared, run_prepared_import
 from clm.core.timeutil import utcnow
 from clm.customers.tables import customers
-from clm.events.bulk import EventColumns, EventWriter, check_columns, row_chunks
+from clm.events.bulk import EventWriter, StagedEvents, row_chunks, stage_events, staged_file_chunks
 from clm.events.schemas import SYSTEM_CHANNEL
 from clm.events.tables import events, survey_answers
 from clm.store.bulk import approximate_rows, restore_set_aside, set_aside_for_load
@@ -24,6 +27,9 @@ from clm.store.bulk import approximate_rows, restore_set_aside, set_aside_for_lo
 # row by row.
 SET_ASIDE_MIN_ROWS = 250_000
 SECONDARY_INDEXES = ("ix_events_customer_time", "ix_events_type_time")
+# A delimited file at least this large (~500,000 events) is read and checked in a child process
+# (see clm.core.apart): starting one costs about half a second and 100 MB.
+READ_APART_MIN_BYTES = 32 << 20
 
 
 def import_events(
@@ -35,22 +41,22 @@ def import_events(
     rejections_path: Path | None = None,
     progress: Callable[[int], None] | None = None,
     set_aside_min_rows: int = SET_ASIDE_MIN_ROWS,
+    read_apart_min_bytes: int = READ_APART_MIN_BYTES,
 ) -> ImportReport:
     """Import an event file; `chunk_size` is the rows per transaction of JSON Lines (delimited
-    files go a block of a few MB at a time)."""
+    files go a block of a few MB at a time). A delimited file of `read_apart_min_bytes` or more
+    is read and checked in a process of its own while this one stores it."""
     now = utcnow()
     recover_cut_short_load(engine)
-    chunks: Iterator[Prepared[EventColumns]]
-    if data.format == "jsonl":
-        chunks = row_chunks(data.rows(), now, chunk_size)
-    else:
-        chunks = (check_columns(chunk, now) for chunk in data.column_chunks())
-    first = next(chunks, None)
-    chunks = iter(()) if first is None else chain([first], chunks)
-    large = first is not None and _large_load(engine, data, first.rows, set_aside_min_rows)
-    writer = EventWriter(actor=actor, dialect=engine.dialect.name, defer_first_seen=large, pipelined=large)
-    staged = (Prepared(chunk.rows, writer.stage(chunk.items), chunk.rejections) for chunk in chunks)
+    source = _staged_chunks(data, now, engine.dialect.name, chunk_size, read_apart_min_bytes)
     with ExitStack() as stack:
+        stack.callback(source.close)  # a reading process stops however this ends
+        first = next(source, None)
+        chunks = iter(()) if first is None else chain([first], source)
+        large = first is not None and _large_load(engine, data, first.rows, set_aside_min_rows)
+        dialect = engine.dialect.name
+        writer = EventWriter(actor=actor, dialect=dialect, defer_first_seen=large, pipelined=large)
+        staged = (Prepared(chunk.rows, writer.look_up(chunk.items), chunk.rejections) for chunk in chunks)
         loader = engine
         if large:
             loader = stack.enter_context(
@@ -58,9 +64,29 @@ def import_events(
             )
             # on the way out, failed or not, and before the indexes are back
             stack.callback(_store_first_seen, engine, writer)
-        return run_prepared_import(
-            "events", loader, data, staged, writer, rejections_path=rejections_path, progress=progress
-        )
+        with closing(source):  # before the indexes are rebuilt, should the load fail
+            return run_prepared_import(
+                "events", loader, data, staged, writer, rejections_path=rejections_path, progress=progress
+            )
+
+
+def _staged_chunks(
+    data: DataFile, now: datetime, dialect: str, chunk_size: int, read_apart_min_bytes: int
+) -> Generator[Prepared[StagedEvents]]:
+    """The file's chunks checked and staged (`stage_events`): JSON Lines row by row here; a
+    delimited file column by column, here or, when it is large, in a child process."""
+    if data.format == "jsonl":
+        for checked in row_chunks(data.rows(), now, chunk_size):
+            yield Prepared(checked.rows, stage_events(checked.items, dialect), checked.rejections)
+        return
+    args = (str(data.path), data.format, data.mapping, now, dialect, files.BLOCK_BYTES)
+    if data.size >= read_apart_min_bytes:
+        read = iterate_apart(staged_file_chunks, *args)
+    else:
+        read = staged_file_chunks(*args)
+    for position, chunk in read:
+        data.read_elsewhere(position)
+        yield chunk
 
 
 def _store_first_seen(engine: Engine, writer: EventWriter) -> None:

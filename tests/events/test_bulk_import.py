@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, func, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from clm.core.errors import StoreInconsistent
+from clm.core.errors import StoreInconsistent, UnusableInput
 from clm.core.files import DataFile
 from clm.core.imports import ChunkOutcome, ImportReport, run_transactional_import
 from clm.core.timeutil import utcnow
@@ -20,6 +20,8 @@ from clm.customers.identities import identity_key
 from clm.customers.schemas import CustomerIn
 from clm.customers.service import RememberingResolver, upsert_customer, upsert_customers
 from clm.customers.tables import customer_identities, customer_merges, customers
+from clm.events import importer
+from clm.events.bulk import staged_file_chunks
 from clm.events.importer import import_events, recover_cut_short_load
 from clm.events.schemas import ValidEvent, validate_event
 from clm.events.service import ingest_events
@@ -122,10 +124,14 @@ def existing_people(engine: Engine) -> None:
         )
 
 
+@pytest.mark.parametrize("apart", [False, True], ids=["read-here", "read-apart"])
 @pytest.mark.parametrize("large", [False, True], ids=["small", "large"])
 @pytest.mark.parametrize("block_bytes", [1 << 20, 64])
-def test_column_import_matches_row_by_row_ingestion(engine, write_file, block_bytes, large, monkeypatch):
-    """A large load (indexes set aside, first-seen times held back to the end) too."""
+def test_column_import_matches_row_by_row_ingestion(
+    engine, write_file, block_bytes, large, apart, monkeypatch
+):
+    """A large load (indexes set aside, first-seen times held back to the end) too, and a file
+    read and checked in a child process."""
     monkeypatch.setattr("clm.core.files.BLOCK_BYTES", block_bytes)
     path = write_file("events.csv", HEADER + "\n" + "\n".join(ROWS) + "\n")
 
@@ -135,7 +141,12 @@ def test_column_import_matches_row_by_row_ingestion(engine, write_file, block_by
 
     empty_all_tables(engine)
     existing_people(engine)
-    report = import_events(engine, DataFile(path), set_aside_min_rows=1 if large else 10**9)
+    report = import_events(
+        engine,
+        DataFile(path),
+        set_aside_min_rows=1 if large else 10**9,
+        read_apart_min_bytes=0 if apart else 10**12,
+    )
     got = snapshot(engine)
 
     assert got == expected
@@ -170,6 +181,28 @@ def test_plain_file_goes_the_fast_way_and_a_quoted_block_the_careful_way(engine,
         sku = conn.execute(select(events.c.properties).where(events.c.event_id == "q1")).scalar_one()
         assert sku == {"sku": "multi\nline"}
         assert conn.execute(select(customers.c.id)).all().__len__() == 7
+
+
+def test_a_file_read_apart_reports_progress_through_the_file_and_its_errors_here(
+    engine, write_file, monkeypatch
+):
+    monkeypatch.setattr("clm.core.files.BLOCK_BYTES", 256)
+    rows = [f"p{i},page_view,2025-01-01T00:00:{i % 60:02d}Z,U{i % 7},web" for i in range(100)]
+    path = write_file("e.csv", "event_id,type,timestamp,external_id,channel\n" + "\n".join(rows) + "\n")
+    children: list[object] = []
+    read_apart = importer.iterate_apart
+    monkeypatch.setattr(
+        importer, "iterate_apart", lambda *args: children.append(args[0]) or read_apart(*args)
+    )
+    seen: list[int] = []
+    report = import_events(engine, DataFile(path), read_apart_min_bytes=0, progress=seen.append)
+    assert report.accepted == 100 and children == [staged_file_chunks]
+    size = path.stat().st_size
+    assert len(seen) > 10 and seen == sorted(seen) and 0 < seen[0] < size and seen[-1] == size
+
+    empty = write_file("empty.csv", "")
+    with pytest.raises(UnusableInput, match=r"empty\.csv is empty"):
+        import_events(engine, DataFile(empty), read_apart_min_bytes=0)
 
 
 @pytest.mark.parametrize("ahead", [False, True], ids=["looked-up-in-the-transaction", "looked-up-ahead"])
