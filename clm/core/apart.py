@@ -28,6 +28,10 @@ _ITEM, _END, _ERROR = "item", "end", "error"
 _POLL_SECONDS = 0.5  # how often a wait for the next item checks that the child is still alive
 
 
+# the child's pipe is handed over with `pass_fds`, which only POSIX systems have
+AVAILABLE = os.name == "posix"
+
+
 class ChildFailed(RuntimeError):
     """The child process ended without saying why (killed, out of memory, …)."""
 

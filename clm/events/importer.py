@@ -11,8 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, or_, select, update
 
-from clm.core import files
-from clm.core.apart import iterate_apart
+from clm.core import apart, files
 from clm.core.files import DataFile
 from clm.core.imports import ImportReport, Prepared, run_prepared_import
 from clm.core.timeutil import utcnow
@@ -80,8 +79,8 @@ def _staged_chunks(
             yield Prepared(checked.rows, stage_events(checked.items, dialect), checked.rejections)
         return
     args = (str(data.path), data.format, data.mapping, now, dialect, files.BLOCK_BYTES)
-    if data.size >= read_apart_min_bytes:
-        read = iterate_apart(staged_file_chunks, *args)
+    if data.size >= read_apart_min_bytes and apart.AVAILABLE:
+        read = apart.iterate_apart(staged_file_chunks, *args)
     else:
         read = staged_file_chunks(*args)
     for position, chunk in read:

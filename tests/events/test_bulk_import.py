@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine, func, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
+from clm.core import apart
 from clm.core.errors import StoreInconsistent, UnusableInput
 from clm.core.files import DataFile
 from clm.core.imports import ChunkOutcome, ImportReport, run_transactional_import
@@ -20,7 +21,6 @@ from clm.customers.identities import identity_key
 from clm.customers.schemas import CustomerIn
 from clm.customers.service import RememberingResolver, upsert_customer, upsert_customers
 from clm.customers.tables import customer_identities, customer_merges, customers
-from clm.events import importer
 from clm.events.bulk import staged_file_chunks
 from clm.events.importer import import_events, recover_cut_short_load
 from clm.events.schemas import ValidEvent, validate_event
@@ -190,10 +190,8 @@ def test_a_file_read_apart_reports_progress_through_the_file_and_its_errors_here
     rows = [f"p{i},page_view,2025-01-01T00:00:{i % 60:02d}Z,U{i % 7},web" for i in range(100)]
     path = write_file("e.csv", "event_id,type,timestamp,external_id,channel\n" + "\n".join(rows) + "\n")
     children: list[object] = []
-    read_apart = importer.iterate_apart
-    monkeypatch.setattr(
-        importer, "iterate_apart", lambda *args: children.append(args[0]) or read_apart(*args)
-    )
+    read_apart = apart.iterate_apart
+    monkeypatch.setattr(apart, "iterate_apart", lambda *args: children.append(args[0]) or read_apart(*args))
     seen: list[int] = []
     report = import_events(engine, DataFile(path), read_apart_min_bytes=0, progress=seen.append)
     assert report.accepted == 100 and children == [staged_file_chunks]
