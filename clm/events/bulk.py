@@ -469,7 +469,7 @@ class EventWriter:
     fifth of a load. A load killed before that is repaired by `repair_first_seen`.
     """
 
-    MAX_DEFERRED = 500_000  # first-seen times held back; beyond, only the earliest per profile are kept
+    MAX_DEFERRED = 500_000  # event times held back; beyond, only the earliest per profile are kept
 
     def __init__(
         self, *, actor: str, dialect: str, defer_first_seen: bool = False, pipelined: bool = False
@@ -482,6 +482,7 @@ class EventWriter:
         # (profile ids, times in µs since the epoch) this load saw earlier than stored, held back
         self.deferred: list[tuple[np.ndarray, np.ndarray]] = []
         self.deferred_count = 0
+        self.compact_at = self.MAX_DEFERRED
 
     def stage(self, batch: EventColumns) -> StagedEvents:
         """What of storing a chunk needs no database, done ahead (in the thread that reads the
@@ -552,20 +553,24 @@ class EventWriter:
         self, conn: Connection, ids: np.ndarray, occurred: np.ndarray, created: frozenset[int]
     ) -> None:
         """Move existing profiles' first-seen time earlier where this chunk saw them earlier
-        (skipping those known to have been seen earlier still). Held back, every profile's
-        earliest time goes in the pile: sorting it out at the end is cheaper than asking."""
+        (skipping those known to have been seen earlier still). Held back, every event's time
+        goes in the pile as it is (a profile new in this chunk's too: moving its time to the
+        earliest changes nothing), reduced to each profile's earliest only when the pile grows
+        large: sorting it out at the end is cheaper than asking, or than grouping each chunk."""
+        if self.defer:
+            self.deferred.append((ids, occurred.astype(np.int64)))
+            self.deferred_count += len(ids)
+            if self.deferred_count > self.compact_at:
+                self.deferred = [_earliest_each(*self._held_back())]
+                self.deferred_count = len(self.deferred[0][0])
+                # with more profiles than that, reduce after as many times again, not every chunk
+                self.compact_at = max(self.MAX_DEFERRED, 2 * self.deferred_count)
+            return
         frame = pd.DataFrame({"id": ids, "at": occurred.astype(np.int64)})
         earliest = frame.groupby("id", sort=False)["at"].min()
         people = earliest.index.to_numpy()
         first = earliest.to_numpy()
         is_new = np.isin(people, np.fromiter(created, dtype=np.int64, count=len(created)))
-        if self.defer:
-            self.deferred.append((people[~is_new], first[~is_new]))
-            self.deferred_count += int((~is_new).sum())
-            if self.deferred_count > self.MAX_DEFERRED:
-                self.deferred = [_earliest_each(*self._held_back())]
-                self.deferred_count = len(self.deferred[0][0])
-            return
         known = self.resolver.first_seen
         never = np.iinfo(np.int64).max
         floor = np.fromiter(map(known.get, people.tolist(), repeat(never)), dtype=np.int64, count=len(people))

@@ -21,7 +21,7 @@ from clm.customers.identities import identity_key
 from clm.customers.schemas import CustomerIn
 from clm.customers.service import RememberingResolver, upsert_customer, upsert_customers
 from clm.customers.tables import customer_identities, customer_merges, customers
-from clm.events.bulk import staged_file_chunks
+from clm.events.bulk import EventWriter, staged_file_chunks
 from clm.events.importer import import_events, recover_cut_short_load
 from clm.events.schemas import ValidEvent, validate_event
 from clm.events.service import ingest_events
@@ -181,6 +181,22 @@ def test_plain_file_goes_the_fast_way_and_a_quoted_block_the_careful_way(engine,
         sku = conn.execute(select(events.c.properties).where(events.c.event_id == "q1")).scalar_one()
         assert sku == {"sku": "multi\nline"}
         assert conn.execute(select(customers.c.id)).all().__len__() == 7
+
+
+def test_first_seen_times_held_back_are_the_same_when_the_pile_is_reduced_along_the_way(
+    engine, write_file, monkeypatch
+):
+    monkeypatch.setattr("clm.core.files.BLOCK_BYTES", 64)  # a chunk a row or two
+    monkeypatch.setattr(EventWriter, "MAX_DEFERRED", 2)  # reduced after nearly every chunk
+    path = write_file("events.csv", HEADER + "\n" + "\n".join(ROWS) + "\n")
+    existing_people(engine)
+    reference_import(engine, DataFile(path))
+    expected = snapshot(engine)
+
+    empty_all_tables(engine)
+    existing_people(engine)
+    import_events(engine, DataFile(path), set_aside_min_rows=1)
+    assert snapshot(engine)["profiles"] == expected["profiles"]
 
 
 def test_a_file_read_apart_reports_progress_through_the_file_and_its_errors_here(
