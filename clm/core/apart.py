@@ -91,6 +91,7 @@ def serve(write_end: int) -> None:
             produce, args = pickle.load(sys.stdin.buffer)
             for item in produce(*args):
                 sender.send((_ITEM, item))
+                del item  # not held while the next one is made
             sender.send((_END, None))
         except BaseException as exc:  # KeyboardInterrupt too: the parent decides what to do
             sender.send((_ERROR, _picklable(exc)))

@@ -27,7 +27,7 @@ FORMATS = ("csv", "tsv", "jsonl")
 _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-BLOCK_BYTES = 1 << 20  # what `column_chunks` reads at a time: ~35,000 typical event rows
+BLOCK_BYTES = 2 << 20  # what `column_chunks` reads at a time: ~35,000 typical event rows
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,7 @@ class DataFile:
                         line += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
                         if len(chunk):
                             yield chunk
+                        del chunk  # not held while the next block is read and split
                     if not data and not rest:
                         return
             except (OSError, EOFError) as exc:  # truncated gzip and the like

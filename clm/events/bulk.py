@@ -448,9 +448,13 @@ def staged_file_chunks(
     process can run it (`clm.core.apart`)."""
     data = DataFile(path, fmt, mapping)
     for chunk in data.column_chunks(block_bytes):
+        # each step's input let go as soon as it is used: one block's worth in memory at a time
         checked = check_columns(chunk, now)
-        staged = stage_events(checked.items, dialect)
-        yield data.bytes_read, Prepared(checked.rows, staged, checked.rejections)
+        del chunk
+        staged = Prepared(checked.rows, stage_events(checked.items, dialect), checked.rejections)
+        del checked
+        yield data.bytes_read, staged
+        del staged
 
 
 class EventWriter:
