@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import repeat
 from typing import Any
@@ -416,7 +416,7 @@ def _first_given(given: dict[str, np.ndarray], names: Sequence[str], default: np
 class StagedEvents:
     """A chunk of valid events made ready for `EventWriter` (see `EventWriter.stage`)."""
 
-    batch: EventColumns
+    batch: EventColumns  # without its `keys`: see `keys`
     order: np.ndarray  # the rows earliest first
     keys: KeyBatch  # their identity keys, in that order
     columns: list[list[Any]]  # event id, type, channel, time, properties: as stored
@@ -437,7 +437,12 @@ def stage_events(batch: EventColumns, dialect: str) -> StagedEvents:
         to_db_timestamps(batch.occurred_at, dialect),
         batch.properties.tolist(),
     ]
-    return StagedEvents(batch, order, key_batch(batch.keys[order]), columns)
+    keys = key_batch(batch.keys[order])
+    # each row's key lives on as its distinct key's code: not carried (or pickled) twice
+    return StagedEvents(replace(batch, keys=_NO_KEYS), order, keys, columns)
+
+
+_NO_KEYS = np.empty(0, dtype=object)
 
 
 def staged_file_chunks(
