@@ -163,7 +163,7 @@ def run_import(db_url: str, csv_path: Path, events: int) -> None:
     print(
         f"bulk import into {backend:<20} {events:>10,} events in {elapsed:7.1f} s"
         f" = {events / elapsed:>9,.0f} events/s, peak memory {peak_mb:,.0f} MB"
-        f" ({processes} process{'es' if processes > 1 else ''} together)\n"
+        f" ({f'{processes} processes together' if processes > 1 else 'one process'})\n"
         f"    of which reading, checking and storing {stored:.1f} s = {events / stored:,.0f} events/s;"
         f" stages, loyalty and segments of the {report['customers_created']:,} customers afterwards"
         f" {refresh:.1f} s"
