@@ -2,5 +2,5 @@
 
 from clm.cli import run
 
-if __name__ == "__main__":  # not when a child process started by `spawn` imports this module
+if __name__ == "__main__":  # not when something merely imports it (a multiprocessing child, say)
     run()

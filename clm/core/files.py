@@ -94,7 +94,8 @@ class DataFile:
         return self.size if self._read_elsewhere is None else self._read_elsewhere
 
     def read_elsewhere(self, position: int) -> None:
-        """Another process reads this file and has got to `position` (see `bytes_read`)."""
+        """Another reader of this file (its own `DataFile`, often in another process) has got
+        to `position`: what `bytes_read` reports while this one is not reading."""
         self._read_elsewhere = position
 
     def rows(self) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:

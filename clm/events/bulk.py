@@ -414,7 +414,7 @@ def _first_given(given: dict[str, np.ndarray], names: Sequence[str], default: np
 
 @dataclass
 class StagedEvents:
-    """A chunk of valid events made ready for `EventWriter` (see `EventWriter.stage`)."""
+    """A chunk of valid events made ready for `EventWriter` (see `stage_events`)."""
 
     batch: EventColumns  # without its `keys`: see `keys`
     order: np.ndarray  # the rows earliest first
@@ -464,8 +464,8 @@ def staged_file_chunks(
 
 class EventWriter:
     """Stores checked chunks: profiles matched (remembered across chunks), first-seen times
-    moved, events inserted once each, survey answers recorded. `stage` does ahead, in the
-    reading thread, whatever needs no database: the writing thread is the one that limits a load.
+    moved, events inserted once each, survey answers recorded. Whatever needs no database is
+    done ahead by the reader (`stage_events`, then `look_up`): the writer limits a load.
 
     With `pipelined` (a large load into PostgreSQL, with the events' foreign key set aside),
     a chunk's events are COPYed in a transaction of their own while the next chunk is matched
@@ -493,14 +493,8 @@ class EventWriter:
         self.deferred_count = 0
         self.compact_at = self.MAX_DEFERRED
 
-    def stage(self, batch: EventColumns) -> StagedEvents:
-        """What of storing a chunk needs no database, done ahead (in the thread that reads the
-        file, while the previous chunk is written): see `stage_events`, then the profiles
-        remembered for the chunk's identity keys."""
-        return self.look_up(stage_events(batch, self.dialect))
-
     def look_up(self, staged: StagedEvents) -> StagedEvents:
-        """A chunk staged elsewhere (`stage_events`), with the profiles remembered for its keys."""
+        """A chunk staged ahead (`stage_events`), with the profiles remembered for its keys."""
         self.resolver.look_up(staged.keys)
         return staged
 

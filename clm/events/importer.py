@@ -50,16 +50,16 @@ def import_events(
     (by default: see `READ_APART_MIN_BYTES`) is read and checked in a process of its own while
     this one stores it."""
     now = utcnow()
+    dialect = engine.dialect.name
     recover_cut_short_load(engine)
     if read_apart_min_bytes is None:
-        read_apart_min_bytes = READ_APART_MIN_BYTES.get(engine.dialect.name, _NEVER)
-    source = _staged_chunks(data, now, engine.dialect.name, chunk_size, read_apart_min_bytes)
+        read_apart_min_bytes = READ_APART_MIN_BYTES.get(dialect, _NEVER)
+    source = _staged_chunks(data, now, dialect, chunk_size, read_apart_min_bytes)
     with ExitStack() as stack:
         stack.callback(source.close)  # a reading process stops however this ends
         first = next(source, None)
         chunks = iter(()) if first is None else chain([first], source)
         large = first is not None and _large_load(engine, data, first.rows, set_aside_min_rows)
-        dialect = engine.dialect.name
         writer = EventWriter(actor=actor, dialect=dialect, defer_first_seen=large, pipelined=large)
         staged = (Prepared(chunk.rows, writer.look_up(chunk.items), chunk.rejections) for chunk in chunks)
         loader = engine
