@@ -12,7 +12,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from clm.store.schema import JSONType, PKType, UTCDateTime, metadata
+from clm.store.schema import JSONType, PKType, UTCDateTime, key_text, metadata
 
 customers = Table(
     "customers",
@@ -49,8 +49,8 @@ customer_identities = Table(
     metadata,
     Column("id", PKType, primary_key=True, autoincrement=True),
     Column("customer_id", PKType, ForeignKey("customers.id"), nullable=False, index=True),
-    Column("kind", String(20), nullable=False),
-    Column("value", String(320), nullable=False),
+    Column("kind", key_text(20), nullable=False),
+    Column("value", key_text(320), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("kind", "value"),
 )

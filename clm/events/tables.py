@@ -2,14 +2,14 @@
 
 from sqlalchemy import Column, Float, ForeignKey, Index, String, Table
 
-from clm.store.schema import JSONType, PKType, UTCDateTime, metadata
+from clm.store.schema import JSONType, PKType, UTCDateTime, key_text, metadata
 
 events = Table(
     "events",
     metadata,
     Column("id", PKType, primary_key=True, autoincrement=True),
     # The sender's id for the event: ingestion is idempotent on it.
-    Column("event_id", String(128), nullable=False, unique=True),
+    Column("event_id", key_text(128), nullable=False, unique=True),
     Column("customer_id", PKType, ForeignKey("customers.id"), nullable=False),
     Column("type", String(64), nullable=False),
     Column("channel", String(64), nullable=False),
