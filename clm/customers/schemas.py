@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from clm.core.errors import InvalidInput
@@ -212,6 +213,31 @@ class ProfileSeed:
     first_seen_at: datetime | None = None
     acquisition_channel: str | None = None
     acquisition_campaign: str | None = None
+
+
+@dataclass(frozen=True)
+class SeedColumns:
+    """The seeds of many records at once, one array per field (a bulk import's chunk): new
+    profiles are then made column by column, not from a `ProfileSeed` per record. Called with
+    a record's index it is that record's `ProfileSeed`, so it serves wherever one is asked for."""
+
+    first_seen_at: np.ndarray  # datetime64[us], UTC; NaT when unknown
+    acquisition_channel: np.ndarray  # object: str or None
+    acquisition_campaign: np.ndarray  # object: str or None
+
+    def take(self, index: np.ndarray) -> SeedColumns:
+        """The seeds of the records at `index`, in that order."""
+        return SeedColumns(
+            self.first_seen_at[index], self.acquisition_channel[index], self.acquisition_campaign[index]
+        )
+
+    def __call__(self, i: int) -> ProfileSeed | None:
+        at = self.first_seen_at[i]
+        if np.isnat(at):
+            return None
+        return ProfileSeed(
+            at.astype(datetime).replace(tzinfo=UTC), self.acquisition_channel[i], self.acquisition_campaign[i]
+        )
 
 
 @dataclass(frozen=True)

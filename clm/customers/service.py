@@ -30,11 +30,18 @@ from clm.customers.schemas import (
     Identity,
     ProfileSeed,
     Resolution,
+    SeedColumns,
 )
 from clm.customers.tables import consents, customer_identities, customer_merges, customers
-from clm.store.bulk import insert_many, reserve_ids, update_if_earlier, update_if_earlier_stored
+from clm.store.bulk import (
+    insert_columns,
+    insert_many,
+    reserve_ids,
+    update_if_earlier,
+    update_if_earlier_stored,
+)
 from clm.store.engine import is_postgres
-from clm.store.schema import to_db_timestamp
+from clm.store.schema import to_db_timestamp, to_db_timestamps
 from clm.store.sql import in_ids
 
 _LOOKUP_CHUNK = 500
@@ -234,11 +241,15 @@ class RememberingResolver:
         created: frozenset[int] = frozenset()
         merges: list[tuple[int, int]] = []
         if unknown:
+
+            def seed_of_unknown(i: int) -> ProfileSeed | None:
+                return seed_of(int(first[unknown[i]]))
+
+            seeds: Callable[[int], ProfileSeed | None] = seed_of_unknown
+            if isinstance(seed_of, SeedColumns):  # kept as columns: the unknown keys' first records'
+                seeds = seed_of.take(first[np.array(unknown, dtype=np.int64)])
             result = resolve_customers(
-                conn,
-                [identity_pairs(unique_keys[j]) for j in unknown],
-                lambda i: seed_of(int(first[unknown[i]])),
-                actor=self.actor,
+                conn, [identity_pairs(unique_keys[j]) for j in unknown], seeds, actor=self.actor
             )
             created, merges = result.created, result.merges
             if merges:  # profiles this import already used may be gone: match everything again
@@ -281,16 +292,74 @@ def _resolve_single_identities(
     so no union-find is needed."""
     row_keys = [next(iter(row.items())) for row in identity_rows]
     owner: dict[Any, int] = dict(known)
-    created = _create_profiles(conn, identity_rows, seed_of, row_keys, owner)
+    if isinstance(seed_of, SeedColumns):
+        created = _create_seeded_profiles(conn, row_keys, seed_of, owner)
+    else:
+        created = _create_profiles(conn, identity_rows, seed_of, row_keys, owner)
     if created:
-        now = to_db_timestamp(utcnow(), conn.dialect.name)
-        insert_many(
+        fresh = [key for key in dict.fromkeys(row_keys) if key not in known]
+        insert_columns(
             conn,
             customer_identities,
             ("customer_id", "kind", "value", "created_at"),
-            [(owner[key], key[0], key[1], now) for key in dict.fromkeys(row_keys) if key not in known],
+            [
+                [owner[key] for key in fresh],
+                [kind for kind, _ in fresh],
+                [value for _, value in fresh],
+                [_stored_now(conn)] * len(fresh),
+            ],
         )
     return Resolution([owner[key] for key in row_keys], frozenset(created), [])
+
+
+def _stored_now(conn: Connection) -> Any:
+    """The time now in its stored form: SQLite's text, on PostgreSQL COPY's text."""
+    now = to_db_timestamp(utcnow(), conn.dialect.name)
+    return now if isinstance(now, str) else now.isoformat()
+
+
+def _create_seeded_profiles(
+    conn: Connection, keys: list[tuple[str, str]], seeds: SeedColumns, owner: dict[Any, int]
+) -> set[int]:
+    """`_create_profiles` for records of one identity each, with their seeds as columns (a bulk
+    import's): a new profile per unknown identity, seeded by its first record (records come
+    earliest first), its columns built whole."""
+    first: dict[tuple[str, str], int] = {}
+    for i, key in enumerate(keys):
+        if key not in owner and key not in first:
+            first[key] = i
+    if not first:
+        return set()
+    new = list(first)
+    ids = reserve_ids(conn, customers, len(new))
+    owner.update(zip(new, ids, strict=True))
+    seeded = seeds.take(np.fromiter(first.values(), dtype=np.int64, count=len(first)))
+    now = _stored_now(conn)
+    dialect = conn.dialect.name
+    known_time = ~np.isnat(seeded.first_seen_at)
+    first_seen = np.full(len(new), now, dtype=object)
+    first_seen[known_time] = to_db_timestamps(seeded.first_seen_at[known_time], dialect)
+    # a seed without a time brings no channel or campaign either (as `_create_profiles`)
+    channel = seeded.acquisition_channel.copy()
+    campaign = seeded.acquisition_campaign.copy()
+    channel[~known_time] = campaign[~known_time] = None
+    count = len(new)
+    insert_columns(
+        conn,
+        customers,
+        _NEW_PROFILE_COLUMNS,
+        [
+            ids,
+            *([value if kind == column else None for kind, value in new] for column in _PRIMARY_COLUMNS),
+            first_seen.tolist(),
+            channel.tolist(),
+            campaign.tolist(),
+            ["{}"] * count,
+            [now] * count,
+            [now] * count,
+        ],
+    )
+    return set(ids)
 
 
 def _lock_identities(conn: Connection, keys: Iterable[tuple[str, str]]) -> None:

@@ -27,7 +27,7 @@ from clm.core.files import BadRow, ColumnChunk, DataFile
 from clm.core.imports import ChunkOutcome, Matched, Prepared, Rejection, describe_error
 from clm.core.timeutil import EARLIEST, MAX_FUTURE
 from clm.customers.identities import IDENTITY_KINDS, MAX_PLAIN_ID, identity_key, normalize_identity
-from clm.customers.schemas import ProfileSeed
+from clm.customers.schemas import SeedColumns
 from clm.customers.service import KeyBatch, RememberingResolver, key_batch, note_first_seen_stored
 from clm.customers.tables import customers
 from clm.events.schemas import (
@@ -504,12 +504,9 @@ class EventWriter:
         if not n:
             return ChunkOutcome()
 
-        def seed_of(i: int) -> ProfileSeed:
-            j = int(order[i])
-            at = batch.occurred_at[j].astype(datetime).replace(tzinfo=UTC)
-            return ProfileSeed(at, batch.source[j], batch.campaign[j])
-
-        matches = self.resolver.resolve_batch(conn, staged.keys, seed_of)
+        # a new profile's seed: its first event (the keys are in time order)
+        seeds = SeedColumns(batch.occurred_at, batch.source, batch.campaign).take(order)
+        matches = self.resolver.resolve_batch(conn, staged.keys, seeds)
         ids = np.empty(n, dtype=np.int64)
         ids[order] = matches.customer_ids
         self._note_first_seen(conn, ids, batch.occurred_at, matches.created)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from itertools import chain
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, ForeignKeyConstraint, Table
 from sqlalchemy.schema import AddConstraint
@@ -119,17 +119,26 @@ def _sqlite_values(
         cursor.close()
 
 
-def copy_text(columns: Sequence[Sequence[str]]) -> str:
-    """Columns of text as the body of a PostgreSQL `COPY … FROM STDIN` (text format), built
-    a column at a time: much cheaper than handing the driver one row tuple after another."""
+def copy_text(columns: Sequence[Sequence[str | None]]) -> str:
+    """Columns of text (None for NULL) as the body of a PostgreSQL `COPY … FROM STDIN` (text
+    format), built a column at a time: much cheaper than handing the driver one row tuple after
+    another."""
     escaped = []
     for values in columns:
         cells = list(values)
-        joined = "".join(cells)
+        nulls = [i for i, v in enumerate(cells) if v is None] if None in cells else []
+        for i in nulls:
+            cells[i] = ""
+        joined = "".join(cast(list[str], cells))
         if any(c in joined for c in _COPY_SPECIAL):
-            cells = [v.translate(_COPY_ESCAPES) for v in cells]
+            cells = [v.translate(_COPY_ESCAPES) for v in cast(list[str], cells)]
+        for i in nulls:
+            cells[i] = _COPY_NULL
         escaped.append(cells)
     return "\n".join(map("\t".join, zip(*escaped, strict=True))) + "\n"
+
+
+_COPY_NULL = "\\N"
 
 
 _COPY_SPECIAL = "\\\t\n\r"
@@ -239,6 +248,31 @@ def insert_many(
                 copy.write_row(row)
         return
     _sqlite_values(dbapi, table, columns, len(rows), _by_row(rows))
+
+
+def insert_columns(
+    conn: Connection, table: Table, columns: Sequence[str], values: Sequence[Sequence[Any]]
+) -> None:
+    """`insert_many` for rows given column by column (one sequence per column, already in stored
+    form): no tuple per row, on PostgreSQL no `write_row` per row either (see `copy_text`)."""
+    if not len(values[0]):
+        return
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    if conn.dialect.name == "postgresql":
+        body = copy_text([_copy_cells(column) for column in values])
+        load = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+        with dbapi.cursor() as cursor, cursor.copy(load) as copy:  # type: ignore[attr-defined]
+            copy.write(body)
+        return
+    _sqlite_values(dbapi, table, columns, len(values[0]), _by_column([list(c) for c in values]))
+
+
+def _copy_cells(column: Sequence[Any]) -> Sequence[str | None]:
+    """A column's values as COPY text cells: text as it is; numbers and times spelled out."""
+    if all(isinstance(v, str) or v is None for v in column):
+        return cast(Sequence[str | None], column)
+    return [None if v is None else v.isoformat() if isinstance(v, datetime) else str(v) for v in column]
 
 
 def reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:

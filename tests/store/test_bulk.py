@@ -5,9 +5,10 @@ from sqlalchemy import Engine, func, select
 from clm.core.timeutil import utcnow
 from clm.customers.schemas import CustomerIn
 from clm.customers.service import upsert_customer
+from clm.customers.tables import customers
 from clm.events.service import STORED_COLUMNS
 from clm.events.tables import events
-from clm.store.bulk import insert_ignore_columns, insert_ignore_many, insert_many
+from clm.store.bulk import copy_text, insert_columns, insert_ignore_columns, insert_ignore_many, insert_many
 from clm.store.schema import to_db_timestamp
 
 
@@ -54,3 +55,37 @@ def test_rows_given_column_by_column_go_in_like_rows(engine: Engine) -> None:
     with engine.connect() as conn:
         stored = conn.execute(select(events.c.event_id, events.c.customer_id, events.c.properties)).all()
     assert sorted(stored) == sorted((f"e{i}", customer, {"n": i}) for i in range(5_003))
+
+
+def test_copy_text_tells_a_null_from_a_text_that_reads_like_one() -> None:
+    body = copy_text([["a", None, "tab\there"], ["\\N", "x", None]])
+    assert body == "a\t\\\\N\n\\N\tx\ntab\\there\t\\N\n"
+
+
+def test_columns_with_nulls_numbers_times_and_awkward_text_go_in_as_given(engine: Engine) -> None:
+    """`insert_columns`: COPY text on PostgreSQL (NULL as \\N, the rest escaped), one statement
+    of many rows on SQLite; the stored rows read back the same either way."""
+    now = to_db_timestamp(utcnow(), engine.dialect.name)
+    awkward = ["tab\there", "back\\slash", "new\nline", "\\N", "", None]
+    count = 3_000  # several statements on SQLite
+    ids = list(range(1, count + 1))
+    emails = [awkward[i % len(awkward)] for i in range(count)]
+    with engine.begin() as conn:
+        insert_columns(
+            conn,
+            customers,
+            ("id", "email", "external_id", "attributes", "created_at", "updated_at"),
+            [
+                ids,
+                emails,
+                [f"c{i}" if i % 2 else None for i in ids],
+                ["{}"] * count,
+                [now] * count,
+                [now] * count,
+            ],
+        )
+    with engine.connect() as conn:
+        stored = conn.execute(
+            select(customers.c.id, customers.c.email, customers.c.external_id).order_by(customers.c.id)
+        ).all()
+    assert [tuple(r) for r in stored] == [(i, emails[i - 1], f"c{i}" if i % 2 else None) for i in ids]
