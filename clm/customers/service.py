@@ -7,6 +7,7 @@ that carry identities of two profiles merge them (see `merge.merge_into`).
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -241,13 +242,11 @@ class RememberingResolver:
         created: frozenset[int] = frozenset()
         merges: list[tuple[int, int]] = []
         if unknown:
-
-            def seed_of_unknown(i: int) -> ProfileSeed | None:
-                return seed_of(int(first[unknown[i]]))
-
-            seeds: Callable[[int], ProfileSeed | None] = seed_of_unknown
+            seeds: Callable[[int], ProfileSeed | None]
             if isinstance(seed_of, SeedColumns):  # kept as columns: the unknown keys' first records'
                 seeds = seed_of.take(first[np.array(unknown, dtype=np.int64)])
+            else:
+                seeds = functools.partial(_seed_of_record, seed_of, first, unknown)
             result = resolve_customers(
                 conn, [identity_pairs(unique_keys[j]) for j in unknown], seeds, actor=self.actor
             )
@@ -306,16 +305,17 @@ def _resolve_single_identities(
                 [owner[key] for key in fresh],
                 [kind for kind, _ in fresh],
                 [value for _, value in fresh],
-                [_stored_now(conn)] * len(fresh),
+                [to_db_timestamp(utcnow(), conn.dialect.name)] * len(fresh),
             ],
         )
     return Resolution([owner[key] for key in row_keys], frozenset(created), [])
 
 
-def _stored_now(conn: Connection) -> Any:
-    """The time now in its stored form: SQLite's text, on PostgreSQL COPY's text."""
-    now = to_db_timestamp(utcnow(), conn.dialect.name)
-    return now if isinstance(now, str) else now.isoformat()
+def _seed_of_record(
+    seed_of: Callable[[int], ProfileSeed | None], first: np.ndarray, unknown: list[int], i: int
+) -> ProfileSeed | None:
+    """The seed of the `i`-th unknown key: its first record's."""
+    return seed_of(int(first[unknown[i]]))
 
 
 def _create_seeded_profiles(
@@ -334,7 +334,7 @@ def _create_seeded_profiles(
     ids = reserve_ids(conn, customers, len(new))
     owner.update(zip(new, ids, strict=True))
     seeded = seeds.take(np.fromiter(first.values(), dtype=np.int64, count=len(first)))
-    now = _stored_now(conn)
+    now = to_db_timestamp(utcnow(), conn.dialect.name)  # (insert_columns spells it for COPY)
     dialect = conn.dialect.name
     known_time = ~np.isnat(seeded.first_seen_at)
     first_seen = np.full(len(new), now, dtype=object)

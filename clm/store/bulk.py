@@ -288,7 +288,7 @@ def reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
         sequence = conn.exec_driver_sql(
             "SELECT pg_get_serial_sequence(%(t)s, 'id')", {"t": table.name}
         ).scalar_one()
-        # one array, not a row per id: the driver reads it in C (200,000 ids 0.9 → 0.2 s)
+        # one array, not a row per id: the driver reads it in C (200,000 ids 0.63 → 0.24 s)
         ids = conn.exec_driver_sql(
             "SELECT array_agg(nextval(%(s)s)) FROM generate_series(1, %(n)s)", {"s": sequence, "n": count}
         ).scalar_one()
