@@ -269,10 +269,26 @@ def insert_columns(
 
 
 def _copy_cells(column: Sequence[Any]) -> Sequence[str | None]:
-    """A column's values as COPY text cells: text as it is; numbers and times spelled out."""
+    """A column's values as COPY text cells: text as it is; numbers and times spelled out, each
+    distinct time once (new profiles' columns of one `now` repeated: spelling it 200,000 times
+    took 0.4 s a column)."""
     if all(isinstance(v, str) or v is None for v in column):
         return cast(Sequence[str | None], column)
-    return [None if v is None else v.isoformat() if isinstance(v, datetime) else str(v) for v in column]
+    if all(type(v) is int for v in column):
+        return list(map(str, column))
+    times: dict[datetime, str] = {}
+
+    def spell(v: Any) -> str | None:
+        if v is None:
+            return None
+        if isinstance(v, datetime):
+            text = times.get(v)
+            if text is None:
+                text = times[v] = v.isoformat()
+            return text
+        return str(v)
+
+    return list(map(spell, column))
 
 
 def reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:

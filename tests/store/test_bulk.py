@@ -1,5 +1,7 @@
 """Bulk writes (clm.store.bulk): many rows a statement, duplicates skipped and counted."""
 
+from datetime import UTC, datetime, timedelta
+
 from sqlalchemy import Engine, func, select
 
 from clm.core.timeutil import utcnow
@@ -70,15 +72,20 @@ def test_columns_with_nulls_numbers_times_and_awkward_text_go_in_as_given(engine
     count = 3_000  # several statements on SQLite
     ids = list(range(1, count + 1))
     emails = [awkward[i % len(awkward)] for i in range(count)]
+    # distinct times, a few repeated, some missing: each spelled as itself (a time is spelled
+    # once however often it repeats)
+    base = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    seen = [base + timedelta(seconds=i % 500, microseconds=i % 7) if i % 3 else None for i in ids]
     with engine.begin() as conn:
         insert_columns(
             conn,
             customers,
-            ("id", "email", "external_id", "attributes", "created_at", "updated_at"),
+            ("id", "email", "external_id", "first_seen_at", "attributes", "created_at", "updated_at"),
             [
                 ids,
                 emails,
                 [f"c{i}" if i % 2 else None for i in ids],
+                [None if t is None else to_db_timestamp(t, engine.dialect.name) for t in seen],
                 ["{}"] * count,
                 [now] * count,
                 [now] * count,
@@ -86,6 +93,10 @@ def test_columns_with_nulls_numbers_times_and_awkward_text_go_in_as_given(engine
         )
     with engine.connect() as conn:
         stored = conn.execute(
-            select(customers.c.id, customers.c.email, customers.c.external_id).order_by(customers.c.id)
+            select(
+                customers.c.id, customers.c.email, customers.c.external_id, customers.c.first_seen_at
+            ).order_by(customers.c.id)
         ).all()
-    assert [tuple(r) for r in stored] == [(i, emails[i - 1], f"c{i}" if i % 2 else None) for i in ids]
+    assert [tuple(r) for r in stored] == [
+        (i, emails[i - 1], f"c{i}" if i % 2 else None, seen[i - 1]) for i in ids
+    ]
