@@ -67,7 +67,59 @@ def to_db_timestamps(moments: np.ndarray, dialect_name: str) -> list[str]:
     (and PostgreSQL's COPY reads, with the offset added)."""
     if not len(moments):
         return []
-    text = np.datetime_as_string(moments.astype("datetime64[us]"), unit="us")
-    text.view(np.uint32).reshape(len(text), -1)[:, 10] = ord(" ")  # 'T' → ' ', as isoformat(sep=" ")
-    stamps: list[str] = text.tolist()
-    return stamps if dialect_name == "sqlite" else [s + "+00" for s in stamps]
+    us = moments.astype("datetime64[us]")
+    suffix = b"" if dialect_name == "sqlite" else b"+00"
+    text = _iso_digits(us.astype(np.int64), suffix)
+    if text is None:  # a year outside 1000-9999 (NumPy pads it to four digits, as isoformat does)
+        spelled = np.datetime_as_string(us, unit="us").tolist()
+        return [s.replace("T", " ") + suffix.decode() for s in spelled]
+    stamps: list[str] = text.astype(f"U{26 + len(suffix)}").tolist()
+    return stamps
+
+
+def _iso_digits(us: np.ndarray, suffix: bytes) -> np.ndarray | None:
+    """Microseconds since the epoch as 'YYYY-MM-DD HH:MM:SS.ffffff' + suffix, ASCII bytes, each
+    digit computed for the whole array at once: `np.datetime_as_string` took ~0.5 µs a value, a
+    few seconds of a 5M-event load; this a fifth of that. Written a character position at a time
+    (one contiguous row each), turned into one string per value at the end. None when a year
+    has other than four digits."""
+    days, in_day = np.divmod(us, 86_400_000_000)
+    seconds, micro = (part.astype(np.int32) for part in np.divmod(in_day, 1_000_000))
+    year, month, day = (part.astype(np.int32) for part in _civil(days))
+    if len(year) and (year.min() < 1000 or year.max() > 9999):
+        return None
+    minutes, second = np.divmod(seconds, 60)
+    hour, minute = np.divmod(minutes, 60)
+    width = 26 + len(suffix)
+    out = np.empty((width, len(us)), dtype=np.uint8)
+    for start, value, digits in (
+        (0, year, 4),
+        (5, month, 2),
+        (8, day, 2),
+        (11, hour, 2),
+        (14, minute, 2),
+        (17, second, 2),
+        (20, micro, 6),
+    ):
+        for k in range(digits - 1, -1, -1):
+            value, digit = np.divmod(value, 10)
+            np.add(digit, ord("0"), out=out[start + k], casting="unsafe")
+    for at, char in zip((4, 7, 10, 13, 16, 19, *range(26, width)), b"-- ::." + suffix, strict=True):
+        out[at] = char
+    return np.ascontiguousarray(out.T).view(f"S{width}").ravel()
+
+
+def _civil(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Proleptic Gregorian (year, month, day) of days since 1970-01-01: the days-to-civil
+    arithmetic of the C++ <chrono> proposal (H. Hinnant, "chrono-Compatible Low-Level Date
+    Algorithms"), on whole arrays."""
+    z = days + 719_468  # days since 0000-03-01
+    era = z // 146_097
+    doe = z - era * 146_097  # day of the 400-year era, 0..146096
+    yoe = (doe - doe // 1_460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)  # day of the year starting 1 March
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = np.where(mp < 10, mp + 3, mp - 9)
+    year = yoe + era * 400 + (month <= 2)
+    return year, month, day
