@@ -137,7 +137,7 @@ class ServerCpu:
 
     def __init__(self, database: str) -> None:
         self.marker = f" {database} "
-        self.before = self._sample(set())
+        self.before = self._sample()
         self.last: dict[int, float] = {}
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
@@ -145,9 +145,9 @@ class ServerCpu:
 
     def _watch(self) -> None:
         while not self.done.wait(0.1):
-            self.last.update(self._sample(set(self.last)))
+            self.last.update(self._sample())
 
-    def _sample(self, known: set[int]) -> dict[int, float]:
+    def _sample(self) -> dict[int, float]:
         found: dict[int, float] = {}
         tick = os.sysconf("SC_CLK_TCK")
         for entry in Path("/proc").iterdir():
@@ -158,11 +158,10 @@ class ServerCpu:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            pid = int(entry.name)
             ours = self.marker in command or "parallel worker" in command
-            if command.startswith("postgres: ") and (ours or pid in known):
+            if command.startswith("postgres: ") and ours:
                 fields = stat.rsplit(")", 1)[1].split()
-                found[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+                found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
         return found
 
     def stop(self) -> float:
