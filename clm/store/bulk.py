@@ -313,6 +313,10 @@ def reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
     return list(range(start + 1, start + count + 1))
 
 
+# up to this many (id, time) pairs go to PostgreSQL as two arrays, more through a temporary table
+_ARRAY_ROWS = 5_000
+
+
 def update_if_earlier(conn: Connection, table: Table, column: str, values: dict[int, datetime]) -> None:
     """Set `column` to the given time for each id where it is NULL or later (one pass)."""
     dialect = conn.dialect.name
@@ -331,21 +335,36 @@ def update_if_earlier_stored(
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None
     if conn.dialect.name == "postgresql":
+        # the rows locked in id order first, as every locker of profiles does: an UPDATE
+        # joined to the staged times would lock them in hash order and could deadlock
+        def update(staged: str, *, only: str = "") -> str:
+            return (
+                f"WITH s AS (SELECT s.id, s.ts FROM {staged} JOIN {table.name} AS t ON t.id = s.id "
+                f"WHERE {only}(t.{column} IS NULL OR t.{column} > s.ts) "
+                f"ORDER BY s.id FOR NO KEY UPDATE OF t) "
+                f"UPDATE {table.name} AS t SET {column} = s.ts FROM s "
+                f"WHERE t.id = s.id AND (t.{column} IS NULL OR t.{column} > s.ts)"
+            )
+
         with dbapi.cursor() as cursor:  # type: ignore[attr-defined]
+            if len(rows) <= _ARRAY_ROWS:
+                # an API batch: the ids repeated as `= ANY` make PostgreSQL fetch just these rows
+                # by key; joined to the times alone it hashes the whole table for a few hundred
+                # (with 45,000 profiles 11 ms instead of 2, growing with the table)
+                ids = [int(key) for key, _ in rows]
+                times = [ts if isinstance(ts, str) else ts.isoformat() for _, ts in rows]
+                staged = "unnest(%(ids)s::bigint[], %(ts)s::timestamptz[]) AS s(id, ts)"
+                cursor.execute(
+                    update(staged, only="t.id = ANY(%(ids)s::bigint[]) AND "), {"ids": ids, "ts": times}
+                )
+                return
             cursor.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS _stage_times (id bigint, ts timestamptz) ON COMMIT DROP"
             )
             with cursor.copy("COPY _stage_times (id, ts) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            # the rows locked in id order first, as every locker of profiles does: an UPDATE
-            # joined to the staged times would lock them in hash order and could deadlock
-            cursor.execute(
-                f"WITH s AS (SELECT s.id, s.ts FROM _stage_times AS s JOIN {table.name} AS t ON t.id = s.id "
-                f"WHERE t.{column} IS NULL OR t.{column} > s.ts ORDER BY s.id FOR NO KEY UPDATE OF t) "
-                f"UPDATE {table.name} AS t SET {column} = s.ts FROM s "
-                f"WHERE t.id = s.id AND (t.{column} IS NULL OR t.{column} > s.ts)"
-            )
+            cursor.execute(update("_stage_times AS s"))
             cursor.execute("DROP TABLE _stage_times")
         return
     cursor = dbapi.cursor()

@@ -10,7 +10,14 @@ from clm.customers.service import upsert_customer
 from clm.customers.tables import customers
 from clm.events.service import STORED_COLUMNS
 from clm.events.tables import events
-from clm.store.bulk import copy_text, insert_columns, insert_ignore_columns, insert_ignore_many, insert_many
+from clm.store.bulk import (
+    copy_text,
+    insert_columns,
+    insert_ignore_columns,
+    insert_ignore_many,
+    insert_many,
+    update_if_earlier,
+)
 from clm.store.schema import to_db_timestamp
 
 
@@ -100,3 +107,52 @@ def test_columns_with_nulls_numbers_times_and_awkward_text_go_in_as_given(engine
     assert [tuple(r) for r in stored] == [
         (i, emails[i - 1], f"c{i}" if i % 2 else None, seen[i - 1]) for i in ids
     ]
+
+
+def _profiles_seen(engine: Engine, seen: list[datetime | None]) -> None:
+    now = to_db_timestamp(utcnow(), engine.dialect.name)
+    ids = list(range(1, len(seen) + 1))
+    with engine.begin() as conn:
+        insert_columns(
+            conn,
+            customers,
+            ("id", "first_seen_at", "attributes", "created_at", "updated_at"),
+            [
+                ids,
+                [None if t is None else to_db_timestamp(t, engine.dialect.name) for t in seen],
+                ["{}"] * len(ids),
+                [now] * len(ids),
+                [now] * len(ids),
+            ],
+        )
+
+
+def _first_seen(engine: Engine) -> list[datetime | None]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(customers.c.first_seen_at).order_by(customers.c.id)).scalars())
+
+
+def test_a_time_replaces_a_later_or_missing_one_and_never_an_earlier_one(engine: Engine) -> None:
+    """A few pairs (an API batch: arrays on PostgreSQL) and more than 5,000 (a bulk chunk: a
+    temporary table) move each profile's first-seen time to the earlier of the two."""
+    base = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    for count in (30, 6_000):
+        with engine.begin() as conn:
+            conn.execute(customers.delete())
+        stored = [None if i % 3 == 0 else base + timedelta(hours=i) for i in range(count)]
+        _profiles_seen(engine, stored)
+        # for each profile: an hour earlier, an hour later, or for an empty one a day before base
+        given = {
+            i + 1: base - timedelta(days=1) if t is None else t + timedelta(hours=1 if i % 2 else -1)
+            for i, t in enumerate(stored)
+        }
+        skipped = set(range(5, count + 1, 7))  # profiles not in this call keep their time
+        with engine.begin() as conn:
+            update_if_earlier(
+                conn, customers, "first_seen_at", {k: v for k, v in given.items() if k not in skipped}
+            )
+        expected = [
+            t if i + 1 in skipped else given[i + 1] if t is None else min(t, given[i + 1])
+            for i, t in enumerate(stored)
+        ]
+        assert _first_seen(engine) == expected, count
