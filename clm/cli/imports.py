@@ -15,20 +15,36 @@ from sqlalchemy import Engine
 from clm.cli.context import engine
 from clm.cli.output import byte_progress, console, print_json
 from clm.commerce.importer import import_orders, import_products, import_spend
+from clm.commerce.tables import marketing_spend, order_days, order_items, orders, products
 from clm.core.files import DataFile, parse_mapping
 from clm.core.imports import ImportReport
 from clm.core.memory import release_freed_memory
 from clm.customers.importer import import_customers
+from clm.customers.tables import consents, customer_identities, customers
 from clm.events.importer import import_events
+from clm.events.tables import events, survey_answers
 from clm.lifecycle.service import StageRun, assign_stages, reassess_customers
 from clm.loyalty.service import refresh_loyalty
 from clm.segments.service import rebuild_segments, recheck_customers
+from clm.store.engine import refresh_statistics
 
 app = typer.Typer(
     help="Import CSV/TSV/JSON Lines files (optionally .gz). Exit code 0: all rows accepted; "
     "1: some rows rejected (the good ones are stored); 2: the file cannot be used.",
     no_args_is_help=True,
 )
+
+# An import storing this many rows gathers fresh planner statistics for the tables it filled
+# before the refresh reads them (autovacuum's own pass can be a minute or more away).
+STATISTICS_AFTER = 50_000
+_PROFILES = (customers, customer_identities)
+_TABLES = {
+    "events": (events, survey_answers, *_PROFILES),
+    "customers": (*_PROFILES, consents),
+    "orders": (orders, order_items, order_days, *_PROFILES),
+    "products": (products,),
+    "spend": (marketing_spend,),
+}
 
 FileArg = Annotated[
     Path, typer.Argument(help="A .csv, .tsv or .jsonl file (optionally .gz).", show_default=False)
@@ -71,6 +87,8 @@ def _run(
     imported = time.perf_counter()
     eng.dispose()  # the import's connections and their page caches go before the refresh starts
     release_freed_memory()
+    if report.accepted >= STATISTICS_AFTER:
+        refresh_statistics(eng, _TABLES.get(report.kind, ()))
     busy = nullcontext() if as_json else console.status("bringing loyalty, stages and segments up to date")
     with busy:
         _refresh_loyalty(eng, report)
