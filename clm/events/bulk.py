@@ -42,7 +42,8 @@ from clm.events.schemas import (
 )
 from clm.events.service import STORED_COLUMNS, SURVEY_RESPONSE, profile_seed, record_answers
 from clm.events.tables import events
-from clm.store.bulk import copy_new_rows, copy_text, insert_ignore_columns, insert_ignore_copy
+from clm.store.bulk import copy_new_rows, insert_ignore_columns, insert_ignore_copy
+from clm.store.pgcopy import bigints, copy_binary, jsonbs, texts, timestamps
 from clm.store.schema import to_db_timestamp, to_db_timestamps
 
 # Timestamps both pandas and `datetime.fromisoformat` read the same way; others go row by row.
@@ -419,7 +420,7 @@ class StagedEvents:
     batch: EventColumns  # without its `keys`: see `keys`
     order: np.ndarray  # the rows earliest first
     keys: KeyBatch  # their identity keys, in that order
-    columns: list[list[Any]]  # event id, type, channel, time, properties: as stored
+    columns: list[Any]  # event id, type, channel, time, properties: as the store takes them
 
     def __len__(self) -> int:
         return len(self.batch)
@@ -430,11 +431,13 @@ def stage_events(batch: EventColumns, dialect: str) -> StagedEvents:
     run in the process that reads the file): the time order, the distinct identity keys, the
     columns in their stored form."""
     order = np.argsort(batch.occurred_at, kind="stable")  # a new profile's seed: its first event
+    # PostgreSQL takes the times as they are (binary COPY); SQLite stores them as text
+    stamps = batch.occurred_at if dialect == "postgresql" else to_db_timestamps(batch.occurred_at, dialect)
     columns = [
         batch.event_id.tolist(),
         batch.type.tolist(),
         batch.channel.tolist(),
-        to_db_timestamps(batch.occurred_at, dialect),
+        stamps,
         batch.properties.tolist(),
     ]
     keys = key_batch(batch.keys[order])
@@ -524,12 +527,10 @@ class EventWriter:
         """The events of a chunk matched to profiles `ids`, and their survey answers."""
         n = len(staged)
         event_id, kind, channel, stamps, properties = staged.columns
-        received = to_db_timestamp(datetime.now(UTC), self.dialect)
         if self.dialect == "postgresql":
-            people: list[Any] = list(map(str, ids.tolist()))
-            columns = [event_id, people, kind, channel, stamps, [received.isoformat()] * n, properties]
-            accepted = self._copy(conn, columns)
+            accepted = self._copy(conn, [event_id, ids, kind, channel, stamps, properties])
         else:
+            received = to_db_timestamp(datetime.now(UTC), self.dialect)
             columns = [event_id, ids.tolist(), kind, channel, stamps, [received] * n, properties]
             accepted = insert_ignore_columns(conn, events, STORED_COLUMNS, columns, ("event_id",))
         batch = staged.batch
@@ -538,16 +539,17 @@ class EventWriter:
             record_answers(conn, answers.tolist())
         return ChunkOutcome(accepted=accepted, duplicates=n - accepted)
 
-    def _copy(self, conn: Connection, columns: list[list[str]]) -> int:
-        """PostgreSQL: COPY straight into `events` while no event of the file was already
-        stored; from the first clash on (a file sent again, say), stage and skip duplicates."""
+    def _copy(self, conn: Connection, columns: list[Any]) -> int:
+        """PostgreSQL: COPY (binary) straight into `events` while no event of the file was
+        already stored; from the first clash on (a file sent again, say), stage and skip
+        duplicates. `columns`: event ids, profile ids, types, channels, times, properties."""
         if self.fresh:
             first = ~pd.Series(columns[0]).duplicated().to_numpy()
-            unique = columns if first.all() else [_objects(c)[first].tolist() for c in columns]
-            if copy_new_rows(conn, events, STORED_COLUMNS, copy_text(unique)):
+            unique = columns if first.all() else [_kept(c, first) for c in columns]
+            if copy_new_rows(conn, events, STORED_COLUMNS, _binary_events(unique)):
                 return len(unique[0])
             self.fresh = False
-        return insert_ignore_copy(conn, events, STORED_COLUMNS, copy_text(columns), ("event_id",))
+        return insert_ignore_copy(conn, events, STORED_COLUMNS, _binary_events(columns), ("event_id",))
 
     def _note_first_seen(
         self, conn: Connection, ids: np.ndarray, occurred: np.ndarray, created: frozenset[int]
@@ -602,6 +604,28 @@ class EventWriter:
     def _store_first_seen(conn: Connection, ids: np.ndarray, times: np.ndarray) -> None:
         stamps = to_db_timestamps(times.astype("datetime64[us]"), conn.dialect.name)
         note_first_seen_stored(conn, list(zip(ids.tolist(), stamps, strict=True)))
+
+
+def _kept(column: Any, keep: np.ndarray) -> Any:
+    """The column's values where `keep` is true, in the column's own form (array or list)."""
+    return column[keep] if isinstance(column, np.ndarray) else _objects(column)[keep].tolist()
+
+
+def _binary_events(columns: list[Any]) -> bytes:
+    """A chunk's events as a binary COPY body in `STORED_COLUMNS` order, received now."""
+    event_id, ids, kind, channel, stamps, properties = columns
+    received = np.full(len(ids), np.datetime64(datetime.now(UTC).replace(tzinfo=None), "us"))
+    return copy_binary(
+        [
+            texts(event_id),
+            bigints(ids),
+            texts(kind),
+            texts(channel),
+            timestamps(stamps),
+            timestamps(received),
+            jsonbs(properties),
+        ]
+    )
 
 
 def _earliest_each(ids: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

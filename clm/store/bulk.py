@@ -18,6 +18,7 @@ from sqlalchemy.schema import AddConstraint
 
 from clm.core.errors import StoreInconsistent
 from clm.store.engine import UNCHECKED_KEYS, in_retried_transaction, retrying
+from clm.store.pgcopy import copy_text
 from clm.store.schema import to_db_timestamp
 
 
@@ -119,50 +120,29 @@ def _sqlite_values(
         cursor.close()
 
 
-def copy_text(columns: Sequence[Sequence[str | None]]) -> str:
-    """Columns of text (None for NULL) as the body of a PostgreSQL `COPY … FROM STDIN` (text
-    format), built a column at a time: much cheaper than handing the driver one row tuple after
-    another."""
-    escaped = []
-    for values in columns:
-        cells = list(values)
-        nulls = [i for i, v in enumerate(cells) if v is None] if None in cells else []
-        for i in nulls:
-            cells[i] = ""
-        joined = "".join(cast(list[str], cells))
-        if any(c in joined for c in _COPY_SPECIAL):
-            cells = [v.translate(_COPY_ESCAPES) for v in cast(list[str], cells)]
-        for i in nulls:
-            cells[i] = _COPY_NULL
-        escaped.append(cells)
-    return "\n".join(map("\t".join, zip(*escaped, strict=True))) + "\n"
-
-
-_COPY_NULL = "\\N"
-
-
-_COPY_SPECIAL = "\\\t\n\r"
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
 def insert_ignore_copy(
-    conn: Connection, table: Table, columns: Sequence[str], body: str, conflict_columns: Sequence[str]
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    body: str | bytes,
+    conflict_columns: Sequence[str],
 ) -> int:
-    """`insert_ignore_many` on PostgreSQL for rows already in COPY text form (`copy_text`)."""
+    """`insert_ignore_many` on PostgreSQL for rows already in a COPY body: text (`copy_text`)
+    or binary (`copy_binary`)."""
     return _pg_copy_insert(conn, table, columns, body, conflict_columns)
 
 
-def copy_new_rows(conn: Connection, table: Table, columns: Sequence[str], body: str) -> bool:
-    """COPY rows straight into `table` (PostgreSQL), betting that none of them is there yet: the
-    fastest load there is. Returns False, having written nothing, when a row clashed with a
-    unique key; the caller then takes the careful `insert_ignore_copy` way."""
+def copy_new_rows(conn: Connection, table: Table, columns: Sequence[str], body: str | bytes) -> bool:
+    """COPY rows (a text or binary body) straight into `table` (PostgreSQL), betting that none
+    of them is there yet: the fastest load there is. Returns False, having written nothing, when
+    a row clashed with a unique key; the caller then takes the careful `insert_ignore_copy` way."""
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None
     try:
         with (
             conn.begin_nested(),
             dbapi.cursor() as cursor,  # type: ignore[attr-defined]
-            cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy,
+            cursor.copy(_copy_from(table.name, columns, body)) as copy,
         ):
             copy.write(body)
     except Exception as exc:
@@ -175,11 +155,17 @@ def copy_new_rows(conn: Connection, table: Table, columns: Sequence[str], body: 
 _UNIQUE_VIOLATION = "23505"
 
 
+def _copy_from(table: str, columns: Sequence[str], body: object) -> str:
+    """The COPY statement for a body: bytes are the binary format (anything else: text)."""
+    binary = " (FORMAT binary)" if isinstance(body, bytes) else ""
+    return f"COPY {table} ({', '.join(columns)}) FROM STDIN{binary}"
+
+
 def _pg_copy_insert(
     conn: Connection,
     table: Table,
     columns: Sequence[str],
-    rows: Sequence[tuple[Any, ...]] | str,
+    rows: Sequence[tuple[Any, ...]] | str | bytes,
     conflict_columns: Sequence[str],
 ) -> int:
     # COPY into a per-transaction staging table, then one INSERT … SELECT … ON CONFLICT:
@@ -193,8 +179,8 @@ def _pg_copy_insert(
             f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DROP AS "
             f"SELECT {cols} FROM {table.name} WITH NO DATA"
         )
-        with cursor.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
-            if isinstance(rows, str):
+        with cursor.copy(_copy_from(stage, columns, rows)) as copy:
+            if isinstance(rows, str | bytes):
                 copy.write(rows)
             else:
                 for row in rows:

@@ -11,7 +11,6 @@ from clm.customers.tables import customers
 from clm.events.service import STORED_COLUMNS
 from clm.events.tables import events
 from clm.store.bulk import (
-    copy_text,
     insert_columns,
     insert_ignore_columns,
     insert_ignore_many,
@@ -64,11 +63,6 @@ def test_rows_given_column_by_column_go_in_like_rows(engine: Engine) -> None:
     with engine.connect() as conn:
         stored = conn.execute(select(events.c.event_id, events.c.customer_id, events.c.properties)).all()
     assert sorted(stored) == sorted((f"e{i}", customer, {"n": i}) for i in range(5_003))
-
-
-def test_copy_text_tells_a_null_from_a_text_that_reads_like_one() -> None:
-    body = copy_text([["a", None, "tab\there"], ["\\N", "x", None]])
-    assert body == "a\t\\\\N\n\\N\tx\ntab\\there\t\\N\n"
 
 
 def test_columns_with_nulls_numbers_times_and_awkward_text_go_in_as_given(engine: Engine) -> None:
