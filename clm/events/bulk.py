@@ -43,7 +43,16 @@ from clm.events.schemas import (
 from clm.events.service import STORED_COLUMNS, SURVEY_RESPONSE, profile_seed, record_answers
 from clm.events.tables import events
 from clm.store.bulk import copy_new_rows, insert_ignore_columns, insert_ignore_copy
-from clm.store.pgcopy import bigints, copy_binary, jsonbs, texts, timestamps
+from clm.store.pgcopy import (
+    BinaryColumn,
+    BlankedBody,
+    bigints,
+    blanked_body,
+    copy_binary,
+    jsonbs,
+    texts,
+    timestamps,
+)
 from clm.store.schema import to_db_timestamp, to_db_timestamps
 
 # Timestamps both pandas and `datetime.fromisoformat` read the same way; others go row by row.
@@ -421,6 +430,8 @@ class StagedEvents:
     order: np.ndarray  # the rows earliest first
     keys: KeyBatch  # their identity keys, in that order
     columns: list[Any]  # event id, type, channel, time, properties: as the store takes them
+    # PostgreSQL: the COPY body laid out, profile ids blank (when no event id repeats)
+    body: BlankedBody | None = None
 
     def __len__(self) -> int:
         return len(self.batch)
@@ -441,8 +452,11 @@ def stage_events(batch: EventColumns, dialect: str) -> StagedEvents:
         batch.properties.tolist(),
     ]
     keys = key_batch(batch.keys[order])
+    body = None
+    if dialect == "postgresql" and not pd.Series(columns[0]).duplicated().any():
+        body = blanked_body(_binary_columns(columns, np.zeros(len(batch), dtype=np.int64)), _PROFILE_IDS)
     # each row's key lives on as its distinct key's code: not carried (or pickled) twice
-    return StagedEvents(replace(batch, keys=_NO_KEYS), order, keys, columns)
+    return StagedEvents(replace(batch, keys=_NO_KEYS), order, keys, columns, body)
 
 
 _NO_KEYS = np.empty(0, dtype=object)
@@ -468,7 +482,8 @@ def staged_file_chunks(
 class EventWriter:
     """Stores checked chunks: profiles matched (remembered across chunks), first-seen times
     moved, events inserted once each, survey answers recorded. Whatever needs no database is
-    done ahead by the reader (`stage_events`, then `look_up`): the writer limits a load.
+    done ahead by the reader (`stage_events`, then `look_up`), down to PostgreSQL's COPY body
+    with the profile ids blank: the writer limits a load.
 
     With `pipelined` (a large load into PostgreSQL, with the events' foreign key set aside),
     a chunk's events are COPYed in a transaction of their own while the next chunk is matched
@@ -528,7 +543,7 @@ class EventWriter:
         n = len(staged)
         event_id, kind, channel, stamps, properties = staged.columns
         if self.dialect == "postgresql":
-            accepted = self._copy(conn, [event_id, ids, kind, channel, stamps, properties])
+            accepted = self._copy(conn, staged, ids)
         else:
             received = to_db_timestamp(datetime.now(UTC), self.dialect)
             columns = [event_id, ids.tolist(), kind, channel, stamps, [received] * n, properties]
@@ -539,17 +554,22 @@ class EventWriter:
             record_answers(conn, answers.tolist())
         return ChunkOutcome(accepted=accepted, duplicates=n - accepted)
 
-    def _copy(self, conn: Connection, columns: list[Any]) -> int:
+    def _copy(self, conn: Connection, staged: StagedEvents, ids: np.ndarray) -> int:
         """PostgreSQL: COPY (binary) straight into `events` while no event of the file was
-        already stored; from the first clash on (a file sent again, say), stage and skip
-        duplicates. `columns`: event ids, profile ids, types, channels, times, properties."""
+        already stored, with the body the reader laid out if it could (no event id repeats in
+        the chunk); from the first clash on (a file sent again, say), stage and skip duplicates."""
         if self.fresh:
-            first = ~pd.Series(columns[0]).duplicated().to_numpy()
-            unique = columns if first.all() else [_kept(c, first) for c in columns]
-            if copy_new_rows(conn, events, STORED_COLUMNS, _binary_events(unique)):
+            if staged.body is not None:
+                unique, body = staged.columns, staged.body.filled(ids)
+            else:
+                first = ~pd.Series(staged.columns[0]).duplicated().to_numpy()
+                unique = [_kept(c, first) for c in staged.columns]
+                body = copy_binary(_binary_columns(unique, ids[first]))
+            if copy_new_rows(conn, events, STORED_COLUMNS, body):
                 return len(unique[0])
             self.fresh = False
-        return insert_ignore_copy(conn, events, STORED_COLUMNS, _binary_events(columns), ("event_id",))
+        body = copy_binary(_binary_columns(staged.columns, ids))
+        return insert_ignore_copy(conn, events, STORED_COLUMNS, body, ("event_id",))
 
     def _note_first_seen(
         self, conn: Connection, ids: np.ndarray, occurred: np.ndarray, created: frozenset[int]
@@ -611,21 +631,23 @@ def _kept(column: Any, keep: np.ndarray) -> Any:
     return column[keep] if isinstance(column, np.ndarray) else _objects(column)[keep].tolist()
 
 
-def _binary_events(columns: list[Any]) -> bytes:
-    """A chunk's events as a binary COPY body in `STORED_COLUMNS` order, received now."""
-    event_id, ids, kind, channel, stamps, properties = columns
-    received = np.full(len(ids), np.datetime64(datetime.now(UTC).replace(tzinfo=None), "us"))
-    return copy_binary(
-        [
-            texts(event_id),
-            bigints(ids),
-            texts(kind),
-            texts(channel),
-            timestamps(stamps),
-            timestamps(received),
-            jsonbs(properties),
-        ]
-    )
+_PROFILE_IDS = STORED_COLUMNS.index("customer_id")
+
+
+def _binary_columns(columns: list[Any], ids: np.ndarray) -> list[BinaryColumn]:
+    """A chunk's staged columns and its profile ids in binary COPY form, in `STORED_COLUMNS`
+    order, received now."""
+    event_id, kind, channel, stamps, properties = columns
+    received = np.full(len(event_id), np.datetime64(datetime.now(UTC).replace(tzinfo=None), "us"))
+    return [
+        texts(event_id),
+        bigints(ids),
+        texts(kind),
+        texts(channel),
+        timestamps(stamps),
+        timestamps(received),
+        jsonbs(properties),
+    ]
 
 
 def _earliest_each(ids: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

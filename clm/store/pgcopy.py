@@ -107,6 +107,35 @@ _TRAILER = b"\xff\xff"
 
 def copy_binary(columns: Sequence[BinaryColumn]) -> bytes:
     """The columns (of equal length) as the body of `COPY … FROM STDIN (FORMAT binary)`."""
+    return _laid_out(columns, None)[0].tobytes()
+
+
+@dataclass(frozen=True)
+class BlankedBody:
+    """A binary COPY body laid out ahead with one `bigint` column left blank (zeros), to be
+    filled in when its values are known: an event file's chunk is laid out by the process that
+    reads it, before matching has told each event's profile."""
+
+    body: bytes
+    blanks: np.ndarray  # each row's blank value: its byte offset in `body`
+
+    def filled(self, values: np.ndarray) -> bytes:
+        """The body with the values in place."""
+        body = np.frombuffer(self.body, dtype=np.uint8).copy()
+        _put(body, self.blanks, np.asarray(values, dtype=">i8").view(np.uint8), 8)
+        return body.tobytes()
+
+
+def blanked_body(columns: Sequence[BinaryColumn], blank: int) -> BlankedBody:
+    """`copy_binary` with column `blank` (eight bytes a value: `bigints`) to be filled in later
+    (see `BlankedBody`)."""
+    body, blanks = _laid_out(columns, blank)
+    assert blanks is not None
+    return BlankedBody(body.tobytes(), blanks)
+
+
+def _laid_out(columns: Sequence[BinaryColumn], remember: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The body, and where each row's value of column `remember` starts (if asked)."""
     rows = len(columns[0])
     sizes = np.full(rows, 2 + 4 * len(columns), dtype=np.int64)
     for column in columns:
@@ -119,14 +148,17 @@ def copy_binary(columns: Sequence[BinaryColumn]) -> bytes:
     at = starts[:-1] + len(_HEADER)  # where each row's next field goes
     _put(body, at, np.full(rows, len(columns), dtype=">i2").view(np.uint8), 2)
     at += 2
-    for column in columns:
+    remembered = None
+    for k, column in enumerate(columns):
         _put(body, at, column.lengths.astype(">i4").view(np.uint8), 4)
         at += 4
+        if k == remember:
+            remembered = at.copy()
         present = np.maximum(column.lengths, 0)
         source_starts = np.cumsum(present) - present
         body[np.repeat(at - source_starts, present) + np.arange(len(column.data))] = column.data
         at += present
-    return body.tobytes()
+    return body, remembered
 
 
 def _put(body: np.ndarray, at: np.ndarray, data: np.ndarray, width: int) -> None:

@@ -13,7 +13,7 @@ from clm.customers.service import upsert_customer
 from clm.events.service import STORED_COLUMNS
 from clm.events.tables import events
 from clm.store.bulk import copy_new_rows, insert_ignore_copy
-from clm.store.pgcopy import bigints, copy_binary, copy_text, jsonbs, texts, timestamps
+from clm.store.pgcopy import bigints, blanked_body, copy_binary, copy_text, jsonbs, texts, timestamps
 
 
 def test_copy_text_tells_a_null_from_a_text_that_reads_like_one() -> None:
@@ -49,6 +49,18 @@ def test_a_binary_body_is_laid_out_byte_for_byte_as_postgresql_documents_it() ->
         + b"\x00\x00\x00\x03" + b"\x01{}"  # jsonb's version byte, then the text
     )  # fmt: skip
     assert body == header + first + second + b"\xff\xff"
+
+
+def test_a_body_laid_out_with_a_blank_column_is_filled_to_the_same_bytes() -> None:
+    """What an event file's reader lays out ahead (profile ids unknown yet), once filled, is
+    exactly the body built with the ids: values of every length around the blank."""
+    ids = np.array([7, 2**40 + 3, -1, 0], dtype=np.int64)
+    names = texts(["a", "", None, "中文 ✓"])
+    moments = timestamps(np.array(["2025-03-01T10:00", "NaT", "1970-01-01", "9999-12-31"], "datetime64[us]"))
+    laid = blanked_body(
+        [names, bigints(np.zeros(4, dtype=np.int64)), moments, jsonbs([None, "{}", "[1]", None])], 1
+    )
+    assert laid.filled(ids) == copy_binary([names, bigints(ids), moments, jsonbs([None, "{}", "[1]", None])])
 
 
 def test_times_before_2000_count_back_from_it() -> None:
