@@ -440,7 +440,7 @@ class StagedEvents:
 def stage_events(batch: EventColumns, dialect: str) -> StagedEvents:
     """What of storing a chunk needs neither the database nor the writer's memory (pure: may
     run in the process that reads the file): the time order, the distinct identity keys, the
-    columns in their stored form."""
+    columns as the store takes them and, for PostgreSQL, the COPY body but for profile ids."""
     order = np.argsort(batch.occurred_at, kind="stable")  # a new profile's seed: its first event
     # PostgreSQL takes the times as they are (binary COPY); SQLite stores them as text
     stamps = batch.occurred_at if dialect == "postgresql" else to_db_timestamps(batch.occurred_at, dialect)
