@@ -57,10 +57,9 @@ def test_a_body_laid_out_with_a_blank_column_is_filled_to_the_same_bytes() -> No
     ids = np.array([7, 2**40 + 3, -1, 0], dtype=np.int64)
     names = texts(["a", "", None, "中文 ✓"])
     moments = timestamps(np.array(["2025-03-01T10:00", "NaT", "1970-01-01", "9999-12-31"], "datetime64[us]"))
-    laid = blanked_body(
-        [names, bigints(np.zeros(4, dtype=np.int64)), moments, jsonbs([None, "{}", "[1]", None])], 1
-    )
-    assert laid.filled(ids) == copy_binary([names, bigints(ids), moments, jsonbs([None, "{}", "[1]", None])])
+    documents = jsonbs([None, "{}", "[1]", None])
+    laid = blanked_body([names, bigints(np.zeros(4, dtype=np.int64)), moments, documents], 1)
+    assert laid.filled(ids) == copy_binary([names, bigints(ids), moments, documents])
 
 
 def test_times_before_2000_count_back_from_it() -> None:
