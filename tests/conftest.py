@@ -4,6 +4,7 @@ CLM_TEST_DATABASE_URL says so), emptied before each test, and named personas wit
 from __future__ import annotations
 
 import os
+import uuid
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,10 +12,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
 
 from clm.auth.service import create_api_key
 from clm.migrations import load_metadata, upgrade
-from clm.store.engine import make_engine
+from clm.store.engine import make_engine, normalize_url
 
 warnings.filterwarnings("ignore", message=".*httpx.*", category=DeprecationWarning)
 
@@ -24,20 +26,54 @@ def pytest_report_header() -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """SQLite: a temporary file. PostgreSQL: a schema of this run's own inside the named
+    database (created when missing), dropped at the end: a test run never touches anything
+    it did not create, and two runs against the same server do not meet."""
     url = os.environ.get("CLM_TEST_DATABASE_URL")
-    if url:
-        return url
-    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'clm-test.db'}"
+    if not url:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'clm-test.db'}"
+        return
+    if make_engine(url).dialect.name != "postgresql":
+        yield url
+        return
+    ensure_postgres_database(url)
+    schema = f"clm_run_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    owner = make_engine(url)
+    with owner.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield with_search_path(url, schema)
+    finally:
+        with owner.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        owner.dispose()
+
+
+def ensure_postgres_database(url: str) -> None:
+    """Create the test database when it does not exist yet (never drop one)."""
+    parsed = make_url(normalize_url(url))
+    server = make_engine(parsed.set(database="postgres").render_as_string(hide_password=False))
+    with server.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        exists = conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database}
+        ).first()
+        if not exists:
+            conn.exec_driver_sql(f'CREATE DATABASE "{parsed.database}"')
+    server.dispose()
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """The URL with `schema` first on the search path (make_engine keeps URL options)."""
+    parsed = make_url(normalize_url(url))
+    return parsed.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+        hide_password=False
+    )
 
 
 @pytest.fixture(scope="session")
 def migrated_engine(database_url: str) -> Iterator[Engine]:
     engine = make_engine(database_url)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
     upgrade(engine)
     yield engine
     engine.dispose()
