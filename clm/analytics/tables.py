@@ -12,7 +12,8 @@ clv_scores = Table(
     Column("scored_at", UTCDateTime, nullable=False),
     Column("model", String(32), nullable=False),
     Column("horizon_days", Float, nullable=False),
-    Column("p_alive", Float, nullable=False),
+    # NULL where the model says nothing about it (BG/NBD: no repeat purchase yet)
+    Column("p_alive", Float),
     Column("expected_purchases", Float, nullable=False),
     Column("expected_spend", Float, nullable=False),
     Column("clv", Float, nullable=False),
