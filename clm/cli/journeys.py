@@ -6,9 +6,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from clm.channels.templates import get_template, list_templates, load_template_file, render, save_template
+from clm.channels.templates import (
+    BrokenTemplate,
+    get_template,
+    list_templates,
+    load_template_file,
+    render,
+    save_template,
+)
 from clm.cli.context import customer_id, engine
 from clm.cli.output import console, print_json
 from clm.core.timeutil import utcnow
@@ -163,7 +171,10 @@ def templates_list() -> None:
     """Every template (ready-made and added)."""
     table = Table("template", "channel", "languages", "what it is for", title="templates")
     for t in list_templates(engine()):
-        table.add_row(t.name, t.channel, ", ".join(sorted(t.text)), t.description)
+        if isinstance(t, BrokenTemplate):  # listed with its error; fix it with `clm templates add`
+            table.add_row(t.name, t.channel, "-", f"[red]cannot be used: {escape(t.error)}[/]")
+        else:
+            table.add_row(t.name, t.channel, ", ".join(sorted(t.text)), t.description)
     console.print(table)
 
 
@@ -221,11 +232,15 @@ def experiments_report(
     console.print(table)
     for c in r.comparisons:
         verdict = "significant" if c.significant else "not significant"
+        relative = "" if c.relative_lift is None else f", relative lift {c.relative_lift:+.1%}"
         console.print(
-            f"{c.arm} vs {c.control}: lift {c.lift:+.2%} (95% CI {c.ci_low:+.2%} … {c.ci_high:+.2%}), "
+            f"{c.arm} vs {c.control}: difference {100 * c.lift:+.2f} points "
+            f"(95% CI {100 * c.ci_low:+.2f} … {100 * c.ci_high:+.2f}){relative}, "
             f"p = {c.p_value:.4f}: {verdict}",
             highlight=False,
         )
+        if c.warning:
+            console.print(f"[yellow]warning:[/yellow] {c.warning}", highlight=False)
 
 
 def _pct(value: float | None) -> str:

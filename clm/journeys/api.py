@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from clm.auth.http import requires
-from clm.channels.templates import get_template, list_templates, render, save_template, template_from_dict
+from clm.channels.templates import MessageTemplate, get_template, list_templates, render, save_template
 from clm.core.payloads import MAX_ID
 from clm.core.timeutil import utcnow
 from clm.journeys.context import build_contexts, language, profiles
@@ -51,15 +51,6 @@ class StatusIn(BaseModel):
 class JourneyOut(BaseModel):
     journey: Journey
     definition: dict[str, Any]
-
-
-class TemplateIn(BaseModel):
-    name: str = Field(..., min_length=1, max_length=100)
-    channel: Literal["email", "sms", "webhook"]
-    description: str = Field("", max_length=1000)
-    subject: dict[str, str] | str | None = None
-    text: dict[str, str] | str
-    html: dict[str, str] | str | None = None
 
 
 class PreviewOut(BaseModel):
@@ -116,7 +107,9 @@ def read_trace(
 
 @router.get("/experiments/{name}", response_model=ExperimentReport, dependencies=read)
 def read_experiment(name: Name, request: Request) -> ExperimentReport:
-    """Conversion per arm; lift against the holdout with a 95% CI and the two-proportion z-test."""
+    """Conversion per arm; lift against the holdout with a 95% CI and p-value from one two-proportion
+    z-test (the CI excludes 0 exactly when p < 0.05); `warning` when an arm has fewer than 10
+    conversions or 10 non-conversions."""
     return experiment_report(request.app.state.engine, name)
 
 
@@ -128,15 +121,16 @@ def read_roi(request: Request) -> list[CampaignRoi]:
 
 @router.get("/templates", dependencies=read)
 def read_templates(request: Request) -> list[dict[str, Any]]:
+    """Every template; a stored one that no longer passes the checks has `error` instead of its texts."""
     return [t.as_dict() for t in list_templates(request.app.state.engine)]
 
 
 @router.post("/templates", status_code=201, dependencies=write)
-def post_template(body: TemplateIn, request: Request) -> dict[str, Any]:
-    """Add or replace a template; Jinja2 syntax is checked (sandboxed at render time)."""
-    template = template_from_dict(body.model_dump(exclude_none=True))
-    save_template(request.app.state.engine, template)
-    return template.as_dict()
+def post_template(body: MessageTemplate, request: Request) -> dict[str, Any]:
+    """Add or replace a template, checked by the same model that loads it (Jinja2 syntax too;
+    sandboxed at render time). `subject` and `html` are optional, except an email's subject."""
+    save_template(request.app.state.engine, body)
+    return body.as_dict()
 
 
 @router.get("/templates/{name}/preview/{customer_id}", response_model=PreviewOut, dependencies=read)

@@ -2,9 +2,12 @@
 
 An experiment is a `split` step: each customer's arm is a hash of (experiment, customer), so it is
 random across customers and sticky for each. The goal is the journey's goal event within its
-window after the customer entered. Arms are compared with the two-proportion z-test (pooled
-standard error for the test, unpooled for the 95% confidence interval of the difference); the
-holdout, which receives nothing, is the control when there is one, so the lift is incremental.
+window after the customer entered. Arms are compared with the two-proportion z-test; its p-value
+and the 95% interval of the difference come from the same z (unpooled standard error), so they
+never disagree. The holdout, which receives nothing, is the control when there is one, so the
+lift is incremental. A comparison where an arm has fewer than 10 conversions or 10
+non-conversions (n·p < 10 or n·(1 − p) < 10) carries a warning: the normal approximation does
+not hold there.
 
 Campaign ROI = (attributed revenue − cost) / cost, with the journey's name as the campaign:
 cost from marketing spend recorded for that campaign (`clm import spend` / the API), revenue
@@ -29,6 +32,7 @@ from clm.journeys.store import version_definition
 from clm.journeys.tables import enrolments, journey_versions, journeys
 
 ALPHA = 0.05
+MIN_COUNT = 10  # conversions and non-conversions each arm needs for the z-test to mean anything
 
 
 @dataclass(frozen=True)
@@ -41,22 +45,35 @@ class Comparison:
     ci_high: float
     z: float
     p_value: float
-    significant: bool
+    significant: bool  # p < alpha, which is the same as: the interval excludes 0
+    small_sample: bool  # an arm fails the rule of MIN_COUNT conversions and non-conversions
+    warning: str | None
 
 
 def two_proportion_test(
     n1: int, x1: int, n0: int, x0: int, alpha: float = ALPHA
 ) -> tuple[float, float, float, float]:
-    """(difference p1 − p0, z, two-sided p-value, half-width of the (1−alpha) CI of the difference)."""
+    """(difference p1 − p0, z, two-sided p-value, half-width of the (1−alpha) CI of the difference).
+
+    One statistic gives both the p-value and the interval: z = (p1 − p0) / SE with the unpooled
+    standard error SE = sqrt(p1(1−p1)/n1 + p0(1−p0)/n0) (the Wald test), and the interval is
+    (p1 − p0) ± z_(1−alpha/2)·SE. So the interval excludes 0 exactly when p < alpha; a pooled SE
+    for the test beside an unpooled one for the interval could disagree (issue 25, item 6)."""
     if min(n1, n0) == 0:
         return 0.0, 0.0, 1.0, math.inf
     p1, p0 = x1 / n1, x0 / n0
-    pooled = (x1 + x0) / (n1 + n0)
-    se_pooled = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
-    z = 0.0 if se_pooled == 0 else (p1 - p0) / se_pooled
-    p_value = float(2 * norm.sf(abs(z)))
+    diff = p1 - p0
     se = math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
-    return p1 - p0, z, p_value, float(norm.ppf(1 - alpha / 2)) * se
+    if se == 0:  # both rates are 0 or 1: the data show no spread at all
+        return diff, (0.0 if diff == 0 else math.copysign(math.inf, diff)), (1.0 if diff == 0 else 0.0), 0.0
+    z = diff / se
+    return diff, z, float(2 * norm.sf(abs(z))), float(norm.ppf(1 - alpha / 2)) * se
+
+
+def small_sample(customers: int, conversions: int) -> bool:
+    """The normal approximation behind the z-test needs n·p ≥ 10 and n·(1 − p) ≥ 10 in every arm,
+    i.e. at least MIN_COUNT conversions and MIN_COUNT non-conversions observed."""
+    return conversions < MIN_COUNT or customers - conversions < MIN_COUNT
 
 
 @dataclass(frozen=True)
@@ -134,6 +151,17 @@ def experiment_report(engine: Engine, experiment: str) -> ExperimentReport:
             continue  # nothing to compare yet
         diff, z, p, half = two_proportion_test(a.customers, a.conversions, *base)
         p0 = base[1] / base[0] if base[0] else 0.0
+        thin = [
+            f"{arm} has {x:,} conversions and {n - x:,} non-conversions"
+            for arm, n, x in ((a.name, a.customers, a.conversions), (control or "", *base))
+            if small_sample(n, x)
+        ]
+        warning = (
+            f"too few to judge: {'; '.join(thin)} (the z-test needs at least {MIN_COUNT} of each in "
+            "every arm)"
+            if thin
+            else None
+        )
         comparisons.append(
             Comparison(
                 a.name,
@@ -145,6 +173,8 @@ def experiment_report(engine: Engine, experiment: str) -> ExperimentReport:
                 z,
                 p,
                 p < ALPHA,
+                bool(thin),
+                warning,
             )
         )
     return ExperimentReport(
@@ -155,7 +185,8 @@ def experiment_report(engine: Engine, experiment: str) -> ExperimentReport:
         arms,
         control,
         comparisons,
-        "two-proportion z-test, two-sided, alpha 0.05; 95% CI of the difference (unpooled standard error)",
+        "two-proportion z-test (unpooled standard error), two-sided, alpha 0.05, and the 95% CI of "
+        "the difference from the same z: the interval excludes 0 exactly when p < 0.05",
     )
 
 

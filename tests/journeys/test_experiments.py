@@ -3,14 +3,17 @@ wrong about as often as alpha says; arms are sticky; a journey's experiment repo
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clm.commerce.schemas import OrderIn, SpendIn
 from clm.commerce.service import ingest_order_batch, record_spend
-from clm.journeys.experiments import campaign_roi, experiment_report, two_proportion_test
+from clm.journeys.experiments import campaign_roi, experiment_report, small_sample, two_proportion_test
 from clm.journeys.service import save_definition, set_status, tick
 from clm.journeys.steps import arm_of
 from tests.journeys.test_cart_journey import event, shopper
@@ -38,11 +41,58 @@ def test_without_uplift_false_positives_stay_near_alpha():
 
 
 def test_hand_computed_z_test():
-    # 120/1000 against 100/1000: pooled p = 0.11, se = sqrt(.11*.89*.002) = 0.0139929, z = 1.42930
-    diff, z, p, _ = two_proportion_test(1000, 120, 1000, 100)
+    # 120/1000 against 100/1000, unpooled: se = sqrt(.12*.88/1000 + .10*.90/1000) = 0.0139857,
+    # z = 0.02 / 0.0139857 = 1.43004, p = 2 * (1 - Phi(1.43004)) = 0.15270
+    diff, z, p, half = two_proportion_test(1000, 120, 1000, 100)
     assert diff == pytest.approx(0.02)
-    assert z == pytest.approx(1.42930, abs=1e-5)
-    assert p == pytest.approx(0.15291, abs=1e-4)
+    assert z == pytest.approx(1.43004, abs=1e-5)
+    assert p == pytest.approx(0.15270, abs=1e-4)
+    assert half == pytest.approx(1.959964 * 0.0139857, abs=1e-6)
+
+
+def test_the_published_aspirin_example():
+    # Agresti, An Introduction to Categorical Data Analysis (2nd ed., 2007), section 2.2.3, the
+    # Physicians' Health Study: myocardial infarction in 189 of 11,034 on placebo and 104 of 11,037
+    # on aspirin; difference 0.0171 - 0.0094 = 0.0077, SE 0.0015, 95% CI (0.005, 0.011).
+    diff, z, p, half = two_proportion_test(11_034, 189, 11_037, 104)
+    assert round(diff, 4) == 0.0077 and round(half / 1.959964, 4) == 0.0015
+    assert (round(diff - half, 3), round(diff + half, 3)) == (0.005, 0.011)
+    assert z == pytest.approx(diff / (half / 1.959964)) and round(z, 2) == 5.00 and p < 1e-6
+
+
+def test_the_contradiction_from_the_issue_cannot_happen():
+    # 3/10 against 0/10 gave "+30% (95% CI +1.6% ... +58.4%), p = 0.0603: not significant" when the
+    # p-value used a pooled SE and the interval an unpooled one; now both use se = sqrt(.3*.7/10)
+    diff, z, p, half = two_proportion_test(10, 3, 10, 0)
+    assert z == pytest.approx(0.3 / math.sqrt(0.021))
+    assert diff - half > 0 and p < 0.05
+
+
+@settings(max_examples=3_000, deadline=None)
+@given(
+    st.integers(1, 5_000).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n))),
+    st.integers(1, 5_000).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n))),
+    st.sampled_from([0.01, 0.05, 0.10]),
+)
+def test_the_interval_excludes_zero_exactly_when_p_is_below_alpha(arm, control, alpha):
+    diff, _, p, half = two_proportion_test(*arm, *control, alpha=alpha)
+    assert (diff - half > 0 or diff + half < 0) == (p < alpha)
+
+
+def test_random_tables_agree_too():
+    rng = np.random.default_rng(25)
+    n1, n0 = rng.integers(1, 300, 20_000), rng.integers(1, 300, 20_000)
+    x1, x0 = rng.binomial(n1, rng.random(20_000)), rng.binomial(n0, rng.random(20_000))
+    agree = 0
+    for a, b, c, d in zip(n1, x1, n0, x0, strict=True):
+        diff, _, p, half = two_proportion_test(int(a), int(b), int(c), int(d))
+        agree += (diff - half > 0 or diff + half < 0) == (p < 0.05)
+    assert agree == 20_000
+
+
+def test_the_small_sample_rule():
+    assert small_sample(100, 9) and small_sample(100, 91) and small_sample(15, 10)
+    assert not small_sample(20, 10) and not small_sample(1_000, 500)
 
 
 def test_arms_are_sticky_and_shared_as_asked():
@@ -84,6 +134,10 @@ def test_report_and_roi_of_a_journey(engine, smtp):
     assert report.control == "holdout" and report.comparisons[0].lift == pytest.approx(
         4 / arms["mail"].customers
     )
+    # 4 conversions against 0: far too few for the z-test, and the report says so
+    assert report.comparisons[0].small_sample
+    assert "mail has 4 conversions" in report.comparisons[0].warning
+    assert "holdout has 0 conversions" in report.comparisons[0].warning
     with engine.begin() as conn:
         record_spend(
             conn,
