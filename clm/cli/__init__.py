@@ -27,6 +27,7 @@ from clm.cli import (
     recommend,
     segments,
     server,
+    users,
     worker,
 )
 from clm.cli.context import app
@@ -36,6 +37,7 @@ err = Console(stderr=True)
 
 app.add_typer(imports.app, name="import")
 app.add_typer(apikeys.app, name="apikey")
+app.add_typer(users.app, name="users")
 app.add_typer(customers.app, name="customers")
 app.add_typer(clv.app, name="clv")
 app.add_typer(churn.app, name="churn")
