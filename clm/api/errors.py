@@ -65,6 +65,7 @@ def install(app: FastAPI) -> None:
         fields = None
         if isinstance(exc, InvalidInput) and exc.field:
             fields = [{"field": exc.field, "message": exc.reason}]
+        fields = getattr(exc, "fields", None) or fields  # an error naming several things at fault
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(
             error_body(exc.status_code, exc.code, exc.message, fields),
@@ -85,6 +86,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if getattr(exc.orig, "sqlstate", None) == "22003":
+            # PostgreSQL's numeric overflow: arithmetic the request asked for (say a condition's
+            # `orders * 1e15 * 1e15`) left the 64-bit range; nothing was stored
+            message = "a number went out of range while computing the answer: use smaller numbers"
+            return JSONResponse(error_body(422, "out_of_range", message), 422)
         if not is_busy(exc):
             return await crash(request, exc)
         message = (

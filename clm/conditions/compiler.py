@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
-    Integer,
     String,
     and_,
     case,
@@ -110,7 +110,8 @@ def _literal(value: Scalar) -> ColumnElement[Any]:
     if isinstance(value, bool):
         return true() if value else false()
     if isinstance(value, int):
-        return literal(value, Integer())
+        # 64-bit: PostgreSQL would cast a plain Integer parameter to int4 and refuse 3000000000
+        return literal(value, BigInteger())
     if isinstance(value, float):
         return literal(value, Float())
     return literal(value, String())

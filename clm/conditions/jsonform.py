@@ -16,12 +16,13 @@ Errors name the JSON path of the bad part, e.g. `condition.and[1].op`.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from clm.conditions.ast import (
     ARITHMETIC,
     COMPARISONS,
+    MAX_DEPTH,
+    MAX_WINDOW_DAYS,
     And,
     Arith,
     Call,
@@ -39,10 +40,10 @@ from clm.conditions.ast import (
     Scalar,
     Test,
     Window,
+    depth,
+    number_problem,
 )
 from clm.conditions.errors import ConditionError
-
-MAX_DEPTH = 32
 
 
 def _fail(path: str, message: str) -> ConditionError:
@@ -53,8 +54,9 @@ def _scalar(value: Any, path: str) -> Scalar:
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int | float):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise _fail(path, "numbers must be finite")
+        problem = number_problem(value)
+        if problem:
+            raise _fail(path, problem)
         return value
     raise _fail(path, "expected a number, a string, true, false or null")
 
@@ -65,8 +67,15 @@ def _keys(node: dict[str, Any], allowed: set[str], path: str) -> None:
         raise _fail(path, f"unexpected key {extra[0]!r}; expected {', '.join(sorted(allowed))}")
 
 
-def parse_json(node: Any, path: str = "condition", depth: int = 0) -> Condition:
+def parse_json(node: Any, path: str = "condition", level: int = 0) -> Condition:
     """Parse the JSON form; errors name the path of the bad part."""
+    cond = _condition(node, path, level)
+    if level == 0 and depth(cond) > MAX_DEPTH:
+        raise _fail(path, f"nested deeper than {MAX_DEPTH} levels")
+    return cond
+
+
+def _condition(node: Any, path: str, depth: int) -> Condition:
     if depth > MAX_DEPTH:
         raise _fail(path, f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(node, bool):
@@ -79,10 +88,10 @@ def parse_json(node: Any, path: str = "condition", depth: int = 0) -> Condition:
             items = node[word]
             if not isinstance(items, list) or not items:
                 raise _fail(f"{path}.{word}", "expected a non-empty list of conditions")
-            return cls(tuple(parse_json(c, f"{path}.{word}[{i}]", depth + 1) for i, c in enumerate(items)))
+            return cls(tuple(_condition(c, f"{path}.{word}[{i}]", depth + 1) for i, c in enumerate(items)))
     if "not" in node:
         _keys(node, {"not"}, path)
-        return Not(parse_json(node["not"], f"{path}.not", depth + 1))
+        return Not(_condition(node["not"], f"{path}.not", depth + 1))
     if "test" in node:
         _keys(node, {"test"}, path)
         return Test(parse_expr(node["test"], f"{path}.test", depth + 1))
@@ -161,6 +170,8 @@ def _argument(node: Any, path: str, depth: int) -> Expr | Window | Filter:
         days = node["last_days"]
         if not isinstance(days, int) or isinstance(days, bool) or days <= 0:
             raise _fail(f"{path}.last_days", "expected a positive whole number of days")
+        if days > MAX_WINDOW_DAYS:
+            raise _fail(f"{path}.last_days", f"a window is at most {MAX_WINDOW_DAYS} days")
         return Window(days)
     if isinstance(node, dict) and "key" in node:
         _keys(node, {"key", "op", "value"}, path)

@@ -10,10 +10,13 @@ Precedence, loosest first: `or`, `and`, `not`, comparisons, `+ -`, `* /`, unary 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from clm.conditions.ast import And as AndNode
 from clm.conditions.ast import (
+    MAX_DEPTH,
+    MAX_WINDOW_DAYS,
     Arith,
     Call,
     Compare,
@@ -30,7 +33,10 @@ from clm.conditions.ast import (
     Scalar,
     Test,
     Window,
+    depth,
+    number_problem,
 )
+from clm.conditions.ast import And as AndNode
 from clm.conditions.errors import ConditionError
 
 KEYWORDS = {"and", "or", "not", "in", "is", "null", "true", "false", "last"}
@@ -82,6 +88,7 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.level = 0  # brackets, `not`s, unary minuses and calls open around the current token
 
     # -- helpers ---------------------------------------------------------------------------
     @property
@@ -106,6 +113,19 @@ class _Parser:
             raise self.error(f"expected {what}")
         return token
 
+    @contextmanager
+    def nested(self, token: Token) -> Iterator[None]:
+        """One level deeper; past MAX_DEPTH the condition is refused before recursion runs out."""
+        self.level += 1
+        try:
+            if self.level > MAX_DEPTH:
+                raise ConditionError(
+                    f"the condition nests deeper than {MAX_DEPTH} levels", text=self.text, pos=token.pos
+                )
+            yield
+        finally:
+            self.level -= 1
+
     # -- conditions ------------------------------------------------------------------------
     def parse(self) -> Condition:
         if self.tok.kind == "end":
@@ -113,6 +133,13 @@ class _Parser:
         cond = self.or_()
         if self.tok.kind != "end":
             raise self.error("expected `and`, `or` or the end of the condition")
+        if depth(cond) > MAX_DEPTH:
+            raise ConditionError(
+                f"the condition nests deeper than {MAX_DEPTH} levels (comparisons, arithmetic, "
+                "functions, `not`, `and`/`or` each count one)",
+                text=self.text,
+                pos=0,
+            )
         return cond
 
     def or_(self) -> Condition:
@@ -128,8 +155,10 @@ class _Parser:
         return items[0] if len(items) == 1 else AndNode(tuple(items))
 
     def not_(self) -> Condition:
+        t = self.tok
         if self.accept("keyword", "not"):
-            return Not(self.not_())
+            with self.nested(t):
+                return Not(self.not_())
         return self.primary()
 
     def primary(self) -> Condition:
@@ -141,7 +170,8 @@ class _Parser:
             self.i += 1
             first_error: ConditionError | None = None
             try:
-                cond = self.or_()
+                with self.nested(self.tokens[start]):
+                    cond = self.or_()
                 if self.accept("op", ")") and not self._at_comparison():
                     return cond
                 if self.tokens[self.i - 1].text != ")":
@@ -150,7 +180,8 @@ class _Parser:
                 first_error = exc
             self.i = start
             try:
-                return self.comparison()
+                with self.nested(self.tokens[start]):
+                    return self.comparison()
             except ConditionError as exc:
                 if first_error is not None and first_error.pos > exc.pos:
                     raise first_error
@@ -207,6 +238,9 @@ class _Parser:
         if t.kind == "number":
             self.i += 1
             value = float(t.text) if any(c in t.text for c in ".eE") else int(t.text)
+            problem = number_problem(value)
+            if problem:
+                raise ConditionError(problem, text=self.text, pos=t.pos)
             return -value if negative else value
         if negative:
             raise self.error("expected a number after `-`")
@@ -238,7 +272,8 @@ class _Parser:
     def unary(self) -> Expr:
         t = self.tok
         if self.accept("op", "-"):
-            operand = self.unary()
+            with self.nested(t):
+                operand = self.unary()
             if isinstance(operand, Literal) and isinstance(operand.value, int | float):
                 return Literal(-operand.value, t.pos)
             return Arith("-", Literal(0, t.pos), operand)
@@ -248,7 +283,8 @@ class _Parser:
         t = self.tok
         if t.kind == "op" and t.text == "(":
             self.i += 1
-            inner = self.expr()
+            with self.nested(t):
+                inner = self.expr()
             self.expect("op", ")", "`)`")
             return inner
         if t.kind in ("number", "string") or (t.kind == "keyword" and t.text in ("true", "false", "null")):
@@ -258,7 +294,8 @@ class _Parser:
         if t.kind == "name":
             self.i += 1
             if self.accept("op", "("):
-                return Call(t.text.lower(), self.arguments(), t.pos)
+                with self.nested(t):
+                    return Call(t.text.lower(), self.arguments(), t.pos)
             return Field(t.text, t.pos)
         raise self.error("expected a field, a value or a function")
 
@@ -281,6 +318,12 @@ class _Parser:
             if days != int(days) or days <= 0:
                 raise ConditionError(
                     "a window is a whole, positive number of days", text=self.text, pos=d.pos
+                )
+            if days > MAX_WINDOW_DAYS:
+                raise ConditionError(
+                    f"a window is at most {MAX_WINDOW_DAYS} days (`last {MAX_WINDOW_DAYS}d`)",
+                    text=self.text,
+                    pos=d.pos,
                 )
             return Window(int(days), t.pos)
         nxt = self.tokens[self.i + 1]

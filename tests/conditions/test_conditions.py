@@ -81,9 +81,18 @@ def test_precedence_and_brackets():
         ('city = "Shanghai', 8, "unexpected character"),
         ("orders > 1 orders", 12, "expected `and`, `or`"),
         ("", 1, "empty"),
+        ("events(x, last 36501d) > 1", 16, "at most 36500 days"),
+        ("events(x, last 5215w) > 1", 16, "at most 36500 days"),  # 36,505 days
+        ("orders > 1000000000000001", 10, "out of range"),
+        ("orders > -1e16", 11, "out of range"),
+        ("orders > 1e999", 10, "must be finite"),
+        ("not " * 21 + "orders > 1", 81, "deeper than 20 levels"),
+        ("(" * 30 + "orders > 1" + ")" * 30, 21, "deeper than 20 levels"),
+        ("abs(" * 25 + "orders" + ")" * 25 + " > 1", 81, "deeper than 20 levels"),
+        ("orders" + " * 2" * 19 + " > 1", 1, "deeper than 20 levels"),
     ],
 )
-def test_text_errors_point_at_the_column(text, column, words):
+def test_text_errors_point_at_the_column(text, column, words):  # and the documented limits
     with pytest.raises(ConditionError) as err:
         parse_text(text)
     assert err.value.pos + 1 == column
@@ -105,11 +114,19 @@ def test_text_errors_point_at_the_column(text, column, words):
         ),
         ({"field": "a", "op": "=", "value": 1, "extra": 1}, "condition", "unexpected key 'extra'"),
         ("a > 1", "condition", None),
+        ({"field": "a", "op": ">", "value": 10**16}, "condition.value", "out of range"),
+        ({"field": "a", "op": ">", "value": float("inf")}, "condition.value", "must be finite"),
+        (
+            {"test": {"fn": "purchased", "args": [{"last_days": 36501}]}},
+            "condition.test.args[0].last_days",
+            "at most 36500 days",
+        ),
+        ({"or": [{"not": {"not": {"test": {"field": "a"}}}}] * 2}, None, None),
     ],
 )
 def test_json_errors_name_the_path(node, path, words):
-    if words is None:  # a string is the text form, which is fine
-        assert parse_condition(node) == Compare(">", Field("a"), Literal(1))
+    if words is None:  # a string is the text form, and a shallow tree is fine
+        assert parse_condition(node) == (Compare(">", Field("a"), Literal(1)) if path else parse_json(node))
         return
     with pytest.raises(ConditionError) as err:
         parse_json(node)
