@@ -14,7 +14,9 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 def _commands(group: Any, prefix: str = "clm") -> list[str]:
     found = []
-    for name, command in group.commands.items():
+    ctx = typer.Context(group)
+    for name in group.list_commands(ctx):  # the root group loads its commands when asked
+        command = group.get_command(ctx, name)
         path = f"{prefix} {name}"
         if hasattr(command, "commands"):  # a sub-group
             found += _commands(command, path)

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import Engine
 
+from clm.cli.lazy import LazyGroup
 from clm.core.errors import ClmError, NotFound
 from clm.core.settings import settings
-from clm.events.importer import recover_cut_short_load
-from clm.migrations import current_revision, head_revision, load_metadata
-from clm.migrations import upgrade as upgrade_schema
-from clm.store.bulk import restore_set_aside
-from clm.store.engine import make_engine, store_advice
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+# The store, migrations and importer are imported inside the functions that use them: `clm --help`
+# and each command's help then start without SQLAlchemy, Alembic or pandas (clm/cli/lazy.py).
 app = typer.Typer(
+    cls=LazyGroup,
     help="CLM: Customer Lifecycle Management. Collect every customer touch, see lifecycle stages, "
     "act, measure.",
     no_args_is_help=True,
@@ -47,6 +48,10 @@ def database_url() -> str:
 def engine() -> Engine:
     """The engine for this command. A brand-new database gets its schema; an old one must be
     upgraded on purpose with `clm init`."""
+    from clm.migrations import current_revision, head_revision
+    from clm.migrations import upgrade as upgrade_schema
+    from clm.store.engine import make_engine
+
     eng = make_engine(database_url())
     revision, head = current_revision(eng), head_revision()
     if revision is None:
@@ -62,6 +67,12 @@ def engine() -> Engine:
 @app.command()
 def init() -> None:
     """Create the database schema, or upgrade it to the current version."""
+    from clm.events.importer import recover_cut_short_load
+    from clm.migrations import current_revision, load_metadata
+    from clm.migrations import upgrade as upgrade_schema
+    from clm.store.bulk import restore_set_aside
+    from clm.store.engine import make_engine, store_advice
+
     eng = make_engine(database_url())
     before = current_revision(eng)
     upgrade_schema(eng)
