@@ -27,7 +27,7 @@ from sqlalchemy import Engine, String, delete, func, insert, literal, select, un
 from sqlalchemy.engine import Connection
 
 from clm.analytics.churn import BANDS, ChurnModel, bands, evaluate
-from clm.analytics.clv import BetaGeoNBD
+from clm.analytics.clv import BetaGeoNBD, p_alive_defined
 from clm.analytics.frames import read_frame
 from clm.analytics.rfm import store_summary
 from clm.analytics.tables import churn_models, churn_scores, clv_scores
@@ -165,16 +165,17 @@ def _examples(
 
 
 def _p_alive_baseline(engine: Engine, cutoff: datetime, ids: pd.Index) -> np.ndarray | None:
-    """1 - P(alive) from BG/NBD fitted on the orders up to the cut-off (customers without an
-    order count as alive, as the model says); None when BG/NBD cannot be fitted."""
+    """1 - P(alive) from BG/NBD fitted on the orders up to the cut-off, NaN where P(alive) is
+    not defined (no repeat purchase: BG/NBD's 1 there is an assumption, not a prediction, and no
+    order at all); None when BG/NBD cannot be fitted."""
     summary = store_summary(engine, observation_end=cutoff, unit="day")
     if summary.empty or (summary["frequency"] > 0).sum() < 10:
         return None
     fitted = BetaGeoNBD().fit(summary["frequency"], summary["recency"], summary["T"])
-    alive = pd.Series(
-        fitted.probability_alive(summary["frequency"], summary["recency"], summary["T"]), index=summary.index
-    )
-    return 1.0 - alive.reindex(ids).fillna(1.0).to_numpy()
+    alive = fitted.probability_alive(summary["frequency"], summary["recency"], summary["T"])
+    defined = p_alive_defined(fitted, summary["frequency"])
+    risk = pd.Series(np.where(defined, 1.0 - alive, np.nan), index=summary.index)
+    return risk.reindex(ids).to_numpy(dtype=float)
 
 
 @dataclass(frozen=True)
@@ -217,14 +218,19 @@ def train_store_model(
         "model": model.predict_proba(x_test),
         "recency": x_test["days_since_last_activity"].to_numpy(),
     }
-    p_alive = _p_alive_baseline(engine, test_cut, x_test.index)
-    if p_alive is not None:
-        scores["p_alive"] = p_alive
     held_out = {name: evaluate(y_test, s) for name, s in scores.items()}
-    # P(alive) only knows buyers: compare all three on the customers with an order too
     buyers = (x_test["orders"] > 0).to_numpy()
     if 0 < y_test[buyers].sum() < buyers.sum():
         held_out["buyers_only"] = {name: evaluate(y_test[buyers], s[buyers]) for name, s in scores.items()}
+    # P(alive) is defined for repeat buyers only: all three compared on those customers alone
+    p_alive = _p_alive_baseline(engine, test_cut, x_test.index)
+    if p_alive is not None:
+        repeat = ~np.isnan(p_alive)
+        if 0 < y_test[repeat].sum() < repeat.sum():
+            held_out["repeat_buyers"] = {
+                name: evaluate(y_test[repeat], s[repeat])
+                for name, s in {**scores, "p_alive": p_alive}.items()
+            }
     # the final model learns from the test window and the monthly cut-offs before it
     x_final, y_final = x_test, y_test
     if training_windows > 1:

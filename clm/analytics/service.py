@@ -21,11 +21,15 @@ from clm.analytics.churn_store import (
     train_store_model,
 )
 from clm.analytics.churn_table import read_table, score_table, train_table_model
-from clm.analytics.clv import BetaGeoNBD, GammaGamma, ParetoNBD
+from clm.analytics.clv import BetaGeoNBD, GammaGamma, ModifiedBetaGeoNBD, ParetoNBD, p_alive_defined
 from clm.analytics.rfm import rfm_scores, rfm_summary, store_summary
 from clm.core.errors import InvalidInput, NotFound, UnusableInput
 
-MODELS: dict[str, type[BetaGeoNBD] | type[ParetoNBD]] = {"bgnbd": BetaGeoNBD, "pareto": ParetoNBD}
+MODELS: dict[str, type[BetaGeoNBD] | type[ModifiedBetaGeoNBD] | type[ParetoNBD]] = {
+    "bgnbd": BetaGeoNBD,
+    "mbgnbd": ModifiedBetaGeoNBD,
+    "pareto": ParetoNBD,
+}
 
 
 def read_transactions(path: Path) -> pd.DataFrame:
@@ -103,7 +107,8 @@ def score_customers(
 ) -> dict[str, Any]:
     """Fit the models on the store's orders and write each customer's P(alive), expected
     purchases and spend over the horizon and discounted CLV into `clv_scores` (replacing the
-    previous scores). `margin` defaults to the shop's own margin ratio (1 - cost / revenue)."""
+    previous scores). `margin` defaults to the shop's own margin ratio (1 - cost / revenue).
+    P(alive) is NULL where the model says nothing (BG/NBD: no repeat purchase yet)."""
     from sqlalchemy import delete
 
     from clm.analytics.clv import discounted_clv
@@ -134,7 +139,8 @@ def score_customers(
         discount_rate=(1 + annual_discount_rate) ** (1 / 12) - 1,
         margin=ratio,
     )
-    alive = fitted.probability_alive(x, tx, t_obs)
+    defined = p_alive_defined(fitted, x)
+    alive = np.where(defined, fitted.probability_alive(x, tx, t_obs), np.nan)
     rfm = rfm_scores(summary)
     purchases = fitted.expected_purchases(float(horizon_days), x, tx, t_obs)
     now = utcnow()
@@ -160,7 +166,7 @@ def score_customers(
                 [stamp] * len(summary),
                 [model] * len(summary),
                 [float(horizon_days)] * len(summary),
-                alive.tolist(),
+                [None if np.isnan(a) else a for a in alive.tolist()],
                 purchases.tolist(),
                 spend.tolist(),
                 clv.tolist(),
@@ -181,6 +187,8 @@ def score_customers(
         "margin": ratio,
         "horizon_days": horizon_days,
         "total_clv": float(np.sum(clv)),
+        "p_alive_customers": int(defined.sum()),
+        "p_alive_median": float(np.median(alive[defined])) if defined.any() else None,
     }
 
 
@@ -192,7 +200,8 @@ class ValueScore:
     scored_at: datetime
     model: str
     horizon_days: float
-    p_alive: float
+    # None where the model says nothing: under BG/NBD a customer without a repeat purchase
+    p_alive: float | None
     expected_purchases: float
     expected_spend: float
     clv: float
@@ -245,6 +254,7 @@ __all__ = [
     "BetaGeoNBD",
     "ChurnRisk",
     "GammaGamma",
+    "ModifiedBetaGeoNBD",
     "TrainedModel",
     "ValueScore",
     "at_risk",

@@ -34,10 +34,12 @@ def _metrics_table(card: dict[str, Any]) -> Table:
     for name, m in metrics.items():
         if name == "best_single_column":
             table.add_row(f"best single column ({m['column']})", f"{m['auc']:.3f}", "-", "-", "-")
-        elif name != "buyers_only":
+        elif name not in ("buyers_only", "repeat_buyers"):
             add(name, m)
     for name, m in metrics.get("buyers_only", {}).items():
         add(f"{name} (buyers only)", m)
+    for name, m in metrics.get("repeat_buyers", {}).items():  # where P(alive) is defined
+        add(f"{name} (repeat buyers)", m)
     return table
 
 

@@ -24,7 +24,9 @@ def fit(
     amount_col: Annotated[str, typer.Option(help="Column with the amount ('' for none).")] = "amount",
     calibration_end: Annotated[str | None, typer.Option(help="Fit on purchases up to this date.")] = None,
     unit: Annotated[str, typer.Option(help="Time unit: day or week.")] = "week",
-    model: Annotated[str, typer.Option(help="Transaction model: bgnbd or pareto.")] = "bgnbd",
+    model: Annotated[
+        str, typer.Option(help="Transaction model: bgnbd, mbgnbd (modified BG/NBD) or pareto.")
+    ] = "bgnbd",
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Fit BG/NBD or Pareto/NBD (and Gamma-Gamma on the amounts); print parameters and log-likelihood."""
@@ -69,7 +71,9 @@ def score(
     horizon_days: Annotated[int, typer.Option(help="Look this many days ahead.")] = 365,
     discount_rate: Annotated[float, typer.Option(help="Annual discount rate.")] = 0.10,
     margin: Annotated[float | None, typer.Option(help="Margin ratio (default: the shop's own).")] = None,
-    model: Annotated[str, typer.Option(help="Transaction model: bgnbd or pareto.")] = "bgnbd",
+    model: Annotated[
+        str, typer.Option(help="Transaction model: bgnbd, mbgnbd (modified BG/NBD) or pareto.")
+    ] = "bgnbd",
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Fit on the store's orders and write every customer's P(alive), expected purchases and
@@ -89,3 +93,12 @@ def score(
         f"scored [bold]{result['customers']:,}[/] customers with {model} + Gamma-Gamma: "
         f"total {horizon_days}-day CLV {result['total_clv']:,.2f} at margin {result['margin']:.1%}"
     )
+    if result["p_alive_median"] is None:
+        console.print("P(alive) is not defined for any customer (no repeat buyer)")
+    else:
+        defined = result["p_alive_customers"]
+        console.print(
+            f"P(alive) for {defined:,} customers (median {result['p_alive_median']:.0%}); "
+            f"not defined for the other {result['customers'] - defined:,}"
+            + (" (no repeat purchase: BG/NBD says nothing about them)" if model == "bgnbd" else "")
+        )

@@ -1,9 +1,11 @@
 """Draw a synthetic shop's customers and their behaviour with NumPy (no database here).
 
-Buying follows the BG/NBD story (Fader, Hardie & Lee 2005): while alive a customer buys at
-their own Poisson rate λ ~ Gamma(r, α), and after each purchase drops out with their own
-probability p ~ Beta(a, b). Each customer's spending level follows Gamma-Gamma (Fader, Hardie &
-Lee 2005b) and their baskets are built from the catalogue around it.
+Buying follows the modified BG/NBD story (Batislam, Denizel & Filiztekin 2007): while alive a
+customer buys at their own Poisson rate λ ~ Gamma(r, α), and after each purchase, the first one
+included, drops out with their own probability p ~ Beta(a, b) times their channel's factor (1 for
+`search`). Plain BG/NBD (Fader, Hardie & Lee 2005) would keep every customer alive until a
+repeat purchase; real one-time buyers do leave. Each customer's spending level follows
+Gamma-Gamma (Fader, Hardie & Lee 2005b) and their baskets are built from the catalogue around it.
 Browsing, carts, email engagement, surveys and tickets hang off that skeleton, so later
 analytics have real structure to find and a known truth to be checked against.
 """
@@ -34,6 +36,7 @@ from clm.demo.catalog import (
 # Population parameters, per day (the truth the analytics issues should recover).
 BGNBD_R, BGNBD_ALPHA = 0.9, 45.0  # λ ~ Gamma(shape r, rate α): mean 0.02 purchases/day
 BGNBD_A, BGNBD_B = 0.9, 4.5  # p ~ Beta(a, b): mean 0.17 chance of dropping out after a purchase
+# (the names keep "BGNBD": the process is the modified BG/NBD, which has the same four parameters)
 GG_P, GG_Q, GG_GAMMA = 6.25, 3.74, 150.0  # spend: z ~ Gamma(p, rate ν), ν ~ Gamma(q, rate γ)
 MAX_REPEATS = 200
 EMAIL_EVERY_DAYS = 14
@@ -93,7 +96,8 @@ def simulate_chunk(config: DemoConfig, index: int, first: int, count: int) -> Ch
     first_buy = acquired + rng.exponential(6.0, size=n)
     buyer = (rng.random(n) < buy_share) & (first_buy < T)
 
-    # --- repeat purchases until dropout (flat arrays, one slice per customer)
+    # --- repeat purchases until dropout (flat arrays, one slice per customer): the dropout
+    # follows purchase k (k = 1 the first) with probability p (1 - p)^(k-1), modified BG/NBD
     repeats = np.where(buyer, np.minimum(rng.geometric(p) - 1, MAX_REPEATS), 0)
     owner = np.repeat(np.arange(n), repeats)
     gaps = rng.exponential(1.0, size=owner.size) / lam[owner]

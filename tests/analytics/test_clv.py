@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clm.analytics.clv import BetaGeoNBD, GammaGamma, ParetoNBD
+from clm.analytics.clv import BetaGeoNBD, GammaGamma, ModifiedBetaGeoNBD, ParetoNBD
 from clm.core.errors import InvalidInput
 
 # CDNOW: 2,357 customers who first bought in the first quarter of 1997, observed for 39 weeks
@@ -60,6 +60,37 @@ def test_pareto_nbd_reproduces_the_published_fit():
     alive = model.probability_alive([2, 2], [30.43, 5.0], [38.86, 38.86])
     assert 0 < alive[1] < alive[0] < 1
     assert model.expected_purchases(39, 2, 30.43, 38.86)[()] > 0
+
+
+def test_modified_bgnbd_reproduces_btydplus_on_cdnow():
+    """Batislam, Denizel & Filiztekin (2007) on CDNOW as fitted by BTYDplus (`mbgcnbd`, k = 1):
+    r = 0.525, α = 6.183, a = 0.891, b = 1.614. Unlike BG/NBD, a one-time buyer may be gone."""
+    model = ModifiedBetaGeoNBD().fit(CDNOW.x, CDNOW.t_x, CDNOW["T"])
+    p = model.params_
+    assert (round(p["r"], 3), round(p["alpha"], 3), round(p["a"], 3), round(p["b"], 3)) == (
+        0.525,
+        6.183,
+        0.891,
+        1.614,
+    )
+    assert model.converged_ and all(np.isfinite(v) and v > 0 for v in model.standard_errors_.values())
+    alive = model.probability_alive([0, 0, 2, 2], [0, 0, 30.43, 5.0], [1.0, 38.86, 38.86, 38.86])
+    # 1 / (1 + a/b · ((α+T)/α)^r) for x = 0: below 1, and lower the longer they have been quiet
+    r, alpha, a, b = p["r"], p["alpha"], p["a"], p["b"]
+    assert alive[1] == pytest.approx(1 / (1 + a / b * ((alpha + 38.86) / alpha) ** r))
+    assert 0 < alive[1] < alive[0] < 1 and 0 < alive[3] < alive[2] < 1
+    # E[Y(t)] is P(alive) times the alive-conditional expectation, rising with the horizon
+    grow = model.expected_purchases(np.array([13.0, 26.0, 39.0]), 2, 30.43, 38.86)
+    assert np.all(np.diff(grow) > 0) and 0 < grow[-1] < 2
+
+
+def test_p_alive_is_defined_where_the_model_says_something():
+    from clm.analytics.clv import p_alive_defined
+
+    x = np.array([0, 1, 3])
+    assert p_alive_defined(BetaGeoNBD(), x).tolist() == [False, True, True]
+    assert p_alive_defined(ModifiedBetaGeoNBD(), x).tolist() == [True, True, True]
+    assert p_alive_defined(ParetoNBD(), x).tolist() == [True, True, True]
 
 
 def test_gamma_gamma_reproduces_the_published_spend_model():
@@ -194,7 +225,7 @@ def test_discounted_clv_adds_up_discounted_purchases(bgnbd):
     assert np.all(discounted < undiscounted) and np.all(discounted > 0)
 
 
-def test_clv_score_writes_every_buyer(engine, db_url, capsys):
+def test_clv_score_writes_every_buyer(engine, db_url, capsys, client, personas):
     from sqlalchemy import select
 
     from clm.analytics.tables import clv_scores
@@ -205,9 +236,12 @@ def test_clv_score_writes_every_buyer(engine, db_url, capsys):
     shop.products(("A", "misc", 10, 6))
     rng = np.random.default_rng(5)
     revenue = cost = 0.0
+    once = set()
     for c in range(60):
         shop.customer(f"k{c}", "2025-01-01")
         days = np.sort(rng.choice(300, size=int(rng.integers(1, 6)), replace=False))
+        if days.size == 1:
+            once.add(shop.ids[f"k{c}"])
         for d in days:
             shop.order(f"k{c}", str(np.datetime64("2025-01-02") + int(d)), 10.0 + c % 7)
             revenue, cost = revenue + 10.0 + c % 7, cost + 6.0
@@ -217,7 +251,30 @@ def test_clv_score_writes_every_buyer(engine, db_url, capsys):
     assert result["margin"] == pytest.approx(1 - cost / revenue)  # the shop's own margin
     with engine.connect() as conn:
         rows = conn.execute(select(clv_scores)).all()
-    assert len(rows) == 60 and all(0 <= r.p_alive <= 1 and r.clv >= 0 and r.expected_spend > 0 for r in rows)
+    assert len(rows) == 60 and all(r.clv >= 0 and r.expected_spend > 0 for r in rows)
+    # BG/NBD says nothing about P(alive) before a repeat purchase: NULL, not a fill value of 1
+    assert 0 < len(once) < 60 and all((r.p_alive is None) == (r.customer_id in once) for r in rows)
+    assert all(0 < r.p_alive < 1 for r in rows if r.p_alive is not None)
+    assert result["p_alive_customers"] == 60 - len(once)
+    h = personas.headers("vic")
+    one_timer, repeat = min(once), min(r.customer_id for r in rows if r.customer_id not in once)
+    assert client.get(f"/api/v1/analytics/clv/customers/{one_timer}", headers=h).json()["p_alive"] is None
+    assert 0 < client.get(f"/api/v1/analytics/clv/customers/{repeat}", headers=h).json()["p_alive"] < 1
+    # a condition on p_alive is not true where it is undefined; `is null` finds those customers
+    from clm.segments.service import preview
+
+    repeaters = {r.customer_id for r in rows if r.p_alive is not None}
+    assert preview(engine, "p_alive >= 0 or p_alive < 0").count == len(repeaters)
+    assert preview(engine, "p_alive is null and clv >= 0").count == len(once)
+    assert preview(engine, "not p_alive >= 0.5 and clv >= 0").count == len(once) + sum(
+        r.p_alive < 0.5 for r in rows if r.p_alive is not None
+    )
+    # the modified BG/NBD describes one-time buyers too
+    assert main(["--db", db_url, "clv", "score", "--model", "mbgnbd", "--json"]) == 0
+    capsys.readouterr()
+    with engine.connect() as conn:
+        modified = conn.execute(select(clv_scores.c.customer_id, clv_scores.c.p_alive)).all()
+    assert len(modified) == 60 and all(0 < p < 1 for _, p in modified)
 
 
 def test_gamma_gamma_gradient_drives_the_fit_to_the_same_optimum():
