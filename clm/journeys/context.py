@@ -8,7 +8,6 @@ import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 from sqlalchemy import Engine, insert, select, tuple_
 
@@ -16,6 +15,7 @@ from clm.core.errors import ClmError
 from clm.core.settings import settings
 from clm.customers.tables import customers
 from clm.feedback.service import invite
+from clm.journeys.links import tracked_url
 from clm.journeys.tables import coupons
 from clm.loyalty.service import standings
 
@@ -67,12 +67,13 @@ def issue_coupons(
     return have
 
 
-def tracker(token: str) -> Callable[[str], str]:
+def tracker(token: str, key: bytes) -> Callable[[str], str]:
+    """`track(url)` for one message; `key` is `links.link_key(engine)`, read once per batch."""
     base = settings().public_url
 
     def track(url: str) -> str:
-        """A link that records an email_click on the profile, then goes on to `url`."""
-        return f"{base}/t/c/{token}?u={quote(url, safe='')}"
+        """A link that records an email_click on the profile, then goes on to `url` (signed)."""
+        return tracked_url(base, key, token, str(url))
 
     return track
 

@@ -33,6 +33,7 @@ from clm.core.timeutil import utcnow
 from clm.core.tokens import token_digest
 from clm.customers.tables import consents
 from clm.journeys.context import build_contexts, language, profiles, tracker
+from clm.journeys.links import link_key
 from clm.journeys.steps import zone
 from clm.journeys.tables import outbox, suppressions
 from clm.store.schema import UTCDateTime, to_db_timestamp
@@ -334,6 +335,7 @@ def _deliver(
     )
     opened: dict[str, Transport] = {}
     base = settings().public_url
+    signing = link_key(engine)  # tracked links are signed, so /t/c/ is no open redirect
     conn = engine.connect()  # one connection for the one small commit each message makes
     # The outcome of the message just sent is committed together with the mark of the next one
     # as `sending`: one commit per message, and still never more than one row in `sending`.
@@ -358,7 +360,7 @@ def _deliver(
             token = secrets.token_urlsafe(24)
             context = contexts[i]
             context["unsubscribe_url"] = f"{base}/u/{token}" if marketing else ""
-            context["track"] = tracker(token)
+            context["track"] = tracker(token, signing)
             try:
                 rendered = render(template, context, language(p))
             except InvalidInput as exc:

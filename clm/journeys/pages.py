@@ -19,6 +19,7 @@ from clm.core.tokens import token_digest
 from clm.customers.service import set_consent
 from clm.events.schemas import SYSTEM_ID_PREFIX
 from clm.events.tables import events
+from clm.journeys.links import is_genuine, link_key
 from clm.journeys.tables import outbox
 from clm.store.bulk import insert_ignore_many
 from clm.store.schema import to_db_timestamp
@@ -85,12 +86,15 @@ def opened(request: Request, token: str) -> Response:
 
 
 @router.get("/t/c/{token}")
-def clicked(request: Request, token: str, u: str = "") -> Response:
+def clicked(request: Request, token: str, u: str = "", s: str = "") -> Response:
+    """Goes on to `u` only when a message of ours carried exactly this link (see links.py):
+    a changed address, an unknown token or an unsigned link of the old form is a 404."""
     engine = request.app.state.engine
-    if not u.startswith(("http://", "https://")):
-        return HTMLResponse(_PAGE.format(lang="en", title="This link is not valid", body=""), 404)
+    if not u.startswith(("http://", "https://")) or not s or not is_genuine(link_key(engine), token, u, s):
+        return HTMLResponse(_PAGE.format(lang="en", title="This link is not valid / 链接无效", body=""), 404)
     row = _message(engine, token)
-    if row is not None:
-        kind = "email_click" if row.channel == "email" else f"{row.channel}_click"
-        _event(engine, row, kind, ":" + hashlib.sha256(u.encode()).hexdigest()[:12], {"url": u})
+    if row is None:
+        return HTMLResponse(_PAGE.format(lang="en", title="This link is not valid / 链接无效", body=""), 404)
+    kind = "email_click" if row.channel == "email" else f"{row.channel}_click"
+    _event(engine, row, kind, ":" + hashlib.sha256(u.encode()).hexdigest()[:12], {"url": u})
     return RedirectResponse(u, status_code=302)
