@@ -85,6 +85,32 @@ def register(app: typer.Typer) -> None:
         run_loyalty_and_feedback(eng)
         run_segments(eng)
         run_recommendations(eng)
+        show_console_access(eng)
+
+
+DEMO_ADMIN = "admin@demo.clm"
+
+
+def show_console_access(eng: Engine) -> None:
+    """The first demo in a store makes an admin who can sign in to the web console, and says how."""
+    import secrets
+
+    from clm.auth.users import create_user, list_users
+    from clm.core.settings import settings
+
+    console.rule("[bold]web console")
+    address = settings().public_url + "/"
+    if list_users(eng):
+        console.print(f"run [bold]clm serve[/] and open {address} ; sign in with your console user")
+        return
+    password = secrets.token_urlsafe(9)
+    create_user(eng, DEMO_ADMIN, "admin", password, "演示管理员", actor="demo")
+    console.print(f"run [bold]clm serve[/] and open {address}")
+    console.print(
+        f"sign in as [bold]{DEMO_ADMIN}[/] with password [bold]{password}[/] (shown only now)",
+        highlight=False,
+    )
+    console.print("more people: clm users create EMAIL --role ROLE --name NAME", highlight=False)
 
 
 def run_recommendations(eng: Engine) -> None:
@@ -141,13 +167,18 @@ def run_loyalty_and_feedback(eng: Engine) -> None:
 
 
 def run_segments(eng: Engine) -> None:
-    """The built-in segments, built on the demo data."""
+    """The segments on the demo data: the missing built-ins are created (and built), and every
+    segment that existed before, such as the built-ins `clm init` made on the empty store, is
+    rebuilt, since the demo changed all the data they read."""
     from clm.cli.segments import sizes_chart
-    from clm.segments.service import install_builtins
+    from clm.segments.service import install_builtins, list_segments, rebuild_segments
 
     console.rule("[bold]segments")
-    with err_console.status("building the built-in segments …"):
-        install_builtins(eng)
+    with err_console.status("building the segments …"):
+        added = set(install_builtins(eng))
+        older = [s.name for s in list_segments(eng) if s.name not in added]
+        if older:
+            rebuild_segments(eng, older)
     console.print(sizes_chart(eng))
 
 

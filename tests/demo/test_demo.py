@@ -171,3 +171,21 @@ def test_summary_figures_match_a_hand_built_store(engine):
     assert (s.first_event, s.last_event) == (t, t + timedelta(days=1))
     # u0 and u2 were first seen at their orders; u1 has done nothing since being created now
     assert s.new_per_month == [("2025-03", 2), (datetime.now(UTC).strftime("%Y-%m"), 1)]
+
+
+def test_init_then_demo_leaves_the_builtin_segments_built_on_the_demo_data(engine, db_url, capsys):
+    """`clm init` creates the built-in segments on the empty store; `clm demo` must rebuild them
+    on the data it brings, so each one's size equals a direct count of its condition."""
+    from clm.cli import main
+    from clm.segments.builtin import BUILTINS
+    from clm.segments.service import list_segments, preview
+
+    assert main(["--db", db_url, "init"]) == 0
+    assert {s.name: s.members for s in list_segments(engine)} == {b.name: 0 for b in BUILTINS}
+    assert main(["--db", db_url, "demo", "--customers", "800", "--seed", "3", "--no-history"]) == 0
+    capsys.readouterr()
+    sizes = {s.name: s.members for s in list_segments(engine)}
+    assert sizes == {b.name: preview(engine, b.where).count for b in BUILTINS}
+    for name in ("age_18_24", "age_25_34", "age_35_49", "age_50_plus", "tier1_cities", "active_users"):
+        assert sizes[name] > 0, name
+    assert sizes["rfm_champions"] > 0 and sizes["rfm_hibernating"] > 0  # after the demo's CLV scores
