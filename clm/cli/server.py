@@ -26,6 +26,8 @@ def register(app: typer.Typer) -> None:
 
         for advice in store_advice(engine()):  # (engine(): the schema is checked before requests)
             typer.echo(f"warning: {advice}", err=True)
+        from clm.core.access_log import log_config
+
         os.environ["CLM_DATABASE_URL"] = database_url()
         uvicorn.run(
             "clm.api.app:create_app",
@@ -34,4 +36,5 @@ def register(app: typer.Typer) -> None:
             port=port,
             workers=workers,
             log_level="info",
+            log_config=log_config(),  # survey/unsubscribe tokens and email/phone look-ups masked
         )
