@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -19,9 +20,13 @@ from clm.channels.templates import (
 )
 from clm.cli.context import customer_id, engine
 from clm.cli.output import console, print_json
+from clm.core.errors import ClmError
 from clm.core.timeutil import utcnow
 from clm.journeys.context import build_contexts, language, profiles
 from clm.journeys.service import (
+    EnablePreview,
+    MissingReferences,
+    enable_preview,
     get_journey,
     import_journey,
     list_journeys,
@@ -31,6 +36,9 @@ from clm.journeys.service import (
     tick,
     trace,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 journeys_app = typer.Typer(help="Marketing automation journeys.", no_args_is_help=True)
 templates_app = typer.Typer(help="Message templates (email, SMS, webhook).", no_args_is_help=True)
@@ -76,24 +84,79 @@ def journeys_presets() -> None:
     console.print(table)
 
 
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Go live without asking.")]
+
+
+def _estimate(p: EnablePreview) -> str:
+    if p.recent_entrants is not None:
+        days = p.recent_days or 1
+        return (
+            f"journey {p.journey!r} ({p.trigger}) enrols customers from new events only: nobody "
+            f"enters at once; the events of the last {days} days would have enrolled "
+            f"{p.recent_entrants:,} customers (about {p.recent_entrants / days:,.1f} a day)"
+        )
+    if p.runs_at is None:
+        return f"journey {p.journey!r} ({p.trigger}) will not run again: nobody enters"
+    if p.runs_at > utcnow():
+        return (
+            f"journey {p.journey!r} ({p.trigger}) enrols nobody now; its next run, at "
+            f"{p.runs_at.isoformat(timespec='minutes')}, would enrol {p.entering:,} customers (counted now)"
+        )
+    return f"journey {p.journey!r} ({p.trigger}) will enrol {p.entering:,} customers now"
+
+
+def _go_live(eng: Engine, name: str, yes: bool) -> None:
+    """Say how many customers going live enrols now, ask (unless --yes), then make it live."""
+    p = enable_preview(eng, name)
+    if p.missing:
+        raise MissingReferences(name, p.missing)
+    console.print(_estimate(p), highlight=False)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ClmError(
+                f"journey {name!r} was not made live: nobody to confirm it here (no terminal); "
+                "run again with --yes to go live without asking"
+            )
+        if not typer.confirm(f"Make {name!r} live?", default=False):
+            raise ClmError(f"journey {name!r} was not made live (still {p.status})")
+    set_status(eng, name, "live")
+    console.print(f"journey {name!r} is live", highlight=False)
+
+
 @journeys_app.command("import")
 def journeys_import(
     source: Annotated[str, typer.Argument(help="A ready-made journey's name or a YAML/JSON file.")],
-    enable: Annotated[bool, typer.Option(help="Make it live at once.")] = False,
+    enable: Annotated[
+        bool, typer.Option(help="Make it live at once (after showing how many enter and asking).")
+    ] = False,
+    yes: Yes = False,
 ) -> None:
-    """Save a journey (a new version when it exists; customers in it keep their version)."""
+    """Save a journey (a new version when it exists; customers in it keep their version). Refused
+    when it names a template, segment, survey or stage that does not exist."""
     eng = engine()
     name, version = import_journey(eng, source)
+    console.print(f"journey {name!r} saved as version {version}", highlight=False)
     if enable:
-        set_status(eng, name, "live")
-    console.print(f"journey {name!r} saved as version {version}{' and live' if enable else ''}")
+        _go_live(eng, name, yes)
 
 
 @journeys_app.command("enable")
-def journeys_enable(name: Annotated[str, typer.Argument()]) -> None:
-    """Make a journey live: it reacts to what happens from now on."""
-    set_status(engine(), name, "live")
-    console.print(f"journey {name!r} is live")
+def journeys_enable(
+    name: Annotated[str, typer.Argument()],
+    yes: Yes = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only show how many would enter and what is missing.")
+    ] = False,
+) -> None:
+    """Make a journey live: shows how many customers enter now and asks first (--yes skips)."""
+    eng = engine()
+    if dry_run:
+        p = enable_preview(eng, name)
+        console.print(_estimate(p), highlight=False)
+        for m in p.missing:
+            console.print(f"[red]missing:[/red] {escape(m.where)}: {escape(m.problem)}", highlight=False)
+        return
+    _go_live(eng, name, yes)
 
 
 @journeys_app.command("pause")

@@ -15,8 +15,10 @@ from clm.core.timeutil import utcnow
 from clm.journeys.context import build_contexts, language, profiles
 from clm.journeys.experiments import CampaignRoi, ExperimentReport, campaign_roi, experiment_report
 from clm.journeys.service import (
+    EnablePreview,
     Journey,
     Trace,
+    enable_preview,
     get_journey,
     list_journeys,
     outbox_rows,
@@ -71,9 +73,24 @@ def read_presets() -> list[dict[str, Any]]:
     return [d.raw for _, d in sorted(presets().items())]
 
 
-@router.post("/journeys", response_model=Saved, status_code=201, dependencies=write)
+MISSING_422 = (
+    "The journey names a template, segment, survey or stage that does not exist (or cannot be used):"
+    " `error.code` is `missing_references` and `error.fields` has one entry per name, with `field`"
+    " (where the journey names it), `kind`, `name` and `message`."
+)
+
+
+@router.post(
+    "/journeys",
+    response_model=Saved,
+    status_code=201,
+    dependencies=write,
+    responses={422: {"description": MISSING_422}},
+)
 def post_journey(body: JourneyIn, request: Request) -> Saved:
-    """Save a journey; saving an existing name adds a version (customers in it keep theirs)."""
+    """Save a journey; saving an existing name adds a version (customers in it keep theirs).
+    Refused (422, nothing saved) when it names a template, segment, survey or stage that does not
+    exist."""
     engine = request.app.state.engine
     name, version = save_definition(engine, body.definition)
     if body.status:
@@ -87,12 +104,29 @@ def read_journey(name: Name, request: Request) -> JourneyOut:
     return JourneyOut(journey=j, definition=d.raw)
 
 
-@router.put("/journeys/{name}/status", response_model=JourneyOut, dependencies=write)
+@router.put(
+    "/journeys/{name}/status",
+    response_model=JourneyOut,
+    dependencies=write,
+    responses={422: {"description": MISSING_422}},
+)
 def put_status(name: Name, body: StatusIn, request: Request) -> JourneyOut:
-    """live: react to events from now on; paused: nobody enters or moves on."""
+    """live: react to events from now on; paused: nobody enters or moves on. Going live is refused
+    (422) while the journey names a template, segment, survey or stage that does not exist; see
+    `GET /journeys/{name}/enable-preview` for how many customers it would enrol first."""
     set_status(request.app.state.engine, name, body.status)
     j, d = get_journey(request.app.state.engine, name)
     return JourneyOut(journey=j, definition=d.raw)
+
+
+@router.get("/journeys/{name}/enable-preview", response_model=EnablePreview, dependencies=read)
+def read_enable_preview(name: Name, request: Request) -> EnablePreview:
+    """A dry run of going live, changing nothing: how many customers the trigger would enrol at its
+    next run (`entering`, counted by the same selection the worker inserts, re-entry rule
+    included; `runs_at` says when: now, or a broadcast's time), for an event trigger how many the
+    events of the last `recent_days` would have enrolled, and the `missing` references that would
+    make going live fail."""
+    return enable_preview(request.app.state.engine, name)
 
 
 @router.get("/journeys/trace/{customer_id}", response_model=Trace, dependencies=read)

@@ -57,15 +57,13 @@ def _row_values(
     ]
 
 
-def enrol_from_events(
-    conn: Connection, journey_id: int, version_id: int, d: JourneyDefinition, cursor: int, now: datetime
-) -> tuple[int, int]:
-    """Enrol the customers with a matching event after `cursor`; returns (enrolled, new cursor)."""
-    top = conn.execute(select(func.coalesce(func.max(events.c.id), 0))).scalar_one()
-    if top <= cursor:
-        return 0, cursor
+def _event_entrants(
+    journey_id: int, version_id: int, d: JourneyDefinition, filters: list[Any], now: datetime
+) -> Any:
+    """SELECT the new enrolment rows for the customers with a trigger event among `filters`
+    (their first such event), by the journey's re-entry rule."""
     e = events
-    filters = [e.c.id > cursor, e.c.id <= top, e.c.type == d.trigger.event]
+    filters = [*filters, e.c.type == d.trigger.event]
     filters += [json_text(e.c.properties, k) == v for k, v in d.trigger.where.items()]
     first = (
         select(e.c.customer_id, func.min(e.c.id).label("eid"))
@@ -76,7 +74,7 @@ def enrol_from_events(
     trigger = e.alias("trigger")
     entry = literal("once") if d.reentry == "once" else literal("event:", String) + cast(first.c.eid, String)
     head, tail = _row_values(journey_id, version_id, d, now)
-    rows = (
+    return (
         select(
             *head,
             first.c.customer_id,
@@ -93,10 +91,57 @@ def enrol_from_events(
         )
         .where(customers.c.merged_into.is_(None), _reentry_ok(d, journey_id, first.c.customer_id, now))
     )
+
+
+def enrol_from_events(
+    conn: Connection, journey_id: int, version_id: int, d: JourneyDefinition, cursor: int, now: datetime
+) -> tuple[int, int]:
+    """Enrol the customers with a matching event after `cursor`; returns (enrolled, new cursor)."""
+    top = conn.execute(select(func.coalesce(func.max(events.c.id), 0))).scalar_one()
+    if top <= cursor:
+        return 0, cursor
+    rows = _event_entrants(journey_id, version_id, d, [events.c.id > cursor, events.c.id <= top], now)
     stmt = _insert(conn).from_select(_COLUMNS, rows).on_conflict_do_nothing().returning(enrolments.c.id)
     enrolled = len(conn.execute(stmt).all())
     conn.execute(update(journeys).where(journeys.c.id == journey_id).values(event_cursor=top))
     return enrolled, top
+
+
+def count_event_entrants(
+    conn: Connection, journey_id: int, version_id: int, d: JourneyDefinition, since: datetime, now: datetime
+) -> int:
+    """How many customers the event trigger would have enrolled from the events since `since`:
+    the same selection `enrol_from_events` inserts, counted."""
+    rows = _event_entrants(
+        journey_id, version_id, d, [events.c.occurred_at >= since, events.c.occurred_at <= now], now
+    )
+    return int(conn.execute(select(func.count()).select_from(rows.subquery())).scalar_one())
+
+
+def _customer_entrants(
+    journey_id: int,
+    version_id: int,
+    d: JourneyDefinition,
+    chunk: Sequence[int],
+    entry_key: str,
+    now: datetime,
+    context: dict[str, Any] | None = None,
+) -> Any:
+    """SELECT the new enrolment rows for the given customers, by the journey's re-entry rule."""
+    head, tail = _row_values(journey_id, version_id, d, now)
+    key = literal("once") if d.reentry == "once" else literal(entry_key)
+    return select(
+        *head,
+        customers.c.id,
+        key,
+        *tail,
+        literal(context or {}, enrolments.c.context.type),
+        literal(now, UTCDateTime),
+    ).where(
+        customers.c.id.in_(chunk),
+        customers.c.merged_into.is_(None),
+        _reentry_ok(d, journey_id, customers.c.id, now),
+    )
 
 
 def enrol_customers(
@@ -110,26 +155,31 @@ def enrol_customers(
     context: dict[str, Any] | None = None,
 ) -> int:
     """Enrol the given customers (a condition's or a broadcast's matches) under one entry key."""
-    head, tail = _row_values(journey_id, version_id, d, now)
-    key = literal("once") if d.reentry == "once" else literal(entry_key)
     total = 0
     ids = sorted(set(customer_ids))
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        rows = select(
-            *head,
-            customers.c.id,
-            key,
-            *tail,
-            literal(context or {}, enrolments.c.context.type),
-            literal(now, UTCDateTime),
-        ).where(
-            customers.c.id.in_(chunk),
-            customers.c.merged_into.is_(None),
-            _reentry_ok(d, journey_id, customers.c.id, now),
-        )
+        rows = _customer_entrants(journey_id, version_id, d, chunk, entry_key, now, context)
         stmt = _insert(conn).from_select(_COLUMNS, rows).on_conflict_do_nothing().returning(enrolments.c.id)
         total += len(conn.execute(stmt).all())
+    return total
+
+
+def count_entrants(
+    conn: Connection,
+    journey_id: int,
+    version_id: int,
+    d: JourneyDefinition,
+    customer_ids: Sequence[int],
+    entry_key: str,
+    now: datetime,
+) -> int:
+    """How many of the given customers `enrol_customers` would enrol: the same selection, counted."""
+    total = 0
+    ids = sorted(set(customer_ids))
+    for start in range(0, len(ids), CHUNK):
+        rows = _customer_entrants(journey_id, version_id, d, ids[start : start + CHUNK], entry_key, now)
+        total += int(conn.execute(select(func.count()).select_from(rows.subquery())).scalar_one())
     return total
 
 
@@ -151,34 +201,57 @@ def _anniversary_ids(conn: Connection, d: JourneyDefinition, now: datetime) -> t
     return ids, f"date:{target.year}"
 
 
-def scan(conn: Connection, journey: Any, version_id: int, d: JourneyDefinition, now: datetime) -> int:
-    """Run one live journey's trigger now; returns how many customers entered."""
-    kind = d.trigger.kind
-    if kind == "event":
-        return enrol_from_events(conn, journey.id, version_id, d, journey.event_cursor, now)[0]
+def next_run(journey: Any, d: JourneyDefinition, now: datetime) -> tuple[datetime | None, datetime | None]:
+    """(when the trigger's current run is due, when the one after it is): the first is None when
+    a condition, date or broadcast trigger is not due at `now` (already run, or not yet time)."""
     last = journey.last_scan_at
+    kind = d.trigger.kind
     if kind == "broadcast":
         start = datetime.fromisoformat(d.trigger.at) if d.trigger.at else journey.created_at
         start = start if start.tzinfo else start.replace(tzinfo=now.tzinfo)
         if now < start:
-            return 0
+            return None, start
         run_at = start
-        if d.trigger.every_days:
-            step = timedelta(days=d.trigger.every_days)
+        step = timedelta(days=d.trigger.every_days) if d.trigger.every_days else None
+        if step:
             run_at = start + step * int((now - start) / step)
         if last is not None and last >= run_at:
-            return 0
-        ids = customers_matching(conn, d.trigger.condition or "", as_of=now)
-        key = f"broadcast:{run_at.isoformat()}"
-    elif kind == "date":
+            return None, run_at + step if step else None
+        return run_at, None
+    if kind == "date":
         if last is not None and last.date() == now.date():
-            return 0
-        ids, key = _anniversary_ids(conn, d, now)
-    else:  # condition
-        every = timedelta(days=d.trigger.every_days or 1)
-        if last is not None and now - last < every:
-            return 0
+            return None, datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), now.tzinfo)
+        return now, None
+    every = timedelta(days=d.trigger.every_days or 1)
+    if last is not None and now - last < every:
+        return None, last + every
+    return now, None
+
+
+def due_selection(
+    conn: Connection, journey: Any, d: JourneyDefinition, now: datetime, *, run_at: datetime | None = None
+) -> tuple[list[int], str] | None:
+    """The customers a condition, date or broadcast trigger selects now and the entry key they
+    enter under; None when the trigger is not due (`run_at`: take the run at that moment as due)."""
+    run_at = run_at or next_run(journey, d, now)[0]
+    if run_at is None:
+        return None
+    kind = d.trigger.kind
+    if kind == "broadcast":
         ids = customers_matching(conn, d.trigger.condition or "", as_of=now)
-        key = f"scan:{now.isoformat()}"
+        return ids, f"broadcast:{run_at.isoformat()}"
+    if kind == "date":
+        return _anniversary_ids(conn, d, now)
+    return customers_matching(conn, d.trigger.condition or "", as_of=now), f"scan:{now.isoformat()}"
+
+
+def scan(conn: Connection, journey: Any, version_id: int, d: JourneyDefinition, now: datetime) -> int:
+    """Run one live journey's trigger now; returns how many customers entered."""
+    if d.trigger.kind == "event":
+        return enrol_from_events(conn, journey.id, version_id, d, journey.event_cursor, now)[0]
+    selected = due_selection(conn, journey, d, now)
+    if selected is None:
+        return 0
+    ids, key = selected
     conn.execute(update(journeys).where(journeys.c.id == journey.id).values(last_scan_at=now))
     return enrol_customers(conn, journey.id, version_id, d, ids, key, now)

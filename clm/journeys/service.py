@@ -4,7 +4,7 @@ resolve waits, run steps, dispatch messages), the trace of a customer's path, ou
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +12,13 @@ from sqlalchemy import Engine, select, text
 
 from clm.core.errors import NotFound
 from clm.core.timeutil import utcnow
+from clm.journeys import store
+from clm.journeys.checks import MissingReference, MissingReferences, check_references, missing_references
 from clm.journeys.definition import JourneyDefinition, definition_from_dict, load_definition, presets
-from clm.journeys.enrol import scan
+from clm.journeys.enrol import count_entrants, count_event_entrants, due_selection, next_run, scan
 from clm.journeys.outbox import DispatchReport, dispatch, queue_message, recover
 from clm.journeys.steps import apply_exits, resolve_waits, run_steps
-from clm.journeys.store import Journey, current_version, get_journey, list_journeys, save_journey, set_status
+from clm.journeys.store import Journey, current_version, get_journey, list_journeys, save_journey
 from clm.journeys.tables import enrolments, journey_log, journeys, outbox
 
 _LOCK_CLASS = 0x4A6F  # "Jo": a PostgreSQL advisory lock per journey while its trigger is scanned
@@ -36,15 +38,79 @@ class Tick:
 
 
 def import_journey(engine: Engine, source: str) -> tuple[str, int]:
-    """Save a journey from a file, or a ready-made one by name; returns (name, version)."""
+    """Save a journey from a file, or a ready-made one by name; returns (name, version). Refused
+    (MissingReferences) when it names a template, segment, survey or stage that does not exist."""
     ready = presets()
     definition = ready[source] if source in ready else load_definition(Path(source))
+    check_references(engine, definition)
     return definition.name, save_journey(engine, definition)[1]
 
 
 def save_definition(engine: Engine, raw: Any) -> tuple[str, int]:
+    """Save a journey from its definition (API, console); refused like `import_journey`."""
     definition = definition_from_dict(raw)
+    check_references(engine, definition)
     return definition.name, save_journey(engine, definition)[1]
+
+
+def set_status(engine: Engine, name: str, status: str) -> None:
+    """draft, live or paused. Going live checks the journey's references again (a template or
+    segment may have gone since it was saved)."""
+    if status == "live":
+        check_references(engine, get_journey(engine, name)[1])
+    store.set_status(engine, name, status)
+
+
+ESTIMATE_DAYS = 7  # an event trigger's estimate: who would have entered over this many days
+
+
+@dataclass(frozen=True)
+class EnablePreview:
+    """What making a journey live would do, without doing it."""
+
+    journey: str
+    status: str
+    version: int
+    trigger: str
+    entering: int  # customers the trigger enrols at its next run, counted now (0 for event triggers)
+    runs_at: datetime | None  # when that run is: now, or a broadcast's time (None: event trigger)
+    recent_days: int | None  # event trigger: the look-back of `recent_entrants`
+    recent_entrants: int | None  # event trigger: customers the events of the last days would enrol
+    missing: list[MissingReference]
+
+
+def enable_preview(engine: Engine, name: str, now: datetime | None = None) -> EnablePreview:
+    """How many customers going live would enrol now (the same selection the worker's enrolment
+    inserts, counted, with the re-entry rule), and which references are missing. Changes nothing."""
+    now = now or utcnow()
+    journey, d = get_journey(engine, name)
+    missing = missing_references(engine, d)
+    entering, runs_at, recent = 0, None, None
+    with engine.connect() as conn:
+        row = conn.execute(select(journeys).where(journeys.c.id == journey.id)).one()
+        version_id = current_version(conn, journey.id)[0]
+        if d.trigger.kind == "event":
+            since = now - timedelta(days=ESTIMATE_DAYS)
+            recent = count_event_entrants(conn, row.id, version_id, d, since, now)
+        elif not any(m.kind == "segment" for m in missing):  # else the trigger cannot be evaluated
+            due, later = next_run(row, d, now)
+            runs_at = now if due is not None else later
+            if runs_at is not None:
+                at = runs_at if d.trigger.kind == "date" else now
+                selected = due_selection(conn, row, d, at, run_at=runs_at)
+                if selected is not None:
+                    entering = count_entrants(conn, row.id, version_id, d, selected[0], selected[1], at)
+    return EnablePreview(
+        journey.name,
+        journey.status,
+        journey.version,
+        journey.trigger,
+        entering,
+        runs_at,
+        ESTIMATE_DAYS if recent is not None else None,
+        recent,
+        missing,
+    )
 
 
 def scan_triggers(engine: Engine, now: datetime) -> dict[str, int]:
@@ -202,10 +268,14 @@ def outbox_rows(engine: Engine, status: str | None = None, limit: int = 50) -> l
 
 
 __all__ = [
+    "EnablePreview",
     "Journey",
     "JourneyDefinition",
+    "MissingReference",
+    "MissingReferences",
     "Tick",
     "Trace",
+    "enable_preview",
     "get_journey",
     "import_journey",
     "list_journeys",

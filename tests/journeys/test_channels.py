@@ -134,6 +134,11 @@ def test_every_ready_made_journey_is_valid_and_the_tier_upgrade_one_runs(engine,
         "welcome", "browse-abandonment", "cart-abandonment", "post-purchase-survey", "birthday", "holiday",
         "win-back", "tier-upgrade",
     }  # fmt: skip
+    from clm.feedback.service import install_builtin_surveys
+    from clm.segments.service import install_builtins
+
+    install_builtin_surveys(engine)  # what `clm init` installs; the journeys name them
+    install_builtins(engine)
     for name in presets():
         import_journey(engine, name)
     set_status(engine, "tier-upgrade", "live")
