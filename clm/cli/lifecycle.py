@@ -324,11 +324,13 @@ def show_cohorts(report: CohortReport) -> None:
     )
     for c in report.cohorts:
         cells = [
-            "" if a is None else f"{a:.0%} ({p or 0:.0%})"
-            for a, p in zip(c.active, c.purchasing, strict=True)
+            "" if a is None else f"{a:.0%} ({p or 0:.0%})" + ("*" if k == c.partial else "")
+            for k, (a, p) in enumerate(zip(c.active, c.purchasing, strict=True))
         ]
         table.add_row(c.cohort, f"{c.customers:,}", *cells)
     console.print(table)
+    if any(c.partial is not None for c in report.cohorts):
+        console.print("* 本月尚未结束 month still running: the share so far, not a full month")
 
 
 # ------------------------------------------------------------------------------ retention

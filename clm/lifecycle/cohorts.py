@@ -1,5 +1,8 @@
 """Cohort retention: customers grouped by the month they were first seen, and for each later
-month the share still active (any activity event or order) and the share purchasing."""
+month the share still active (any activity event or order) and the share purchasing.
+
+The current month is still running: its shares count only the days so far, so they are marked
+(`partial`, the month's index) rather than read as a full month."""
 
 from __future__ import annotations
 
@@ -25,11 +28,19 @@ class Cohort(BaseModel):
         description="Share active in month 0, 1, 2, … after acquisition (null: that month has not come yet).",
     )
     purchasing: list[float | None] = Field(..., description="Share with a counted order in that month.")
+    partial: int | None = Field(
+        None,
+        description="Index of the month still running (its shares cover only the days so far, not a "
+        "full month); null when every month shown is complete.",
+    )
 
 
 class CohortReport(BaseModel):
     months: int
     cohorts: list[Cohort]
+    as_of: date | None = Field(
+        None, description="The day (UTC) the report was made: the running month is counted up to it."
+    )
 
 
 def _month_label(number: int) -> str:
@@ -88,6 +99,7 @@ def cohorts(engine: Engine, *, months: int = 12, since: date | None = None) -> C
                 customers=size,
                 active=shares(active[m0]),
                 purchasing=shares(buying[m0]),
+                partial=current - m0 if 0 <= current - m0 < months else None,
             )
         )
-    return CohortReport(months=months, cohorts=out)
+    return CohortReport(months=months, cohorts=out, as_of=now.date())
