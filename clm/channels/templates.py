@@ -1,52 +1,172 @@
 """Message templates: Jinja2 in a sandbox (a template cannot reach Python internals or the
 file system), one text per language (en, zh), for email (subject, text, optional HTML), SMS
 (text) and webhooks. The presets in `presets/` ship with CLM; `clm templates add FILE` stores
-more in the database (a stored template of the same name wins)."""
+more in the database (a stored template of the same name wins).
+
+One model (`MessageTemplate`) checks a template wherever it comes from (a YAML file, the API,
+the database), so whatever is saved loads again. Rendering is guarded: any error in a template
+(not only Jinja's own: a division by zero, a type error) is an `InvalidInput` naming it; loops
+may run at most `LOOP_LIMIT` times per message, and the output is capped at
+`CLM_TEMPLATE_MAX_BYTES`, checked while it is produced (a `'a' * 10**9` is refused before the
+string is made)."""
 
 from __future__ import annotations
 
+import contextvars
+import math
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from jinja2 import ChainableUndefined, Template, TemplateError, TemplateSyntaxError
+from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import Engine, insert, select, update
 
-from clm.channels.base import CHANNELS
 from clm.channels.tables import message_templates
 from clm.core.definitions import read_definition
 from clm.core.errors import InvalidInput, NotFound
+from clm.core.settings import settings
 from clm.core.timeutil import utcnow
 
 LANGUAGES = ("en", "zh")
-_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
-_text_env = ImmutableSandboxedEnvironment(undefined=ChainableUndefined, autoescape=False)
-_html_env = ImmutableSandboxedEnvironment(undefined=ChainableUndefined, autoescape=True)
+Language = Literal["en", "zh"]
+LOOP_LIMIT = 100_000  # loop iterations in one message, all loops together
+_POWER_BITS = 4_096  # `a ** b` may give a number of at most this many bits
+
+
+class RenderLimit(Exception):
+    """A template went past one of the render guards."""
+
+
+_budget: contextvars.ContextVar[list[int]] = contextvars.ContextVar("clm_template_budget")
+
+
+def _looped(iterable: Iterable[Any]) -> Iterator[Any]:
+    """Every `{% for %}` runs through this: counts the message's loop iterations."""
+    budget = _budget.get(None)
+    for item in iterable:
+        if budget is not None:
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise RenderLimit(f"loops ran more than {LOOP_LIMIT:,} times in one message")
+        yield item
+
+
+class _GuardedEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox plus the render guards: loops counted, `*` and `**` checked before they run."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.globals["_clm_looped"] = _looped
+        self.globals.pop("lipsum", None)  # lipsum(n=10**9) would write without end
+
+    def _generate(
+        self, source: nodes.Template, name: str | None, filename: str | None, defer_init: bool = False
+    ) -> str:
+        # Jinja's documented hook before code generation: wrap every loop's iterable
+        for loop in source.find_all(nodes.For):
+            loop.iter = nodes.Call(nodes.Name("_clm_looped", "load"), [loop.iter], [], None, None)
+            loop.iter.set_environment(self)
+        return super()._generate(source, name, filename, defer_init)
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        limit = settings().template_max_bytes
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(n, int) and len(seq) * n > limit:
+                    raise RenderLimit(
+                        f"{len(seq):,} × {n:,} items is larger than CLM_TEMPLATE_MAX_BYTES ({limit:,})"
+                    )
+        elif (
+            isinstance(left, int)
+            and isinstance(right, int)
+            and abs(left) > 1
+            and right > 0
+            and right * math.log2(abs(left)) > _POWER_BITS
+        ):
+            raise RenderLimit(f"{left} ** {right} is too large a number")
+        return super().call_binop(context, operator, left, right)
+
+
+_text_env = _GuardedEnvironment(undefined=ChainableUndefined, autoescape=False)
+_html_env = _GuardedEnvironment(undefined=ChainableUndefined, autoescape=True)
+
+
+def _per_language(raw: Any) -> Any:
+    """A plain text stands for English; nothing stands for no text."""
+    if raw is None:
+        return {}
+    if isinstance(raw, str):
+        return {"en": raw}
+    return raw
+
+
+def _syntax(source: str) -> str:
+    try:
+        _text_env.parse(source)
+    except TemplateSyntaxError as exc:
+        raise ValueError(f"line {exc.lineno}: {exc.message}") from None
+    return source
+
+
+Source = Annotated[str, AfterValidator(_syntax)]  # Jinja2 text, its syntax checked
+
+
+class MessageTemplate(BaseModel):
+    """A template as written in a YAML/JSON file, posted to the API and stored: one model for all.
+    `subject` and `html` are optional (an SMS or plain-text email has neither), except that email
+    needs a subject; each text is one string (English) or one per language."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(
+        ..., pattern=r"^[a-z0-9_-]{1,100}$", description="1-100 lower-case letters, digits, _ and -"
+    )
+    channel: Literal["email", "sms", "webhook"]
+    description: str = Field("", max_length=1000)
+    subject: dict[Language, Source] = Field(default_factory=dict, description="email only: per language")
+    text: dict[Language, Source] = Field(..., description="the text per language (or one text: English)")
+    html: dict[Language, Source] = Field(default_factory=dict, description="email only, optional")
+
+    _normalise = field_validator("subject", "text", "html", mode="before")(_per_language)
+
+    @model_validator(mode="after")
+    def _required_parts(self) -> MessageTemplate:
+        if not self.text:
+            raise ValueError("text is required (a text, or one per language: {en: …, zh: …})")
+        if self.channel == "email" and not self.subject:
+            raise ValueError("an email template needs a subject (a text, or one per language)")
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump()
 
 
 @dataclass(frozen=True)
-class MessageTemplate:
+class BrokenTemplate:
+    """A stored template that no longer passes the checks: listed with its error, never used."""
+
     name: str
     channel: str
-    description: str
-    subject: dict[str, str]  # language → text
-    text: dict[str, str]
-    html: dict[str, str]
-    builtin: bool = False
+    error: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "channel": self.channel,
-            "description": self.description,
-            "subject": self.subject,
-            "text": self.text,
-            "html": self.html,
-        }
+        return {"name": self.name, "channel": self.channel, "error": self.error}
 
 
 @dataclass(frozen=True)
@@ -57,64 +177,45 @@ class Rendered:
     lang: str
 
 
-def _by_language(name: str, key: str, raw: Any, required: bool) -> dict[str, str]:
-    if raw is None:
-        if required:
-            raise InvalidInput("is required (a text, or one per language: {en: …, zh: …})", f"{name}.{key}")
-        return {}
-    if isinstance(raw, str):
-        raw = {"en": raw}
-    if not isinstance(raw, dict) or not raw or set(raw) - set(LANGUAGES):
-        raise InvalidInput(f"give a text or one per language ({', '.join(LANGUAGES)})", f"{name}.{key}")
-    out = {}
-    for lang, text in raw.items():
-        env = _html_env if key == "html" else _text_env
-        try:
-            env.parse(str(text))
-        except TemplateSyntaxError as exc:
-            raise InvalidInput(f"line {exc.lineno}: {exc.message}", f"{name}.{key}.{lang}")
-        out[lang] = str(text)
-    return out
-
-
-def template_from_dict(raw: Any, builtin: bool = False) -> MessageTemplate:
-    """Validate a template definition; errors name the template, the part and the language."""
+def template_from_dict(raw: Any) -> MessageTemplate:
+    """Validate a template definition; the error names the template, the part and the language
+    (`cart.text.zh: line 2: …`)."""
     if not isinstance(raw, dict):
         raise InvalidInput("a template is a mapping with name, channel and text")
-    name = str(raw.get("name") or "")
-    if not name or not set(name) <= _NAME_CHARS or len(name) > 100:
-        raise InvalidInput("use 1-100 lower-case letters, digits, _ and -", "name")
-    channel = raw.get("channel")
-    if channel not in CHANNELS:
-        raise InvalidInput(f"must be one of {', '.join(CHANNELS)}", f"{name}.channel")
-    unknown = set(raw) - {"name", "channel", "description", "subject", "text", "html"}
-    if unknown:
-        raise InvalidInput(f"unknown keys {sorted(unknown)}", name)
-    return MessageTemplate(
-        name,
-        channel,
-        str(raw.get("description") or ""),
-        _by_language(name, "subject", raw.get("subject"), channel == "email"),
-        _by_language(name, "text", raw.get("text"), True),
-        _by_language(name, "html", raw.get("html"), False),
-        builtin,
-    )
+    try:
+        return MessageTemplate.model_validate(raw)
+    except ValidationError as exc:
+        name = str(raw.get("name") or "template")
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in (name, *first["loc"]))
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise InvalidInput(str(first["msg"]).removeprefix("Value error, ") + more, where) from None
 
 
+@lru_cache(maxsize=1)
 def _presets() -> dict[str, MessageTemplate]:
     out = {}
     for entry in resources.files("clm.channels").joinpath("presets").iterdir():
         if entry.name.endswith(".yaml"):
-            t = template_from_dict(yaml.safe_load(entry.read_text("utf-8")), builtin=True)
+            t = template_from_dict(yaml.safe_load(entry.read_text("utf-8")))
             out[t.name] = t
     return out
 
 
-def list_templates(engine: Engine) -> list[MessageTemplate]:
-    found = _presets()
+def _stored(row: Any) -> MessageTemplate | BrokenTemplate:
+    try:
+        return template_from_dict(row.definition)
+    except InvalidInput as exc:
+        return BrokenTemplate(row.name, row.channel, exc.message)
+
+
+def list_templates(engine: Engine) -> list[MessageTemplate | BrokenTemplate]:
+    """Every template, ready-made and stored; a stored one that fails the checks is listed with
+    its error (and cannot be used) rather than hiding all the others."""
+    found: dict[str, MessageTemplate | BrokenTemplate] = dict(_presets())
     with engine.connect() as conn:
         for r in conn.execute(select(message_templates)):
-            found[r.name] = template_from_dict(r.definition)
+            found[r.name] = _stored(r)
     return [found[k] for k in sorted(found)]
 
 
@@ -122,7 +223,10 @@ def get_template(engine: Engine, name: str) -> MessageTemplate:
     with engine.connect() as conn:
         row = conn.execute(select(message_templates).where(message_templates.c.name == name)).first()
     if row is not None:
-        return template_from_dict(row.definition)
+        template = _stored(row)
+        if isinstance(template, BrokenTemplate):
+            raise InvalidInput(f"the stored template cannot be used: {template.error}", name)
+        return template
     preset = _presets().get(name)
     if preset is None:
         raise NotFound(f"no template named {name!r}")
@@ -143,7 +247,7 @@ def load_template_file(path: Path) -> MessageTemplate:
     return template_from_dict(read_definition(path))
 
 
-def _pick(texts: dict[str, str], lang: str) -> str:
+def _pick(texts: Mapping[Any, str], lang: str) -> str:
     return texts.get(lang) or texts.get("en") or next(iter(texts.values()), "")
 
 
@@ -153,13 +257,37 @@ def _compiled(source: str, html: bool) -> Template:
     return (_html_env if html else _text_env).from_string(source)
 
 
+def _produce(source: str, html: bool, context: dict[str, Any], room: int) -> str:
+    """One part, stopped as soon as it passes `room` characters (≤ bytes in UTF-8)."""
+    chunks = []
+    for chunk in _compiled(source, html).generate(context):
+        room -= len(chunk)
+        if room < 0:
+            raise RenderLimit("")
+        chunks.append(chunk)
+    return "".join(chunks)
+
+
 def render(template: MessageTemplate, context: dict[str, Any], lang: str = "en") -> Rendered:
-    """Render for one recipient in their language (English when the template lacks it)."""
+    """Render for one recipient in their language (English when the template lacks it). Any
+    error (not only Jinja's: a division by zero, a type error, a render guard) is an
+    `InvalidInput` naming the template."""
     lang = lang if lang in LANGUAGES else "en"
+    limit = settings().template_max_bytes
+    too_large = f"the rendered message is larger than CLM_TEMPLATE_MAX_BYTES ({limit:,} bytes)"
+    token = _budget.set([LOOP_LIMIT])
     try:
-        subject = _compiled(_pick(template.subject, lang), False).render(context) if template.subject else ""
-        text = _compiled(_pick(template.text, lang), False).render(context)
-        html = _compiled(_pick(template.html, lang), True).render(context) if template.html else None
-    except TemplateError as exc:
-        raise InvalidInput(f"cannot render: {exc}", template.name)
-    return Rendered(" ".join(subject.split()), text.strip(), html, lang)
+        parts: list[str | None] = []
+        for texts, html in ((template.subject, False), (template.text, False), (template.html, True)):
+            room = limit - sum(len(p or "") for p in parts)
+            parts.append(_produce(_pick(texts, lang), html, context, room) if texts else None)
+    except RenderLimit as exc:
+        raise InvalidInput(f"cannot render: {str(exc) or too_large}", template.name) from None
+    except Exception as exc:  # a template may raise anything Python can: it fails this message only
+        raise InvalidInput(f"cannot render: {type(exc).__name__}: {exc}", template.name) from None
+    finally:
+        _budget.reset(token)
+    subject, text, html_out = parts
+    if sum(len(p.encode("utf-8")) for p in parts if p) > limit:
+        raise InvalidInput(f"cannot render: {too_large}", template.name)
+    return Rendered(" ".join((subject or "").split()), (text or "").strip(), html_out, lang)

@@ -310,10 +310,15 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:+.0%}"
 
 
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
 @campaigns_app.command("roi")
 def campaigns_roi(json: Json = False) -> None:
-    """Per journey: cost (spend recorded for the campaign), attributed and incremental revenue, ROI."""
-    from clm.journeys.experiments import campaign_roi
+    """Per journey: cost (spend recorded for the campaign), revenue credited to it (each order once,
+    last touch within the window), ROI; against the holdout, incremental revenue and ROI."""
+    from clm.journeys.attribution import campaign_roi
 
     rows = campaign_roi(engine())
     if json:
@@ -321,25 +326,36 @@ def campaigns_roi(json: Json = False) -> None:
         return
     table = Table(
         "campaign",
+        "window",
         "customers",
         "holdout",
         "cost",
-        "revenue",
-        "incremental",
+        "orders",
+        "attributed revenue",
         "ROI",
+        "revenue / customer (treated · holdout)",
+        "incremental revenue",
         "incremental ROI",
-        title="ROI = (revenue − cost) / cost",
+        title="ROI = (attributed revenue − cost) / cost; each order credited once, to the last message "
+        "sent or clicked within its journey's window before it",
     )
     for r in rows:
-        incremental = "-" if r.incremental_revenue is None else f"{r.incremental_revenue:,.2f}"
+        per = (
+            "-"
+            if r.holdout_revenue_per_customer is None
+            else f"{_money(r.treated_revenue_per_customer)} · {_money(r.holdout_revenue_per_customer)}"
+        )
         table.add_row(
             r.campaign,
+            f"{r.window_days:g} d",
             f"{r.customers:,}",
             f"{r.holdout:,}",
             f"{r.cost:,.2f}",
+            f"{r.attributed_orders:,}",
             f"{r.revenue:,.2f}",
-            incremental,
             _pct(r.roi),
+            per,
+            _money(r.incremental_revenue),
             _pct(r.incremental_roi),
         )
     console.print(table)

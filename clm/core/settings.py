@@ -35,6 +35,12 @@ class Settings:
     sms_url: str | None
     sms_token: str | None
     webhook_url: str | None
+    # ISO 4217 code of the store's currency: how the console writes money (¥1,299.00).
+    currency: str
+    # Sending: a message is attempted at most this many times, then failed for good (a person
+    # may retry it); a rendered message (subject, text and HTML together) is at most this big.
+    send_attempts: int
+    template_max_bytes: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -55,6 +61,9 @@ class Settings:
             sms_url=os.environ.get("CLM_SMS_URL") or None,
             sms_token=os.environ.get("CLM_SMS_TOKEN") or None,
             webhook_url=os.environ.get("CLM_WEBHOOK_URL") or None,
+            currency=os.environ.get("CLM_CURRENCY", "CNY").strip().upper(),
+            send_attempts=max(1, int(os.environ.get("CLM_SEND_ATTEMPTS", "3"))),
+            template_max_bytes=max(1_024, int(os.environ.get("CLM_TEMPLATE_MAX_BYTES", "262144"))),
         )
 
 

@@ -12,8 +12,9 @@ from clm.auth.http import requires
 from clm.channels.templates import MessageTemplate, get_template, list_templates, render, save_template
 from clm.core.payloads import MAX_ID
 from clm.core.timeutil import utcnow
+from clm.journeys.attribution import CampaignRoi, campaign_roi
 from clm.journeys.context import build_contexts, language, profiles
-from clm.journeys.experiments import CampaignRoi, ExperimentReport, campaign_roi, experiment_report
+from clm.journeys.experiments import ExperimentReport, experiment_report
 from clm.journeys.service import (
     EnablePreview,
     Journey,
