@@ -97,6 +97,9 @@ outbox = Table(
     Column("not_before", UTCDateTime, nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("lease_until", UTCDateTime),
+    # when a dispatcher last claimed it, by the database's clock (PostgreSQL: compared with the
+    # server's start after a restart, see outbox.recover)
+    Column("claimed_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
     Index("ix_outbox_due", "status", "not_before"),
