@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from clm.core.fonts import chart_fonts
 from clm.feedback.results import Results
 
 
@@ -21,6 +22,11 @@ def _colour(kind: str, score: int) -> str:
 def distribution_chart(results: Results, path: Path) -> Path:
     scores = sorted(results.overall.distribution)
     counts = [results.overall.distribution[s] for s in scores]
+    with plt.rc_context({"font.family": chart_fonts()}):  # survey names are often Chinese
+        return _draw(results, scores, counts, path)
+
+
+def _draw(results: Results, scores: list[int], counts: list[int], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.bar([str(s) for s in scores], counts, color=[_colour(results.kind, s) for s in scores])
     o = results.overall

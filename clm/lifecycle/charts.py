@@ -78,7 +78,16 @@ def cohort_figure(report: CohortReport) -> Figure:
                             j, i, f"{grid[i, j]:.0%}*", ha="center", va="center", fontsize=7, color="#666666"
                         )
                     else:
-                        ax.text(j, i, f"{grid[i, j]:.0%}", ha="center", va="center", fontsize=7)
+                        dark = grid[i, j] > 0.6 * max(0.05, top)  # white text on the dark cells
+                        ax.text(
+                            j,
+                            i,
+                            f"{grid[i, j]:.0%}",
+                            ha="center",
+                            va="center",
+                            fontsize=7,
+                            color="white" if dark else "black",
+                        )
             fig.colorbar(image, ax=ax, format=lambda x, _: f"{x:.0%}")
         if any(c.partial is not None for c in rows):
             day = f"{report.as_of:%Y-%m-%d}" if report.as_of else "today"

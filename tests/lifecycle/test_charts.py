@@ -149,6 +149,15 @@ def test_chinese_labels_render_without_missing_glyphs(tmp_path):
         == []
     )
 
+    from clm.feedback.charts import distribution_chart
+    from clm.feedback.results import Results, Scores
+
+    answers = Scores(label="all", responses=3, distribution={3: 1, 9: 2}, promoters=2, nps=66.7)
+    survey = Results(
+        kind="nps", survey="购买后满意度", start=None, end=None, by=None, overall=answers, groups=[]
+    )
+    assert _glyph_warnings(lambda: distribution_chart(survey, tmp_path / "s.png")) == []
+
     # the check can fail: the same label in matplotlib's default font lacks the glyphs
     def plain() -> None:
         with plt.rc_context({"font.family": ["DejaVu Sans"]}):
