@@ -294,3 +294,56 @@ def test_gamma_gamma_gradient_drives_the_fit_to_the_same_optimum():
     for name in ("p", "q", "v"):
         assert fitted.params_[name] == pytest.approx(slow.params[name], rel=1e-4)
     assert fitted.loglik_ == pytest.approx(slow.loglik, abs=1e-6)
+
+
+def test_migration_clears_the_fill_value_of_one_time_buyers(database_url):
+    """Migration 0014: a stored BG/NBD P(alive) of exactly 1 (only a one-time buyer gets it)
+    becomes NULL; other values and other models' scores stay."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert, select, text
+
+    from clm.analytics.tables import clv_scores
+    from clm.customers.tables import customers
+    from clm.migrations import upgrade
+    from clm.store.engine import make_engine
+    from tests.conftest import with_search_path
+
+    schema = f"clm_mig_{uuid.uuid4().hex[:8]}"
+    owner = make_engine(database_url)
+    if owner.dialect.name == "postgresql":
+        with owner.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        engine = make_engine(with_search_path(database_url, schema))
+    else:
+        engine = make_engine(database_url.replace("clm-test.db", f"{schema}.db"))
+    try:
+        upgrade(engine, "0013")
+        now = datetime(2026, 12, 1, tzinfo=UTC)
+        rows = [("bgnbd", 1.0), ("bgnbd", 0.4), ("pareto", 1.0)]
+        with engine.begin() as conn:
+            for i, (model, alive) in enumerate(rows, start=1):
+                conn.execute(insert(customers).values(id=i, created_at=now, updated_at=now))
+                conn.execute(
+                    insert(clv_scores).values(
+                        customer_id=i,
+                        scored_at=now,
+                        model=model,
+                        horizon_days=365.0,
+                        p_alive=alive,
+                        expected_purchases=1.0,
+                        expected_spend=10.0,
+                        clv=5.0,
+                    )
+                )
+        upgrade(engine, "0014")
+        with engine.connect() as conn:
+            stored = conn.execute(select(clv_scores.c.p_alive).order_by(clv_scores.c.customer_id)).scalars()
+            assert list(stored) == [None, 0.4, 1.0]
+    finally:
+        engine.dispose()
+        if owner.dialect.name == "postgresql":
+            with owner.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        owner.dispose()
