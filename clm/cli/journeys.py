@@ -32,6 +32,7 @@ from clm.journeys.service import (
     list_journeys,
     outbox_rows,
     presets,
+    retry_message,
     set_status,
     tick,
     trace,
@@ -287,7 +288,8 @@ def experiments_report(
     console.print(
         f"[bold]{r.experiment}[/bold] in journey {r.journey}: goal {r.goal} within {r.window_days:g} days"
     )
-    table = Table("arm", "customers", "converted", "rate", title=r.method)
+    console.print(r.method, highlight=False)
+    table = Table("arm", "customers", "converted", "rate")
     for a in r.arms:
         table.add_row(
             a.name, f"{a.customers:,}", f"{a.conversions:,}", "-" if a.rate is None else f"{a.rate:.2%}"
@@ -386,3 +388,14 @@ def outbox_list(
             r["reason"] or "",
         )
     console.print(table)
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    ids: Annotated[list[int], typer.Argument(help="The messages' ids (`clm outbox list --status failed`).")],
+) -> None:
+    """Queue failed (or unknown) messages again with fresh attempts, e.g. after fixing a template."""
+    eng = engine()
+    for message_id in ids:
+        done = retry_message(eng, message_id, actor="cli")
+        console.print(f"message {message_id}: {done['status']}", highlight=False)

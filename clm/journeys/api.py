@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from clm.auth.http import requires
+from clm.auth.service import Principal
 from clm.channels.templates import MessageTemplate, get_template, list_templates, render, save_template
 from clm.core.payloads import MAX_ID
 from clm.core.timeutil import utcnow
@@ -24,6 +25,7 @@ from clm.journeys.service import (
     list_journeys,
     outbox_rows,
     presets,
+    retry_message,
     save_definition,
     set_status,
     trace,
@@ -150,7 +152,10 @@ def read_experiment(name: Name, request: Request) -> ExperimentReport:
 
 @router.get("/campaigns/roi", response_model=list[CampaignRoi], dependencies=read)
 def read_roi(request: Request) -> list[CampaignRoi]:
-    """ROI = (attributed revenue − cost) / cost per journey; incremental against its holdout."""
+    """ROI = (attributed revenue − cost) / cost per journey, each order credited once, to the journey
+    of the last message sent or clicked within that journey's window (goal `within_days`) before
+    it; with a holdout, incremental revenue = (revenue per treated − per held-out customer) ×
+    treated customers and incremental ROI = (incremental revenue − cost) / cost."""
     return campaign_roi(request.app.state.engine)
 
 
@@ -199,3 +204,13 @@ def read_outbox(
 ) -> list[dict[str, Any]]:
     """Messages newest first, with why any was not sent."""
     return outbox_rows(request.app.state.engine, status, limit)
+
+
+@router.post("/outbox/{message_id}/retry")
+def post_outbox_retry(
+    message_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    request: Request,
+    principal: Principal = Depends(requires("write")),
+) -> dict[str, Any]:
+    """Queue a failed (or `unknown`) message again with fresh attempts (409 for any other status)."""
+    return retry_message(request.app.state.engine, message_id, actor=principal.actor)

@@ -1,4 +1,4 @@
-"""Experiments and campaign ROI.
+"""Experiments (campaign ROI and attribution: attribution.py).
 
 An experiment is a `split` step: each customer's arm is a hash of (experiment, customer), so it is
 random across customers and sticky for each. The goal is the journey's goal event within its
@@ -8,26 +8,20 @@ never disagree. The holdout, which receives nothing, is the control when there i
 lift is incremental. A comparison where an arm has fewer than 10 conversions or 10
 non-conversions (n·p < 10 or n·(1 − p) < 10) carries a warning: the normal approximation does
 not hold there.
-
-Campaign ROI = (attributed revenue − cost) / cost, with the journey's name as the campaign:
-cost from marketing spend recorded for that campaign (`clm import spend` / the API), revenue
-from completed orders of the customers who entered, within the goal window after entry; with a
-holdout, the incremental revenue is (revenue per treated customer − revenue per held-out
-customer) × treated customers."""
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from scipy.stats import norm
-from sqlalchemy import Engine, Interval, and_, exists, func, literal, select
+from sqlalchemy import Engine, exists, func, literal, select
 
-from clm.commerce.tables import marketing_spend, orders
 from clm.core.errors import NotFound
 from clm.events.tables import events
+from clm.journeys.attribution import within
 from clm.journeys.store import version_definition
 from clm.journeys.tables import enrolments, journey_versions, journeys
 
@@ -111,13 +105,6 @@ def _journey_of(engine: Engine, experiment: str) -> tuple[int, str, Any]:
     raise NotFound(f"no journey has an experiment named {experiment!r}")
 
 
-def _within(dialect: str, moment: Any, start: Any, days: float) -> Any:
-    """SQL: `moment` is at most `days` after `start` (SQLite has no interval arithmetic)."""
-    if dialect == "sqlite":
-        return func.julianday(moment) <= func.julianday(start) + days
-    return moment <= start + literal(timedelta(days=days), Interval())
-
-
 def experiment_report(engine: Engine, experiment: str) -> ExperimentReport:
     journey_id, journey, (d, step) = _journey_of(engine, experiment)
     goal, days = d.goal_event, d.goal_days
@@ -129,7 +116,7 @@ def experiment_report(engine: Engine, experiment: str) -> ExperimentReport:
                 events.c.customer_id == enrolments.c.customer_id,
                 events.c.type == goal,
                 events.c.occurred_at >= enrolments.c.entered_at,
-                _within(conn.dialect.name, events.c.occurred_at, enrolments.c.entered_at, days),
+                within(conn.dialect.name, events.c.occurred_at, enrolments.c.entered_at, days),
             )
             conversions = func.count().filter(converted)
         rows = conn.execute(
@@ -188,85 +175,3 @@ def experiment_report(engine: Engine, experiment: str) -> ExperimentReport:
         "two-proportion z-test (unpooled standard error), two-sided, alpha 0.05, and the 95% CI of "
         "the difference from the same z: the interval excludes 0 exactly when p < 0.05",
     )
-
-
-@dataclass(frozen=True)
-class CampaignRoi:
-    campaign: str
-    customers: int
-    holdout: int
-    cost: float
-    revenue: float  # completed orders of treated customers within the goal window after entry
-    holdout_revenue_per_customer: float | None
-    incremental_revenue: float | None
-    roi: float | None  # (revenue − cost) / cost
-    incremental_roi: float | None  # (incremental revenue − cost) / cost
-
-
-def campaign_roi(engine: Engine) -> list[CampaignRoi]:
-    out = []
-    with engine.connect() as conn:
-        jrows = conn.execute(select(journeys.c.id, journeys.c.name)).all()
-        for jid, name in jrows:
-            vid = conn.execute(
-                select(func.max(journey_versions.c.id)).where(journey_versions.c.journey_id == jid)
-            ).scalar_one()
-            days = version_definition(conn, vid).goal_days
-            window = _within(conn.dialect.name, orders.c.ordered_at, enrolments.c.entered_at, days)
-            held = func.coalesce(enrolments.c.variant, "") == "holdout"
-            per = (
-                select(
-                    enrolments.c.id,
-                    held.label("held"),
-                    func.coalesce(
-                        select(func.sum(orders.c.total))
-                        .where(
-                            orders.c.customer_id == enrolments.c.customer_id,
-                            orders.c.status == "completed",
-                            orders.c.ordered_at >= enrolments.c.entered_at,
-                            window,
-                        )
-                        .scalar_subquery(),
-                        0,
-                    ).label("revenue"),
-                )
-                .where(enrolments.c.journey_id == jid)
-                .subquery()
-            )
-            stats = conn.execute(
-                select(
-                    func.count().filter(~per.c.held),
-                    func.count().filter(per.c.held),
-                    func.coalesce(func.sum(per.c.revenue).filter(~per.c.held), 0),
-                    func.coalesce(func.sum(per.c.revenue).filter(per.c.held), 0),
-                )
-            ).one()
-            cost = float(
-                conn.execute(
-                    select(func.coalesce(func.sum(marketing_spend.c.amount), 0)).where(
-                        and_(marketing_spend.c.campaign == name)
-                    )
-                ).scalar_one()
-            )
-            treated, holdout, revenue, held_revenue = (
-                int(stats[0]),
-                int(stats[1]),
-                float(stats[2]),
-                float(stats[3]),
-            )
-            per_held = held_revenue / holdout if holdout else None
-            incremental = revenue - per_held * treated if per_held is not None else None
-            out.append(
-                CampaignRoi(
-                    name,
-                    treated,
-                    holdout,
-                    cost,
-                    round(revenue, 2),
-                    None if per_held is None else round(per_held, 2),
-                    None if incremental is None else round(incremental, 2),
-                    (revenue - cost) / cost if cost else None,
-                    (incremental - cost) / cost if cost and incremental is not None else None,
-                )
-            )
-    return out

@@ -11,9 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clm.cli import main
 from clm.commerce.schemas import OrderIn, SpendIn
 from clm.commerce.service import ingest_order_batch, record_spend
-from clm.journeys.experiments import campaign_roi, experiment_report, small_sample, two_proportion_test
+from clm.journeys.attribution import campaign_roi
+from clm.journeys.experiments import experiment_report, small_sample, two_proportion_test
 from clm.journeys.service import save_definition, set_status, tick
 from clm.journeys.steps import arm_of
 from tests.journeys.test_cart_journey import event, shopper
@@ -102,7 +104,7 @@ def test_arms_are_sticky_and_shared_as_asked():
     assert share["holdout"] == pytest.approx(0.10, abs=0.01) and share["a"] == pytest.approx(0.45, abs=0.015)
 
 
-def test_report_and_roi_of_a_journey(engine, smtp):
+def test_report_and_roi_of_a_journey(engine, smtp, db_url, capsys, client, personas):
     save_definition(
         engine,
         {
@@ -138,6 +140,12 @@ def test_report_and_roi_of_a_journey(engine, smtp):
     assert report.comparisons[0].small_sample
     assert "mail has 4 conversions" in report.comparisons[0].warning
     assert "holdout has 0 conversions" in report.comparisons[0].warning
+    assert main(["--db", db_url, "experiments", "report", "promo-test"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "warning: too few to judge: mail has 4 conversions" in printed
+    answer = client.get("/api/v1/experiments/promo-test", headers=personas.headers("vic")).json()
+    assert answer["comparisons"][0]["small_sample"] is True
+    assert answer["comparisons"][0]["warning"] == report.comparisons[0].warning
     with engine.begin() as conn:
         record_spend(
             conn,
