@@ -268,12 +268,15 @@ def _produce(source: str, html: bool, context: dict[str, Any], room: int) -> str
     return "".join(chunks)
 
 
-def render(template: MessageTemplate, context: dict[str, Any], lang: str = "en") -> Rendered:
+def render(
+    template: MessageTemplate, context: dict[str, Any], lang: str = "en", *, max_bytes: int | None = None
+) -> Rendered:
     """Render for one recipient in their language (English when the template lacks it). Any
     error (not only Jinja's: a division by zero, a type error, a render guard) is an
-    `InvalidInput` naming the template."""
+    `InvalidInput` naming the template. `max_bytes`: the output cap, when the caller has read
+    the settings already (else CLM_TEMPLATE_MAX_BYTES)."""
     lang = lang if lang in LANGUAGES else "en"
-    limit = settings().template_max_bytes
+    limit = max_bytes or settings().template_max_bytes
     too_large = f"the rendered message is larger than CLM_TEMPLATE_MAX_BYTES ({limit:,} bytes)"
     token = _budget.set([LOOP_LIMIT])
     try:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from clm.cli.context import engine
 from clm.cli.output import console, print_json
-from clm.journeys.service import tick
+from clm.journeys.service import Tick, tick
 from clm.worker.jobs import parse_every, run_due, schedule, set_interval
 
+log = logging.getLogger("clm.worker")
 schedule_app = typer.Typer(help="The periodic jobs the worker runs.", no_args_is_help=True)
 
 
@@ -36,21 +39,31 @@ def worker(
         for name, status, message in run_due(eng):
             colour = "green" if status == "ok" else "red"
             console.print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} [{colour}]{name} {status}[/]: {message}")
+        failed = False
         if journeys:
-            done = tick(eng)
-            d = done.dispatch
-            if done.enrolled or done.steps or d.claimed or done.exited:
-                entered = sum(done.enrolled.values())
-                console.print(
-                    f"{time.strftime('%Y-%m-%d %H:%M:%S')} journeys: {entered:,} entered, "
-                    f"{done.exited:,} left, "
-                    f"{done.steps:,} steps; messages {d.sent:,} sent, {d.skipped:,} skipped, "
-                    f"{d.deferred:,} delayed (quiet hours), {d.failed:,} failed",
-                    highlight=False,
-                )
+            try:
+                _say(tick(eng))
+            except Exception as exc:  # said, and tried again next round: a worker does not stop
+                log.exception("journeys round failed")
+                why = escape(f"{type(exc).__name__}: {exc}"[:500])
+                console.print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} [red]journeys round failed[/]: {why}")
+                failed = True
         if once:
+            if failed:
+                raise typer.Exit(1)
             return
         time.sleep(poll)
+
+
+def _say(done: Tick) -> None:
+    d = done.dispatch
+    if done.enrolled or done.steps or d.claimed or done.exited:
+        console.print(
+            f"{time.strftime('%Y-%m-%d %H:%M:%S')} journeys: {sum(done.enrolled.values()):,} entered, "
+            f"{done.exited:,} left, {done.steps:,} steps; messages {d.sent:,} sent, {d.skipped:,} skipped, "
+            f"{d.deferred:,} delayed (quiet hours), {d.retried:,} to retry, {d.failed:,} failed",
+            highlight=False,
+        )
 
 
 def _every(seconds: int | None) -> str:

@@ -67,9 +67,10 @@ def issue_coupons(
     return have
 
 
-def tracker(token: str, key: bytes) -> Callable[[str], str]:
-    """`track(url)` for one message; `key` is `links.link_key(engine)`, read once per batch."""
-    base = settings().public_url
+def tracker(token: str, key: bytes, base: str | None = None) -> Callable[[str], str]:
+    """`track(url)` for one message; `key` is `links.link_key(engine)`, read once per batch (and
+    `base` the public URL, when the caller has it)."""
+    base = base or settings().public_url
 
     def track(url: str) -> str:
         """A link that records an email_click on the profile, then goes on to `url` (signed)."""

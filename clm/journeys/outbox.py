@@ -7,15 +7,22 @@ Guardrails, checked at send time for the whole batch at once: consent for the ch
 quiet hours in the customer's time zone (marketing only: the message waits, it is not dropped).
 Transactional messages skip the cap, consent and quiet hours, never the suppression list.
 
-Never twice: a row goes queued → claimed → sending → sent. Each message's outcome is committed
-together with the next message's move to `sending` (one commit per message), so a dispatcher
+Never twice: a row goes queued → claimed → sending → sent. Each message's outcome is written
+together with the next message's move to `sending` (one statement per message), so a dispatcher
 that dies leaves `claimed` rows (never handed over: they are queued again when the lease runs
 out) and at most one `sending` row, which may or may not have reached the server. That one is
 marked `unknown` for a person to check (`clm outbox list --status unknown`) and is not resent, so
-no customer gets a message twice."""
+no customer gets a message twice. (On PostgreSQL these writes do not wait for the disk; after a
+restart of the database, rows claimed before it are `unknown` too: see `_Handover`.)
+
+One bad message stops nothing: whatever goes wrong with one message (its template, its context,
+rendering, a transport that raises) fails that attempt alone; it is queued again after 2, 4, …
+minutes, and failed for good after `CLM_SEND_ATTEMPTS` attempts (also when its dispatcher died
+each time), with the reason. A person queues it again with `retry_message`."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from collections import defaultdict
@@ -25,10 +32,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, update
 
+from clm.auth.service import record_audit
 from clm.channels.base import OutboundMessage, SendResult, Transport, transport
 from clm.channels.templates import MessageTemplate, get_template, render
-from clm.core.errors import ClmError, InvalidInput
-from clm.core.settings import settings
+from clm.core.errors import ClmError, Conflict, InvalidInput, NotFound
+from clm.core.settings import Settings, settings
 from clm.core.timeutil import utcnow
 from clm.core.tokens import token_digest
 from clm.customers.tables import consents
@@ -39,7 +47,6 @@ from clm.journeys.tables import outbox, suppressions
 from clm.store.schema import UTCDateTime, to_db_timestamp
 
 LEASE = timedelta(minutes=10)
-MAX_ATTEMPTS = 5
 CAPPED_CHANNELS = ("email", "sms")
 
 
@@ -132,20 +139,64 @@ def queue_message(
 
 
 def recover(engine: Engine, now: datetime) -> tuple[int, int]:
-    """After a dispatcher died: claimed rows go back to the queue, an interrupted send becomes `unknown`."""
+    """After a dispatcher died: claimed rows go back to the queue (failed for good when they
+    have used their attempts: a message that kills its dispatcher cannot stop all sending), an
+    interrupted send becomes `unknown`. Returns (queued again, unknown)."""
+    cap = settings().send_attempts
     with engine.begin() as conn:
-        expired = outbox.c.lease_until < now
-        back = conn.execute(
+        expired = and_(outbox.c.status == "claimed", outbox.c.lease_until < now)
+        lost = 0
+        if conn.dialect.name == "postgresql":
+            # hand-overs are recorded without waiting for the disk: a restart of the database may
+            # have lost the record of some, so what was claimed before it may have gone out
+            lost = conn.execute(
+                update(outbox)
+                .where(expired, outbox.c.claimed_at < func.pg_postmaster_start_time())
+                .values(status="unknown", lease_until=None, reason=_RESTARTED)
+            ).rowcount
+        conn.execute(
             update(outbox)
-            .where(outbox.c.status == "claimed", expired)
-            .values(status="queued", lease_until=None)
-        ).rowcount
+            .where(expired, outbox.c.attempts >= cap)
+            .values(
+                status="failed",
+                lease_until=None,
+                reason=f"gave up after {cap} attempts: the dispatcher stopped each time while it had it",
+            )
+        )
+        back = conn.execute(update(outbox).where(expired).values(status="queued", lease_until=None)).rowcount
         unknown = conn.execute(
             update(outbox)
-            .where(outbox.c.status == "sending", expired)
+            .where(outbox.c.status == "sending", outbox.c.lease_until < now)
             .values(status="unknown", reason="the dispatcher stopped while the transport had it; not resent")
         ).rowcount
-    return int(back or 0), int(unknown or 0)
+    return int(back or 0), int(unknown or 0) + int(lost or 0)
+
+
+_RESTARTED = "the database restarted while this message was being sent; it may have gone out: not resent"
+RETRYABLE = ("failed", "unknown")
+
+
+def retry_message(engine: Engine, message_id: int, *, actor: str) -> dict[str, Any]:
+    """Queue a failed (or unknown) message again with fresh attempts, as a person decides after
+    fixing its cause; audited. Returns the message's id, status and reason."""
+    with engine.begin() as conn:
+        row = conn.execute(select(outbox.c.status, outbox.c.reason).where(outbox.c.id == message_id)).first()
+        if row is None:
+            raise NotFound(f"no message with id {message_id} in the outbox")
+        reason = f"queued again by {actor} (was {row.status}: {row.reason or 'no reason recorded'})"
+        done = conn.execute(
+            update(outbox)
+            .where(outbox.c.id == message_id, outbox.c.status.in_(RETRYABLE))
+            .values(status="queued", attempts=0, not_before=utcnow(), lease_until=None, reason=reason[:2000])
+        ).rowcount
+        if not done:
+            raise Conflict(
+                f"message {message_id} is {row.status}: only failed or unknown messages can be retried"
+            )
+        record_audit(
+            conn, actor, "outbox.retry", "outbox", str(message_id), {"was": row.status, "reason": row.reason}
+        )
+    return {"id": message_id, "status": "queued", "reason": reason}
 
 
 def _claim(conn: Connection, now: datetime, limit: int, channel: str | None) -> list[Any]:
@@ -153,15 +204,17 @@ def _claim(conn: Connection, now: datetime, limit: int, channel: str | None) -> 
     if channel:
         query = query.where(outbox.c.channel == channel)
     query = query.order_by(outbox.c.not_before, outbox.c.id).limit(limit)
+    values: dict[str, Any] = {
+        "status": "claimed",
+        "lease_until": now + LEASE,
+        "attempts": outbox.c.attempts + 1,
+    }
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
+        values["claimed_at"] = func.now()  # the server's clock, compared with its start by recover()
     rows = list(conn.execute(query))
     if rows:
-        conn.execute(
-            update(outbox)
-            .where(outbox.c.id.in_([r.id for r in rows]))
-            .values(status="claimed", lease_until=now + LEASE, attempts=outbox.c.attempts + 1)
-        )
+        conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(**values))
     return rows
 
 
@@ -310,6 +363,67 @@ def dispatch(
     return report
 
 
+def _why(exc: BaseException) -> str:
+    """The reason recorded for a message that could not be prepared or sent."""
+    text = exc.message if isinstance(exc, ClmError) else f"{type(exc).__name__}: {exc}"
+    return text[:1000]
+
+
+def _contexts(
+    engine: Engine, decided: list[tuple[Any, Any, str]], now: datetime, with_recommendations: bool
+) -> list[dict[str, Any] | str]:
+    """Each message's template context, or why it cannot be built: built for the whole batch at
+    once, and only when that fails one by one, so one bad message (a survey that does not exist,
+    say) fails alone."""
+    items = [(r.customer_id, {**(r.context or {}), "key": r.key}) for r, _, _ in decided]
+    people = {r.customer_id: p for r, p, _ in decided}
+    try:
+        built = build_contexts(engine, items, now, with_recommendations=with_recommendations, people=people)
+        return [built[i] for i in range(len(items))]
+    except Exception:
+        out: list[dict[str, Any] | str] = []
+        for item in items:
+            try:
+                out.append(
+                    build_contexts(
+                        engine, [item], now, with_recommendations=with_recommendations, people=people
+                    )[0]
+                )
+            except Exception as exc:
+                out.append(_why(exc))
+        return out
+
+
+def _compose(
+    r: Any,
+    address: str,
+    template: MessageTemplate,
+    context: dict[str, Any],
+    lang: str,
+    signing: bytes,
+    cfg: Settings,
+) -> tuple[OutboundMessage, str]:
+    """The message for one row, rendered, with its unsubscribe and tracking links; and its token."""
+    base = cfg.public_url
+    marketing = r._mapping["class"] == "marketing"
+    token = secrets.token_urlsafe(24)
+    context["unsubscribe_url"] = f"{base}/u/{token}" if marketing else ""
+    context["track"] = tracker(token, signing, base)
+    rendered = render(template, context, lang, max_bytes=cfg.template_max_bytes)
+    headers = {}
+    if marketing and r.channel == "email":
+        headers = {
+            "List-Unsubscribe": f"<{base}/u/{token}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+    html = rendered.html
+    if html and r.channel == "email":
+        html += f'<img src="{base}/t/o/{token}" width="1" height="1" alt="">'
+    data = {"customer_id": r.customer_id, "journey": context.get("journey")}
+    message = OutboundMessage(r.key, r.channel, address, rendered.subject, rendered.text, html, headers, data)
+    return message, token
+
+
 def _deliver(
     engine: Engine,
     decided: list[tuple[Any, Any, str]],
@@ -318,92 +432,56 @@ def _deliver(
     transports: dict[str, Transport],
     stop_after: int | None,
 ) -> None:
-    templates: dict[str, MessageTemplate | None] = {}
+    """Render and hand over each message. Anything that goes wrong with one message (its
+    template, its context, rendering, the transport raising) fails that message alone: it is
+    queued again with a back-off until it has used its attempts, then failed for good."""
+    templates: dict[str, MessageTemplate | str] = {}  # the template, or why it cannot be used
     for r, _, _ in decided:
         if r.template not in templates:
             try:
                 templates[r.template] = get_template(engine, r.template)
-            except ClmError:
-                templates[r.template] = None
-    wants_recs = any(t is not None and "recommendations" in str(t.as_dict()) for t in templates.values())
-    contexts = build_contexts(
-        engine,
-        [(r.customer_id, {**(r.context or {}), "key": r.key}) for r, _, _ in decided],
-        now,
-        with_recommendations=wants_recs,
-        people={r.customer_id: p for r, p, _ in decided},
+            except Exception as exc:
+                templates[r.template] = _why(exc)
+    wants_recs = any(
+        isinstance(t, MessageTemplate) and "recommendations" in str(t.as_dict()) for t in templates.values()
     )
+    contexts = _contexts(engine, decided, now, wants_recs)
     opened: dict[str, Transport] = {}
-    base = settings().public_url
     signing = link_key(engine)  # tracked links are signed, so /t/c/ is no open redirect
-    conn = engine.connect()  # one connection for the one small commit each message makes
-    # The outcome of the message just sent is committed together with the mark of the next one
-    # as `sending`: one commit per message, and still never more than one row in `sending`.
+    cfg = settings()  # read once: reading the environment for every message cost 0.15 ms each
+    unsendable: list[tuple[Any, str]] = []  # (row, why): recorded with the batch's last outcome
+    # The outcome of the message just sent is recorded together with the mark of the next one
+    # as `sending`: one statement per message, and never more than one row in `sending`.
     pending: tuple[Any, str, SendResult] | None = None
-
-    def flush() -> None:
-        nonlocal pending
-        if pending is not None:
-            _record(conn, *pending, now, report)
-            pending = None
-
+    handover = _Handover(engine)
     try:
         for i, (r, p, address) in enumerate(decided):
-            template = templates[r.template]
-            if template is None:
-                with conn.begin():
-                    flush()
-                    _finish(conn, r.id, status="failed", reason=f"no template named {r.template!r}")
-                report.failed += 1
-                continue
-            marketing = r._mapping["class"] == "marketing"
-            token = secrets.token_urlsafe(24)
-            context = contexts[i]
-            context["unsubscribe_url"] = f"{base}/u/{token}" if marketing else ""
-            context["track"] = tracker(token, signing)
             try:
-                rendered = render(template, context, language(p))
-            except InvalidInput as exc:
-                with conn.begin():
-                    flush()
-                    _finish(conn, r.id, status="failed", reason=exc.message)
-                report.failed += 1
+                template, context = templates[r.template], contexts[i]
+                if isinstance(template, str) or isinstance(context, str):
+                    raise InvalidInput(template if isinstance(template, str) else str(context))
+                message, token = _compose(r, address, template, context, language(p), signing, cfg)
+                sender = opened.get(r.channel) or transports.get(r.channel) or transport(r.channel)
+            except Exception as exc:  # this message alone: the others go on
+                unsendable.append((r, _why(exc)))
                 continue
-            headers = {}
-            if marketing and r.channel == "email":
-                headers = {
-                    "List-Unsubscribe": f"<{base}/u/{token}>",
-                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                }
-            html = rendered.html
-            if html and r.channel == "email":
-                html += f'<img src="{base}/t/o/{token}" width="1" height="1" alt="">'
-            message = OutboundMessage(
-                r.key,
-                r.channel,
-                address,
-                rendered.subject,
-                rendered.text,
-                html,
-                headers,
-                {"customer_id": r.customer_id, "journey": context.get("journey")},
-            )
-            sender = opened.get(r.channel) or transports.get(r.channel)
-            if sender is None:
-                sender = transport(r.channel)
-            if r.channel not in opened:
-                opened[r.channel] = sender
-            marks = {
-                "rid": r.id,
-                "lease": now + LEASE,
-                "to": address,
-                "subject": rendered.subject,
-                "uh": token_digest(token),
-            }
-            with conn.begin():
-                flush()
-                _mark(conn, _SENDING_SQL, marks)
-            result: SendResult = sender.send(message)
+            opened[r.channel] = sender
+            marks = {"rid": r.id, "lease": now + LEASE, "to": address, "subject": message.subject,
+                     "uh": token_digest(token)}  # fmt: skip
+            if pending is not None and pending[2].ok:
+                handover.sent_and_sending(pending[0].id, now, marks)
+                report.sent += 1
+            else:
+                if pending is not None:
+                    with engine.begin() as conn:
+                        _record(conn, *pending, now, report)
+                handover.sending(marks)
+            pending = None
+            try:
+                result: SendResult = sender.send(message)
+            except Exception as exc:  # a transport that raises: this message's attempt failed
+                result = SendResult(False, detail=f"the {r.channel} transport failed: {_why(exc)}")
+                _close_quietly(sender)
             pending = (r, address, result)
             if stop_after is not None and result.ok and report.sent + 1 >= stop_after:
                 # a crash at the worst moment: the server has the message, the outbox does not know
@@ -411,40 +489,127 @@ def _deliver(
                 import signal
 
                 os.kill(os.getpid(), signal.SIGKILL)
-        with conn.begin():
-            flush()
+        if pending is not None and pending[2].ok:
+            handover.sent(pending[0].id, now)
+            report.sent += 1
+            pending = None
     finally:
-        if pending is not None:
-            with conn.begin():
-                flush()
-        conn.close()
+        handover.close()
+        if pending is not None or unsendable:
+            with engine.begin() as conn:
+                if pending is not None:
+                    _record(conn, *pending, now, report)
+                for r, why in unsendable:
+                    _attempt_failed(conn, r, why, now, report)
         for sender in opened.values():
-            sender.close()
+            _close_quietly(sender)
 
 
-# The two statements every message runs, as plain SQL straight to the driver: at a thousand
-# messages a second, SQLAlchemy's per-statement work was a fifth of the cost of sending.
-_SENDING_SQL = (
-    "UPDATE outbox SET status = 'sending', lease_until = {lease}, to_address = {to}, subject = {subject}, "
-    "unsubscribe_hash = {uh} WHERE id = {rid}"
-)
-_SENT_SQL = (
-    "UPDATE outbox SET status = 'sent', sent_at = {at}, reason = NULL, lease_until = NULL WHERE id = {rid}"
-)
+def _close_quietly(sender: Transport) -> None:
+    with contextlib.suppress(Exception):  # closing a broken connection: nothing more to do with it
+        sender.close()
 
 
-def _mark(conn: Connection, sql: str, params: dict[str, Any]) -> None:
-    dialect = conn.dialect.name
-    style = "%({})s" if dialect == "postgresql" else ":{}"
-    values = {k: to_db_timestamp(v, dialect) if isinstance(v, datetime) else v for k, v in params.items()}
-    conn.exec_driver_sql(sql.format(**{k: style.format(k) for k in params}), values)
+class _Handover:
+    """The per-message writes, straight to the driver: each is one statement committed on its
+    own (at a thousand messages a second, SQLAlchemy's per-statement work and a transaction's
+    extra round trips cost more than sending). On PostgreSQL they do not wait for the disk
+    (synchronous_commit off): a dispatcher that dies loses none of them (the server has them);
+    a database that restarts may lose the last few, so recover() makes every message claimed
+    before its restart `unknown`, never resent."""
+
+    _SENDING = (
+        "UPDATE outbox SET status = 'sending', lease_until = {lease}, to_address = {to}, "
+        "subject = {subject}, unsubscribe_hash = {uh} WHERE id = {rid}"
+    )
+    _SENT = (
+        "UPDATE outbox SET status = 'sent', sent_at = {at}, reason = NULL, lease_until = NULL "
+        "WHERE id = {done}"
+    )
+    # the message just sent and the next one, in one statement
+    _BOTH = (
+        "UPDATE outbox SET "
+        "status = CASE WHEN id = {rid} THEN 'sending' ELSE 'sent' END, "
+        "lease_until = CASE WHEN id = {rid} THEN {lease} ELSE NULL END, "
+        "sent_at = CASE WHEN id = {rid} THEN sent_at ELSE {at} END, "
+        "reason = CASE WHEN id = {rid} THEN reason ELSE NULL END, "
+        "to_address = CASE WHEN id = {rid} THEN {to} ELSE to_address END, "
+        "subject = CASE WHEN id = {rid} THEN {subject} ELSE subject END, "
+        "unsubscribe_hash = CASE WHEN id = {rid} THEN {uh} ELSE unsubscribe_hash END "
+        "WHERE id IN ({rid}, {done})"
+    )
+
+    def __init__(self, engine: Engine) -> None:
+        self.dialect = engine.dialect.name
+        self.raw = engine.raw_connection()
+        self.postgres = self.dialect == "postgresql"
+        if self.postgres:
+            self.raw.rollback()
+            self.raw.driver_connection.autocommit = True  # type: ignore[union-attr]
+        self.cursor = self.raw.cursor()
+        if self.postgres:
+            self.cursor.execute("SET synchronous_commit TO off")
+        style = "%({})s" if self.postgres else ":{}"
+        names = ("rid", "lease", "to", "subject", "uh", "at", "done")
+        self.sql = {
+            name: sql.format(**{k: style.format(k) for k in names})
+            for name, sql in (("sending", self._SENDING), ("sent", self._SENT), ("both", self._BOTH))
+        }
+
+    def _run(self, name: str, params: dict[str, Any]) -> None:
+        values = {
+            k: to_db_timestamp(v, self.dialect) if isinstance(v, datetime) else v for k, v in params.items()
+        }
+        self.cursor.execute(self.sql[name], values)
+
+    def sending(self, marks: dict[str, Any]) -> None:
+        self._run("sending", marks)
+
+    def sent(self, row_id: int, at: datetime) -> None:
+        self._run("sent", {"done": row_id, "at": at})
+
+    def sent_and_sending(self, row_id: int, at: datetime, marks: dict[str, Any]) -> None:
+        self._run("both", {**marks, "done": row_id, "at": at})
+
+    def close(self) -> None:
+        try:
+            if self.postgres:
+                self.cursor.execute("RESET synchronous_commit")
+                self.raw.driver_connection.autocommit = False  # type: ignore[union-attr]
+            self.cursor.close()
+        finally:
+            self.raw.close()
+
+
+def _backoff(tried: int) -> timedelta:
+    """Wait before the next attempt: 2, 4, 8 … minutes."""
+    return timedelta(minutes=2**tried)
+
+
+def _attempt_failed(conn: Connection, r: Any, why: str, now: datetime, report: DispatchReport) -> None:
+    """One attempt of this message failed: again later, or failed for good after its last."""
+    tried = r.attempts + 1  # the claim counted this attempt
+    cap = settings().send_attempts
+    if tried >= cap:
+        _finish(conn, r.id, status="failed", reason=f"gave up after {tried} attempts: {why}"[:2000])
+        report.failed += 1
+        report.note("failed")
+    else:
+        _finish(
+            conn,
+            r.id,
+            status="queued",
+            not_before=now + _backoff(tried),
+            reason=f"attempt {tried} of {cap} failed: {why}"[:2000],
+        )
+        report.retried += 1
 
 
 def _record(
     conn: Connection, r: Any, address: str, result: SendResult, now: datetime, report: DispatchReport
 ) -> None:
     if result.ok:
-        _mark(conn, _SENT_SQL, {"rid": r.id, "at": now})
+        _finish(conn, r.id, status="sent", sent_at=now, reason=None)
         report.sent += 1
     elif result.permanent:
         _finish(conn, r.id, status="failed", reason=result.detail)
@@ -461,10 +626,5 @@ def _record(
                         channel=r.channel, address=address, reason=result.detail, at=now
                     )
                 )
-    elif r.attempts >= MAX_ATTEMPTS:
-        _finish(conn, r.id, status="failed", reason=f"gave up after {r.attempts} attempts: {result.detail}")
-        report.failed += 1
     else:
-        backoff = timedelta(minutes=2 ** max(0, r.attempts))
-        _finish(conn, r.id, status="queued", not_before=now + backoff, reason=result.detail)
-        report.retried += 1
+        _attempt_failed(conn, r, result.detail, now, report)

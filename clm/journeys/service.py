@@ -16,7 +16,7 @@ from clm.journeys import store
 from clm.journeys.checks import MissingReference, MissingReferences, check_references, missing_references
 from clm.journeys.definition import JourneyDefinition, definition_from_dict, load_definition, presets
 from clm.journeys.enrol import count_entrants, count_event_entrants, due_selection, next_run, scan
-from clm.journeys.outbox import DispatchReport, dispatch, queue_message, recover
+from clm.journeys.outbox import DispatchReport, dispatch, queue_message, recover, retry_message
 from clm.journeys.steps import apply_exits, resolve_waits, run_steps
 from clm.journeys.store import Journey, current_version, get_journey, list_journeys, save_journey
 from clm.journeys.tables import enrolments, journey_log, journeys, outbox
@@ -282,6 +282,7 @@ __all__ = [
     "outbox_rows",
     "presets",
     "queue_message",
+    "retry_message",
     "save_definition",
     "set_status",
     "tick",

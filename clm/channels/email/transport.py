@@ -8,7 +8,6 @@ import hashlib
 import re
 import smtplib
 import ssl
-from email.header import Header
 from email.utils import formataddr, formatdate, parseaddr
 
 from clm.channels.base import OutboundMessage, SendResult
@@ -22,6 +21,21 @@ def _one_line(value: str) -> str:
 def _base64(text: str) -> bytes:
     """UTF-8 text in base64, lines of 76 characters (RFC 2045)."""
     return base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
+
+
+def _encoded_words(text: str) -> str:
+    """A non-ASCII header value as RFC 2047 encoded words (`=?utf-8?b?…?=`), each of at most 45
+    bytes of UTF-8 (a 75-character word) and never splitting a character; the email package's
+    Header did the same at a tenth of a millisecond a message."""
+    raw = text.encode("utf-8")
+    words, start = [], 0
+    while start < len(raw):
+        end = min(start + 45, len(raw))
+        while end < len(raw) and (raw[end] & 0xC0) == 0x80:  # not inside a character
+            end -= 1
+        words.append("=?utf-8?b?" + base64.b64encode(raw[start:end]).decode("ascii") + "?=")
+        start = end
+    return " ".join(words)
 
 
 def _part(content_type: str, text: str) -> bytes:
@@ -85,7 +99,7 @@ class EmailTransport:
         """The message as it goes on the wire: UTF-8 parts in base64, CRLF line ends. Written
         here rather than by the email package, whose header folding cost more than everything
         else in sending a message (RFC 5322 headers, RFC 2045/2046 MIME parts)."""
-        subject = message.subject if message.subject.isascii() else Header(message.subject, "utf-8").encode()
+        subject = message.subject if message.subject.isascii() else _encoded_words(message.subject)
         headers = {
             "From": self._from_header,
             "To": message.to,
