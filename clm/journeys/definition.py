@@ -109,6 +109,8 @@ def _trigger(raw: Any) -> Trigger:
         "stage_changed": ("stage_changed", "to"),
         "tier_changed": ("tier_changed", "direction"),
     }
+    if "tier_changed" in raw and raw["tier_changed"] not in ("up", "down"):
+        raise _bad("trigger.tier_changed", "up or down (the direction of the move between tiers)")
     for key, (event, prop) in sugar.items():
         if key in raw:
             return Trigger("event", event=event, where={**where, prop: str(raw[key])})

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import update
 
 from clm.cli import main
+from clm.core.errors import InvalidInput
 from clm.customers.schemas import CustomerIn
 from clm.customers.service import upsert_customer
 from clm.feedback.service import install_builtin_surveys
@@ -75,6 +76,8 @@ def test_a_journey_naming_what_does_not_exist_is_refused_with_every_name(engine)
     assert list_journeys(engine) == []  # nothing saved
     with pytest.raises(MissingReferences, match="no stage 'nowhere' in the stage model"):
         save_definition(engine, {**by_condition(), "trigger": {"stage_changed": "nowhere"}})
+    with pytest.raises(InvalidInput, match=r"trigger\.tier_changed: up or down"):
+        save_definition(engine, {**by_condition(), "trigger": {"tier_changed": "gold"}})
 
 
 def test_what_exists_is_accepted_and_a_closed_survey_or_deleted_segment_stops_going_live(engine):
