@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -22,7 +21,7 @@ from clm.commerce.service import (
 )
 from clm.core.errors import InvalidInput
 from clm.core.followups import refresh_customers
-from clm.core.payloads import MAX_ID, batch_or_single
+from clm.core.payloads import MAX_ID, IsoDate, batch_or_single
 from clm.customers.identities import identities_from
 
 router = APIRouter(prefix="/api/v1", tags=["commerce"])
@@ -124,7 +123,7 @@ def post_spend(
 def read_spend(
     request: Request,
     channel: Annotated[str | None, Query(max_length=64)] = None,
-    start: date | None = None,
-    end: date | None = None,
+    start: IsoDate | None = None,
+    end: IsoDate | None = None,
 ) -> list[Spend]:
     return list_spend(request.app.state.engine, channel, start, end)

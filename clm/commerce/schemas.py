@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from clm.core.errors import InvalidInput
-from clm.core.payloads import MAX_AMOUNT
+from clm.core.payloads import MAX_AMOUNT, IsoDate, IsoDateTime
 from clm.core.timeutil import as_utc, check_activity_time
 
 ORDER_STATUSES = ("completed", "refunded", "cancelled")
@@ -69,9 +69,9 @@ class OrderIn(BaseModel):
     email: str | None = Field(None, max_length=320)
     phone: str | None = Field(None, max_length=40)
     anonymous_id: str | None = Field(None, max_length=200)
-    ordered_at: datetime
+    ordered_at: IsoDateTime
     status: Literal["completed", "refunded", "cancelled"] = "completed"
-    refunded_at: datetime | None = None
+    refunded_at: IsoDateTime | None = None
     currency: Currency = DEFAULT_CURRENCY
     total: float | None = Field(
         None,
@@ -115,8 +115,8 @@ class SpendIn(BaseModel):
 
     channel: str = Field(..., min_length=1, max_length=64)
     campaign: str = Field("", max_length=200)
-    period_start: date
-    period_end: date
+    period_start: IsoDate
+    period_end: IsoDate
     amount: float = Field(..., ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
     currency: Currency = DEFAULT_CURRENCY
 

@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from clm.core.errors import InvalidInput
+from clm.core.payloads import IsoDate, IsoDateTime
 from clm.core.timeutil import as_utc, check_activity_time, check_birthday
 from clm.customers.identities import normalize_email, normalize_phone, normalize_plain_id
 
@@ -50,7 +51,7 @@ class CustomerIn(BaseModel):
     anonymous_id: str | None = Field(None, max_length=200, description="Device or cookie id.")
     first_name: str | None = Field(None, max_length=200)
     last_name: str | None = Field(None, max_length=200)
-    birthday: date | None = None
+    birthday: IsoDate | None = None
     gender: str | None = Field(None, max_length=20)
     city: str | None = Field(None, max_length=200)
     region: str | None = Field(None, max_length=200)
@@ -59,7 +60,7 @@ class CustomerIn(BaseModel):
     occupation: str | None = Field(None, max_length=200)
     acquisition_channel: str | None = Field(None, max_length=64)
     acquisition_campaign: str | None = Field(None, max_length=200)
-    first_seen_at: datetime | None = None
+    first_seen_at: IsoDateTime | None = None
     attributes: dict[str, Any] = Field(default_factory=dict, description="Custom attributes.")
     consents: dict[str, bool] = Field(
         default_factory=dict, description='Consent per channel, e.g. {"email": true, "sms": false}.'

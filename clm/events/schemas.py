@@ -174,7 +174,11 @@ class EventIn(BaseModel):
         max_length=64,
         description=f"One of {', '.join(EVENT_TYPES)}, or a custom type.",
     )
-    timestamp: datetime = Field(..., description="When it happened (ISO 8601; naive means UTC).")
+    # ISO 8601 text or Unix seconds / milliseconds (what trackers send), as files allow too; a
+    # number before 1990 (0, 0.5) is refused by the activity-time check
+    timestamp: datetime = Field(
+        ..., description="When it happened: ISO 8601 (naive means UTC) or Unix seconds / milliseconds."
+    )
     channel: str | None = Field(
         None,
         max_length=32,

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from clm.auth.http import requires
 from clm.auth.service import Principal
 from clm.core.errors import InvalidInput
-from clm.core.payloads import MAX_ID
+from clm.core.payloads import MAX_ID, IsoDateTime
 from clm.feedback.service import (
     Answer,
     Comment,
@@ -104,7 +104,7 @@ class TaskIn(BaseModel):
     title: str = Field(..., min_length=1, max_length=300)
     notes: str = Field("", max_length=5000)
     assignee: str | None = Field(None, max_length=200)
-    due_at: datetime
+    due_at: IsoDateTime
 
 
 class TaskPatch(BaseModel):
@@ -160,8 +160,8 @@ def post_response(name: SurveyName, body: FeedbackIn, request: Request) -> Answe
 def read_results(
     name: SurveyName,
     request: Request,
-    start: datetime | None = Query(None, alias="from", description="Answers from this time (inclusive)."),
-    end: datetime | None = Query(None, alias="to", description="Answers before this time."),
+    start: IsoDateTime | None = Query(None, alias="from", description="Answers from this time (inclusive)."),
+    end: IsoDateTime | None = Query(None, alias="to", description="Answers before this time."),
     by: Literal["channel", "month", "stage", "segment"] | None = None,
     segment: str | None = Query(None, max_length=100, description="Only customers in this segment."),
     all_sources: bool = Query(
@@ -222,8 +222,8 @@ def read_tickets(
 @router.get("/tickets/stats", response_model=list[PriorityStats], dependencies=read)
 def read_ticket_stats(
     request: Request,
-    start: datetime | None = Query(None, alias="from"),
-    end: datetime | None = Query(None, alias="to"),
+    start: IsoDateTime | None = Query(None, alias="from"),
+    end: IsoDateTime | None = Query(None, alias="to"),
 ) -> list[PriorityStats]:
     """Per priority: tickets, median first-response and resolution hours, SLA breaches."""
     _period(start, end)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from clm.auth.http import requires
+from clm.core.payloads import IsoDate
 from clm.lifecycle.cohorts import CohortReport, cohorts
 from clm.lifecycle.funnel import FunnelReport, funnel
 from clm.lifecycle.kpi import FORMULAS, KpiReport, kpis
@@ -68,8 +68,8 @@ _KPI_DOC = "KPIs for the days `from` … `to` (inclusive), overall and per group
 @router.get("/kpi", response_model=KpiReport, description=_KPI_DOC)
 def read_kpi(
     request: Request,
-    start: Annotated[date, Query(alias="from", description="First day, YYYY-MM-DD.")],
-    end: Annotated[date, Query(alias="to", description="Last day (inclusive), YYYY-MM-DD.")],
+    start: Annotated[IsoDate, Query(alias="from", description="First day, YYYY-MM-DD.")],
+    end: Annotated[IsoDate, Query(alias="to", description="Last day (inclusive), YYYY-MM-DD.")],
     by: Annotated[
         Literal["channel", "stage", "cohort"] | None, Query(description="Group rows by this.")
     ] = None,
@@ -98,7 +98,7 @@ def read_cohorts(
     request: Request,
     months: Annotated[int, Query(ge=1, le=120, description="Months after acquisition to show.")] = 12,
     since: Annotated[
-        date | None, Query(description="First cohort month (default: the last `months`).")
+        IsoDate | None, Query(description="First cohort month (default: the last `months`).")
     ] = None,
 ) -> CohortReport:
     """Retention by acquisition month × months since acquisition: share active, share purchasing."""
