@@ -16,7 +16,11 @@ class ConditionError(InvalidInput):
         self.detail = reason
         message = reason
         if text is not None and pos >= 0:
-            message = f"{reason} at column {pos + 1}: {text[:pos]}⟶{text[pos:]}"
+            # up to 60 characters either side of the column: a 10,000-character condition
+            # does not make a 10,000-character message
+            before = ("…" if pos > 60 else "") + text[max(0, pos - 60) : pos]
+            after = text[pos : pos + 60] + ("…" if len(text) > pos + 60 else "")
+            message = f"{reason} at column {pos + 1}: {before}⟶{after}"
         super().__init__(message, field or "condition")
 
     def within(self, field: str) -> ConditionError:
