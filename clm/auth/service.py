@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from clm.auth.tables import api_keys, audit_log
 from clm.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from clm.core.timeutil import utcnow
 from clm.core.tokens import token_digest
-from clm.store.engine import is_busy, reading
+from clm.store.engine import is_busy, reading, writing_unless_busy
 
 ROLES = ("admin", "marketer", "analyst", "viewer")
 
@@ -128,7 +129,7 @@ def authenticate(engine: Engine, authorization: str | None) -> Principal:
     now = utcnow()
     if row["last_used_at"] is None or now - row["last_used_at"] > _TOUCH_EVERY:
         try:
-            with engine.begin() as conn:
+            with writing_unless_busy(engine) as conn:  # a request never waits to note a key's use
                 conn.execute(update(api_keys).where(api_keys.c.id == row["id"]).values(last_used_at=now))
         except DBAPIError as exc:  # a usage time may wait for the next call; the call may not
             if not is_busy(exc):
@@ -161,4 +162,20 @@ def record_audit(
             entity_id=entity_id,
             details=details,
         )
+    )
+
+
+def record_audits(
+    conn: Connection, actor: str, action: str, entity: str, items: Sequence[tuple[str, dict[str, Any] | None]]
+) -> None:
+    """`record_audit` for many entities at once ((entity id, details) pairs): one statement."""
+    if not items:
+        return
+    at = utcnow()
+    conn.execute(
+        insert(audit_log),
+        [
+            {"at": at, "actor": actor, "action": action, "entity": entity, "entity_id": eid, "details": d}
+            for eid, d in items
+        ],
     )

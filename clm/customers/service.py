@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
+from clm.auth.service import record_audits
 from clm.core.errors import Conflict, NotFound
 from clm.core.timeutil import utcnow
 from clm.customers.identities import identity_pairs
@@ -556,6 +557,30 @@ def upsert_customers(conn: Connection, items: Sequence[CustomerIn], *, actor: st
     if consent_rows:
         _write_consents(conn, list(consent_rows.values()))
     return resolution
+
+
+def set_attributes(conn: Connection, changes: dict[int, dict[str, Any]], *, actor: str) -> None:
+    """Set attributes (key → value; others kept) on profiles, in the caller's transaction: the
+    profiles are locked first, as upserts lock them, so two writers of different keys of one
+    customer both keep theirs; one audit row per profile."""
+    ids = sorted(changes)
+    if not ids:
+        return
+    lock_customers(conn, ids)
+    current: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(ids), _LOOKUP_CHUNK):
+        chunk = ids[start : start + _LOOKUP_CHUNK]
+        query = select(customers.c.id, customers.c.attributes).where(in_ids(customers.c.id))
+        current.update({cid: attrs or {} for cid, attrs in conn.execute(query, {"scope": chunk})})
+    now = utcnow()
+    conn.execute(
+        update(customers)
+        .where(customers.c.id == bindparam("cid"))
+        .values(attributes=bindparam("attrs"), updated_at=now),
+        [{"cid": cid, "attrs": {**current[cid], **changes[cid]}} for cid in ids if cid in current],
+    )
+    audits = [(str(cid), {"set": changes[cid]}) for cid in ids]
+    record_audits(conn, actor, "customer.attributes", "customer", audits)
 
 
 def upsert_customer(engine: Engine, item: CustomerIn, *, actor: str) -> tuple[Customer, bool]:

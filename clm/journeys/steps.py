@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Connection, Engine, and_, bindparam, exists, insert, literal, select, update
 
 from clm.core.settings import settings
+from clm.customers.service import set_attributes
 from clm.customers.tables import customers
 from clm.events.tables import events
 from clm.feedback.tasks import create_task_in
@@ -38,6 +39,7 @@ class _Batch:
     logs: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     attributes: dict[int, dict[str, Any]] = field(default_factory=dict)
+    journeys: set[str] = field(default_factory=set)  # those that set attributes (the audit's actor)
 
 
 def zone(name: str | None) -> ZoneInfo:
@@ -178,6 +180,7 @@ def _run_group(
                 out.moves.append(_move(r, now, a["goto"].get(arm, step.next), variant=arm))
                 out.logs.append(_log(r, step.id, "split", arm, f"{a['name']}: arm {arm}", now))
     elif step.action == "update":
+        out.journeys.add(d.name)
         for r in rows:
             out.attributes.setdefault(r.customer_id, {})[a["attribute"]] = a.get("value")
             out.moves.append(_move(r, now, step.next))
@@ -241,19 +244,8 @@ def _write(conn: Connection, out: _Batch) -> None:
         )
     if out.logs:
         conn.execute(insert(journey_log), out.logs)
-    if out.attributes:
-        current = dict(
-            conn.execute(
-                select(customers.c.id, customers.c.attributes).where(customers.c.id.in_(list(out.attributes)))
-            ).all()
-        )
-        conn.execute(
-            update(customers).where(customers.c.id == bindparam("cid")).values(attributes=bindparam("attrs")),
-            [
-                {"cid": cid, "attrs": {**(current.get(cid) or {}), **values}}
-                for cid, values in out.attributes.items()
-            ],
-        )
+    if out.attributes:  # the customers domain writes its table: it locks the profiles first
+        set_attributes(conn, out.attributes, actor=f"journeys:{','.join(sorted(out.journeys))}"[:200])
 
 
 def run_steps(engine: Engine, now: datetime, batch: int = BATCH, rounds: int = 50) -> int:
