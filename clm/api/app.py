@@ -25,6 +25,7 @@ from clm.loyalty.api import router as loyalty_router
 from clm.segments.api import router as segments_router
 from clm.store.engine import make_engine
 from clm.views.groups import customer_groups
+from clm.web import install_console
 from clm.worker.refresh import refresh_customers
 
 DESCRIPTION = """
@@ -93,6 +94,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         app.include_router(router, responses=ERRORS)
     app.include_router(survey_pages)  # the answer page behind a survey link (HTML, no key)
     app.include_router(message_links)  # unsubscribe, open pixel, tracked links (no key)
+    install_console(app)  # the web console at / (signed-in users, HTML)
 
     @app.get("/healthz", tags=["health"])
     def health() -> dict[str, Any]:
