@@ -115,6 +115,39 @@ def _expiry(programme: Programme, at: datetime) -> datetime | None:
 def sweep_expired(conn: Connection, now: datetime, customer_ids: Collection[int] | None = None) -> int:
     """Write an `expire` posting for every lot that fell due by `now` with points left in it
     (first in, first out; see the module docstring). Idempotent: a lot expires once."""
+    due = _unswept(now, customer_ids)
+    rows = select(
+        due.c.customer_id,
+        literal("expire"),
+        -due.c.expired,
+        literal("points reached their expiry date unspent"),
+        due.c.reference,
+        literal(None, String),
+        literal(None, String),
+        due.c.id,
+        due.c.expires_at,
+        literal(None, _p.c.expires_at.type),
+        literal(SYSTEM),
+    )
+    return len(conn.execute(insert(_p).from_select(list(_COLUMNS), rows).returning(_p.c.id)).all())
+
+
+def unswept_expiry(conn: Connection, now: datetime, customer_ids: Collection[int]) -> dict[int, int]:
+    """Points that fell due by `now` but have no `expire` posting yet, by customer: what the
+    next sweep will write. A read subtracts them from the balance instead of writing the sweep
+    itself, so that looking at an account never waits for a writer."""
+    due = _unswept(now, customer_ids)
+    return {
+        int(cid): int(points)
+        for cid, points in conn.execute(
+            select(due.c.customer_id, func.sum(due.c.expired)).group_by(due.c.customer_id)
+        ).all()
+    }
+
+
+def _unswept(now: datetime, customer_ids: Collection[int] | None) -> Any:
+    """Lots that fell due by `now` with points left and not yet expired by a posting: the lot's
+    id, customer, expiry time, the points that expire with it and the expiry posting's reference."""
     reversed_ = (
         select(_p.c.reverses_id.label("lot_id"), func.sum(-_p.c.points).label("taken"))
         .where(_p.c.kind == "reverse", _p.c.points < 0)
@@ -180,20 +213,11 @@ def sweep_expired(conn: Connection, now: datetime, customer_ids: Collection[int]
     ).subquery()
     reference = literal("expire:", String) + cast(step.c.id, String)
     already = exists().where(_p.c.reference == reference)
-    rows = select(
-        step.c.customer_id,
-        literal("expire"),
-        -step.c.expired,
-        literal("points reached their expiry date unspent"),
-        reference,
-        literal(None, String),
-        literal(None, String),
-        step.c.id,
-        step.c.expires_at,
-        literal(None, _p.c.expires_at.type),
-        literal(SYSTEM),
-    ).where(step.c.expired > 0, ~already)
-    return len(conn.execute(insert(_p).from_select(list(_COLUMNS), rows).returning(_p.c.id)).all())
+    return (
+        select(step.c.id, step.c.customer_id, step.c.expires_at, step.c.expired, reference.label("reference"))
+        .where(step.c.expired > 0, ~already)
+        .subquery()
+    )
 
 
 def balance(conn: Connection, customer_id: int) -> int:

@@ -27,7 +27,7 @@ from clm.loyalty.ledger import (
     post_points,
     reverse_posting,
     select_programme,
-    sweep_expired,
+    unswept_expiry,
 )
 from clm.loyalty.programme import Programme, load_programme, preset
 from clm.loyalty.tiers import (
@@ -71,13 +71,15 @@ class Account:
 
 
 def account(engine: Engine, customer_id: int, now: datetime | None = None) -> Account:
+    """The customer's points and tier as of `now`. It only reads (points already due to expire
+    are left out, not swept), so a look-up never waits for a writer."""
     now = now or utcnow()
-    with engine.begin() as conn:
+    with engine.connect() as conn:
         require_customer(conn, customer_id)
-        sweep_expired(conn, now, [customer_id])
         programme = active_programme(conn)
-        points = balance(conn, customer_id)
-        soon = expiring(conn, customer_id, now + timedelta(days=EXPIRING_WINDOW_DAYS))
+        due = unswept_expiry(conn, now, [customer_id]).get(customer_id, 0)
+        points = balance(conn, customer_id) - due
+        soon = expiring(conn, customer_id, now + timedelta(days=EXPIRING_WINDOW_DAYS)) - due
         tier_name, since, _ = tier_of(conn, customer_id)
         basis = basis_values(programme, now, [customer_id])
         value = float(conn.execute(select(basis.c.value)).scalar() or 0)
@@ -107,10 +109,10 @@ def standings(
     from clm.loyalty.tables import customer_tiers
 
     ids = sorted(set(customer_ids))
-    with engine.begin() as conn:
-        sweep_expired(conn, now or utcnow(), ids)
+    with engine.connect() as conn:  # reads only, as `account` does
         p = active_programme(conn)
-        held = balances(conn, ids)
+        due = unswept_expiry(conn, now or utcnow(), ids)
+        held = {cid: points - due.get(cid, 0) for cid, points in balances(conn, ids).items()}
         tiers = dict(
             conn.execute(
                 select(customer_tiers.c.customer_id, customer_tiers.c.tier).where(

@@ -27,7 +27,10 @@ def normalize_url(url: str) -> str:
 
 
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and write-locking transactions."""
+    """Create an engine; SQLite gets WAL and foreign keys. On SQLite, transactions begun on
+    purpose (`engine.begin()`, `conn.begin()`) take the write lock at once, and transactions
+    SQLAlchemy begins by itself for a statement (`engine.connect()` and read) do not: write in
+    `engine.begin()`, never in `engine.connect()` with `commit()`."""
     url = normalize_url(url or settings().database_url)
     try:
         parsed = make_url(url)
@@ -44,7 +47,8 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         # and PostgreSQL may then switch to a generic plan that cannot see how many ids an
         # `= ANY(:scope)` list holds (`store.sql.in_ids`): 3x slower re-evaluations after ingestion.
         # Options given in the URL (`?options=-csearch_path=...`) are kept beside ours.
-        options = " ".join(filter(None, ["-c timezone=UTC -c jit=off", parsed.query.get("options")]))
+        given = parsed.query.get("options") or ()
+        options = " ".join(["-c timezone=UTC -c jit=off", *([given] if isinstance(given, str) else given)])
         return create_engine(
             url,
             pool_pre_ping=True,
@@ -68,8 +72,9 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy (not the driver) decide when transactions begin, so that we can
-        # start them with BEGIN IMMEDIATE: concurrent writers then wait for the lock
-        # instead of failing with "database is locked" when a read upgrades to a write.
+        # start a writer's with BEGIN IMMEDIATE: concurrent writers then wait for the lock
+        # instead of failing with "database is locked" when a read upgrades to a write
+        # (a reader's starts with a deferred BEGIN: see on_begin).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -88,21 +93,38 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA wal_autocheckpoint=10000")
         cursor.close()
 
+    @event.listens_for(engine, "before_execute")
+    def before_execute(conn: Connection, *_: Any) -> None:
+        if not conn.in_transaction():  # this statement is about to begin a transaction itself
+            conn.execution_options(**{_AUTOBEGUN: True})
+
     @event.listens_for(engine, "begin")
     def on_begin(conn: Connection) -> None:
         options = conn.get_execution_options()
+        # A transaction that SQLAlchemy begins for a statement (`with engine.connect()`, then
+        # reads) is a reader's: a deferred BEGIN, a snapshot that neither waits for nor blocks
+        # writers. One begun on purpose (`engine.begin()`, `conn.begin()`) is a writer's.
+        deferred = options.get(_AUTOBEGUN) or options.get(_READ_ONLY)
         # set at every transaction (it cannot change inside one), so a pooled connection
         # never keeps a bulk load's setting
         loading = bool(options.get(UNCHECKED_KEYS))
         conn.exec_driver_sql(f"PRAGMA foreign_keys={'OFF' if loading else 'ON'}")
         conn.exec_driver_sql(f"PRAGMA cache_size=-{LOAD_CACHE_KIB if loading else CACHE_KIB}")
-        if options.get(_READ_ONLY):
-            conn.exec_driver_sql("BEGIN")  # deferred: a snapshot that neither waits for nor blocks writers
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        patience = None
+        if options.get(_NO_WAIT) and not deferred:
+            patience = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+            conn.exec_driver_sql("PRAGMA busy_timeout=0")
+        try:
+            conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+        finally:
+            if patience is not None:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={int(patience)}")
+            conn.execution_options(**{_AUTOBEGUN: False})  # (the PRAGMAs above went through before_execute)
 
 
 _READ_ONLY = "clm_read_only"
+_NO_WAIT = "clm_no_wait"
+_AUTOBEGUN = "clm_autobegun"
 # SQLite: an engine with this option writes without checking foreign keys row by row; only
 # for a bulk load that checks them all at once afterwards (see store.bulk.set_aside_for_load).
 # Its connection keeps a smaller page cache too: such a load appends to a table whose indexes
@@ -114,11 +136,25 @@ LOAD_CACHE_KIB = 16_384
 
 @contextmanager
 def reading(engine: Engine) -> Iterator[Connection]:
-    """A connection for a report that only reads. On SQLite it reads a snapshot without taking
-    the write lock, so reports neither wait for ingestion nor hold it up, and can run side by
-    side; on PostgreSQL every transaction already works that way."""
+    """A connection for a report that only reads, even inside `conn.begin()`. On SQLite it reads
+    a snapshot without taking the write lock, so reports neither wait for ingestion nor hold it
+    up, and can run side by side; on PostgreSQL every transaction already works that way.
+    (A plain `engine.connect()` that only executes reads does the same.)"""
     with engine.connect() as conn:
         yield conn.execution_options(**{_READ_ONLY: True})
+
+
+@contextmanager
+def writing_unless_busy(engine: Engine) -> Iterator[Connection]:
+    """A write transaction that fails at once with a busy error (`is_busy`) where another
+    writer holds the lock it needs, instead of waiting: for writes that may be skipped, such as
+    noting when an API key was last used, in requests that must not wait for a bulk load."""
+    with engine.connect() as conn:
+        conn.execution_options(**{_NO_WAIT: True})
+        with conn.begin():
+            if is_postgres(conn):
+                conn.exec_driver_sql("SET LOCAL lock_timeout = '1ms'")  # (0 would mean: wait forever)
+            yield conn
 
 
 def is_postgres(conn: Connection | Engine) -> bool:
