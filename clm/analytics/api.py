@@ -10,7 +10,15 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 
 from clm.analytics.recommend_store import Recommendation, build_recommendations, recommend, rules
-from clm.analytics.service import ValueScore, at_risk, customer_risk, customer_value, load_model
+from clm.analytics.service import (
+    ValueScore,
+    already_lost,
+    at_risk,
+    customer_risk,
+    customer_value,
+    load_model,
+    risk_summary,
+)
 from clm.auth.http import requires
 from clm.core.payloads import MAX_ID
 
@@ -29,11 +37,13 @@ class ChurnRiskOut(BaseModel):
     customer_id: int
     name: str | None
     email: str | None
+    status: Literal["at_risk", "lost"]
     probability: float
     band: str
     reasons: list[Reason]
     clv: float | None
     value_at_risk: float | None
+    reachable: bool
     scored_at: datetime
 
 
@@ -45,13 +55,42 @@ def read_at_risk(
         Literal["high", "medium", "low"] | None, Query(description="Only this risk band.")
     ] = None,
     by: Annotated[
-        Literal["risk", "value"], Query(description="Order by churn probability, or by probability x CLV.")
-    ] = "risk",
+        Literal["risk", "value"],
+        Query(description="Order by value at risk (probability x CLV, then probability), or by probability."),
+    ] = "value",
+    reachable_only: Annotated[
+        bool, Query(description="Only customers a message can reach (an address with marketing consent).")
+    ] = True,
 ) -> list[ChurnRiskOut]:
-    """The customers most likely to churn (latest `clm churn score`), each with the top reasons
-    in words. Bands: high ≥ 0.6, medium ≥ 0.3, low below (calibrated probabilities)."""
-    risks = at_risk(request.app.state.engine, top=top, band=band, by=by)
+    """Customers at risk of churning (latest `clm churn score`; not those already lost), each
+    with the top reasons in words. Bands: high ≥ 0.5, medium ≥ 0.2, low below (calibrated
+    probabilities)."""
+    risks = at_risk(request.app.state.engine, top=top, band=band, by=by, reachable_only=reachable_only)
     return [ChurnRiskOut.model_validate(r.as_dict()) for r in risks]
+
+
+@router.get("/churn/lost", response_model=list[ChurnRiskOut])
+def read_lost(
+    request: Request,
+    top: Annotated[int, Query(ge=1, le=10_000, description="How many customers.")] = 50,
+    by: Annotated[
+        Literal["risk", "value"],
+        Query(description="Order by value at risk (probability x CLV, then probability), or by probability."),
+    ] = "value",
+) -> list[ChurnRiskOut]:
+    """Customers already lost (band `lost`: past the selected stage model's lapse threshold),
+    for win-back rather than early warning."""
+    return [
+        ChurnRiskOut.model_validate(r.as_dict())
+        for r in already_lost(request.app.state.engine, top=top, by=by)
+    ]
+
+
+@router.get("/churn/summary")
+def read_risk_summary(request: Request) -> dict[str, Any]:
+    """How the latest churn scores split: customers and share per band (high, medium, low,
+    lost), the band thresholds, and how many at-risk customers a message can reach."""
+    return risk_summary(request.app.state.engine)
 
 
 @router.get("/churn/customers/{customer_id}", response_model=ChurnRiskOut)

@@ -3,34 +3,69 @@
 The model knows nothing about where its rows come from (the store's behavioural features or a
 table a user imported): it takes a DataFrame of features, one row per customer, and a 0/1
 label "churned". Numeric columns stay numeric (missing values allowed); text columns are
-categories. Probabilities are calibrated (isotonic, or Platt's sigmoid for small data) on
-cross-validated predictions, so "0.7" means about 70 of 100 such customers leave.
+categories.
 
-A reason is a feature that pushes this customer's risk up: set it to what customers who stay
-typically have (median, or most common category), all else equal, and see how far the
-predicted log-odds fall. Explaining one feature at a time this way costs one prediction pass
-per feature over all customers, which stays vectorised.
+One fit: a stratified fifth of the rows is held out; the trees stop growing when the loss on
+that fifth has not improved for 10 iterations, and the same fifth calibrates the raw scores
+(isotonic regression, or Platt's sigmoid when it holds fewer than 5,000 rows), so "0.7" means
+about 70 of 100 such customers leave. OpenMP threads are capped at the cores this process may
+use, and sleep rather than spin while they wait (`clm/__init__.py`), so a busy machine slows
+training down in proportion instead of many times over (bench/README.md).
+
+A reason is a feature whose value raises this customer's risk compared with what customers who
+stay typically have (their median; for a category the most common one among them):
+- the feature carries signal at all (shuffling it on the held-out rows worsens their log-loss
+  by more than twice its standard error), so gender on Telco-style data is not a reason;
+- set to the typical value, all else equal, the customer's predicted log-odds fall by at least
+  `MIN_EFFECT`;
+- across all customers (partial dependence over a reference sample) the customer's value
+  carries more risk than the typical one by as much, and a number lies on the side of the
+  typical value where the risk rises across the feature's range (a feature whose effect rises
+  and falls again is not given as a reason), so an interaction in a few trees never turns
+  "high revenue" or "bought recently" into a reason to leave.
+Each check is one prediction pass per feature over all customers, vectorised.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
 
 from clm.core.errors import InvalidInput
 
-# Probability bands shown to users; documented in docs/value.md.
-BANDS: tuple[tuple[str, float], ...] = (("high", 0.6), ("medium", 0.3), ("low", 0.0))
+# Calibrated probability bands shown to users (documented in docs/value.md): "high" means at
+# least half of such customers leave within the horizon, "medium" at least one in five.
+BANDS: tuple[tuple[str, float], ...] = (("high", 0.5), ("medium", 0.2), ("low", 0.0))
 MIN_ROWS = 50
 MAX_CATEGORIES = 50
-_ISOTONIC_FROM = 5_000  # below this many rows isotonic calibration overfits; use a sigmoid
+VALIDATION_FRACTION = 0.2  # held out for early stopping and calibration
+_ISOTONIC_FROM = 5_000  # held-out rows; fewer, and isotonic calibration overfits: use a sigmoid
+MIN_EFFECT = 0.05  # log-odds a feature must add over the typical value to be named a reason
+_REFERENCE_ROWS = 400  # customers the partial dependence averages over
+_GRID = 24  # values of a numeric feature the partial dependence is computed at
+_MONOTONE = 0.5  # share of the partial dependence's variation one direction must lead by
+
+
+@contextmanager
+def _quiet_threads() -> Iterator[None]:
+    """OpenMP threads for tree fitting and prediction: at most the cores this process may use
+    (the runtime's default may count hyper-threads or the whole host)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    with threadpool_limits(limits=max(1, cores), user_api="openmp"):
+        yield
 
 
 @dataclass(frozen=True)
@@ -132,32 +167,137 @@ class ChurnModel:
                 f"got {positives} and {len(y) - positives}"
             )
         x = self._frame(features, fitting=True)
-        base = HistGradientBoostingClassifier(
-            max_iter=200,
-            learning_rate=0.06,
+        learn, held = train_test_split(
+            np.arange(len(y)), test_size=VALIDATION_FRACTION, stratify=y, random_state=self.random_state
+        )
+        self.classifier_ = HistGradientBoostingClassifier(
+            max_iter=500,
+            learning_rate=0.1,
             max_leaf_nodes=31,
             min_samples_leaf=40,
             l2_regularization=1.0,
+            early_stopping=True,
+            n_iter_no_change=10,
             categorical_features="from_dtype",
             random_state=self.random_state,
         )
-        method = "isotonic" if len(y) >= _ISOTONIC_FROM else "sigmoid"
-        self.classifier_ = CalibratedClassifierCV(base, method=method, cv=3, ensemble=False).fit(x, y)
-        self.calibration_ = method
+        with _quiet_threads():
+            self.classifier_.fit(x.iloc[learn], y[learn], X_val=x.iloc[held], y_val=y[held])
+            raw = self.classifier_.decision_function(x.iloc[held])
+        if len(held) >= _ISOTONIC_FROM:
+            self.calibration_ = "isotonic"
+            self.calibrator_: Any = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+                raw, y[held]
+            )
+        else:
+            self.calibration_ = "sigmoid"
+            self.calibrator_ = LogisticRegression(C=1e4).fit(raw.reshape(-1, 1), y[held])
+        self.iterations_ = int(self.classifier_.n_iter_)
         self.base_rate_ = float(y.mean())
         self.n_train_ = len(y)
         stayers = x[y == 0]
-        self.typical_ = {
-            name: (
-                _safest_category(x[name], y)
-                if name in self.categorical_
-                else float(stayers[name].median())
-                if stayers[name].notna().any()
-                else np.nan
-            )
-            for name in self.features_
-        }
+        self.typical_ = {name: _typical(stayers[name]) for name in self.features_}
+        rng = np.random.default_rng(self.random_state)
+        reference = x.iloc[rng.choice(len(x), size=min(_REFERENCE_ROWS, len(x)), replace=False)]
+        with _quiet_threads():
+            self.signal_ = self._signal(x.iloc[held], y[held], raw, rng)
+            self.dependence_ = {name: self._dependence(reference, x[name]) for name in self.features_}
         return self
+
+    def _signal(
+        self, x: pd.DataFrame, y: NDArray[np.int_], logit: NDArray[np.float64], rng: np.random.Generator
+    ) -> dict[str, bool]:
+        """Whether each feature carries signal: shuffling it over the held-out rows must raise
+        their log-loss by more than twice its standard error (permutation importance). A
+        feature the trees split on by chance (gender, a region) fails and is never a reason."""
+
+        def loss(z: NDArray[np.float64]) -> NDArray[np.float64]:
+            return np.logaddexp(0.0, z) - y * z  # per-row log-loss of log-odds z
+
+        before = loss(logit)
+        out = {}
+        for name in self.features_:
+            shuffled = x.copy()
+            shuffled[name] = x[name].to_numpy()[rng.permutation(len(x))]
+            if name in self.categorical_:
+                shuffled[name] = pd.Categorical(shuffled[name], categories=self.categories_[name])
+            rise = loss(self.classifier_.decision_function(shuffled)) - before
+            out[name] = bool(rise.mean() > 2 * rise.std(ddof=1) / np.sqrt(len(rise)))
+        return out
+
+    def _dependence(
+        self, reference: pd.DataFrame, column: pd.Series
+    ) -> tuple[list[Any], NDArray[np.float64]]:
+        """Partial dependence of the log-odds on one feature: its mean over the reference
+        customers with the feature set to each point of a grid (every category, or quantiles of
+        a number, plus "missing" when the feature can be missing)."""
+        name = str(column.name)
+        points: list[Any]
+        if name in self.categorical_:
+            points = list(self.categories_[name])
+        else:
+            values = column.dropna().to_numpy(dtype=float)
+            points = (
+                sorted(set(np.quantile(values, np.linspace(0, 1, _GRID)).tolist())) if values.size else []
+            )
+        if column.isna().any():
+            points.append(None)
+        if not points:
+            return [], np.zeros(0)
+        n = len(reference)
+        grid = pd.concat([reference] * len(points), ignore_index=True)
+        if name in self.categorical_:
+            grid[name] = pd.Categorical(
+                np.repeat(np.array(points, dtype=object), n), categories=self.categories_[name]
+            )
+        else:
+            grid[name] = np.repeat(
+                np.array([np.nan if p is None else p for p in points], dtype=float), n
+            ).astype(np.float32)
+        logit = self.classifier_.decision_function(grid).reshape(len(points), n).mean(axis=1)
+        return points, logit
+
+    def _direction(self, name: str) -> float:
+        """+1 when the risk rises with the feature, -1 when it falls, 0 when neither holds.
+
+        Over the partial dependence's grid (quantiles, so each step holds as many customers;
+        the smallest and largest points left out, where few customers are), the rises and the
+        falls are summed; the feature has a direction when one exceeds the other by at least
+        `_MONOTONE` of their total. A hump-shaped effect (risk highest 25 days after a purchase,
+        lower before and after) has no direction a person can read from "value (customers who
+        stay: typically …)", so it is not given as a reason."""
+        points, logit = self.dependence_[name]
+        curve = logit[[k for k, p in enumerate(points) if p is not None]]
+        if len(curve) > 3:
+            curve = curve[1:-1]
+        steps = np.diff(curve)
+        rises, falls = float(steps[steps > 0].sum()), float(-steps[steps < 0].sum())
+        if rises + falls == 0 or abs(rises - falls) < _MONOTONE * (rises + falls):
+            return 0.0
+        return 1.0 if rises > falls else -1.0
+
+    def _dependence_at(self, name: str, values: pd.Series) -> NDArray[np.float64]:
+        """The partial dependence at each of `values` (numbers interpolated on the grid)."""
+        points, logit = self.dependence_[name]
+        out = np.full(len(values), np.nan)
+        if not points:
+            return out
+        missing = values.isna().to_numpy()
+        if points[-1] is None:
+            out[missing] = logit[-1]
+            points, logit = points[:-1], logit[:-1]
+        if not points:
+            return out
+        if name in self.categorical_:
+            where = {p: k for k, p in enumerate(points)}
+            codes = values.astype("string").map(where)
+            known = codes.notna().to_numpy() & ~missing
+            out[known] = logit[codes[known].astype(int).to_numpy()]
+        else:
+            out[~missing] = np.interp(
+                values.to_numpy(dtype=float)[~missing], np.asarray(points, float), logit
+            )
+        return out
 
     def _frame(self, features: pd.DataFrame, *, fitting: bool = False) -> pd.DataFrame:
         if fitting:
@@ -183,37 +323,55 @@ class ChurnModel:
         return x
 
     def _require_fit(self) -> None:
-        if not hasattr(self, "classifier_"):
-            raise InvalidInput("the churn model is not trained yet")
+        if not hasattr(self, "calibrator_"):
+            raise InvalidInput(
+                "the churn model is not trained yet, or was trained by an older CLM: run `clm churn train`"
+            )
 
-    def _base(self) -> HistGradientBoostingClassifier:
-        return self.classifier_.calibrated_classifiers_[0].estimator
+    def _calibrated(self, logit: NDArray[np.float64]) -> NDArray[np.float64]:
+        if self.calibration_ == "isotonic":
+            p = self.calibrator_.predict(logit)
+        else:
+            p = self.calibrator_.predict_proba(logit.reshape(-1, 1))[:, 1]
+        # isotonic steps can reach exactly 0 or 1; nobody is certain to stay or to leave
+        return np.clip(np.asarray(p, dtype=float), 0.005, 0.995)
 
     def predict_proba(self, features: pd.DataFrame) -> NDArray[np.float64]:
         """Calibrated probability that each customer churns within the horizon."""
         self._require_fit()
-        p = np.asarray(self.classifier_.predict_proba(self._frame(features))[:, 1], dtype=float)
-        # isotonic steps can reach exactly 0 or 1; nobody is certain to stay or to leave
-        return np.clip(p, 0.005, 0.995)
+        with _quiet_threads():
+            logit = self.classifier_.decision_function(self._frame(features))
+        return self._calibrated(np.asarray(logit, dtype=float))
 
     def reasons(self, features: pd.DataFrame, top: int = 3) -> list[list[Reason]]:
-        """Up to `top` features per customer that raise the risk, strongest first."""
+        """Up to `top` features per customer that raise the risk, strongest first (see the
+        module's docstring for when a feature counts as a reason)."""
         self._require_fit()
         x = self._frame(features)
-        base = self._base()
-        logit = base.decision_function(x)
         weights = np.zeros((len(x), len(self.features_)))
-        for j, name in enumerate(self.features_):
-            typical = self.typical_[name]
-            if not isinstance(typical, str) and pd.isna(typical):
-                continue
-            changed = x.copy()
-            if name in self.categorical_:
-                changed[name] = pd.Categorical([typical] * len(x), categories=self.categories_[name])
-            else:
-                changed[name] = float(typical)
-            weights[:, j] = logit - base.decision_function(changed)
-        order = np.argsort(-weights, axis=1)[:, :top]
+        with _quiet_threads():
+            logit = self.classifier_.decision_function(x)
+            for j, name in enumerate(self.features_):
+                typical = self.typical_[name]
+                if typical is None or not self.signal_[name]:
+                    continue
+                column = x[name]
+                changed = x.copy()
+                if name in self.categorical_:
+                    changed[name] = pd.Categorical([typical] * len(x), categories=self.categories_[name])
+                    differs = (column.astype("string") != typical).fillna(True).to_numpy()
+                else:
+                    changed[name] = np.float32(typical)
+                    # on the side of the typical value where the risk rises overall: fewer
+                    # days since the last purchase than stayers never reads as a reason to leave
+                    side = np.sign(column.to_numpy(dtype=float) - np.float32(typical))
+                    differs = np.isnan(side) | (side == self._direction(name))
+                own = logit - self.classifier_.decision_function(changed)
+                typical_dependence = self._dependence_at(name, pd.Series([typical]))[0]
+                overall = self._dependence_at(name, column) - typical_dependence
+                raises = differs & (own >= MIN_EFFECT) & (np.nan_to_num(overall, nan=0.0) >= MIN_EFFECT)
+                weights[:, j] = np.where(raises, own, 0.0)
+        order = np.argsort(-weights, axis=1, kind="stable")[:, :top]
         strongest = np.take_along_axis(weights, order, axis=1)
         values = x.to_numpy(dtype=object)  # one conversion, not a pandas lookup per cell
         typical = [_plain(self.typical_[name]) for name in self.features_]
@@ -221,7 +379,7 @@ class ChurnModel:
         for i in range(len(x)):
             row: list[Reason] = []
             for j, weight in zip(order[i], strongest[i], strict=True):
-                if weight <= 0.01:
+                if weight <= 0:
                     break
                 name = self.features_[j]
                 value = _plain(values[i, j])
@@ -234,7 +392,8 @@ class ChurnModel:
     def _words(self, name: str, value: Any, typical: Any) -> str:
         label = self.labels.get(name, name.replace("_", " "))
         shown = "none" if value is None else _fmt(value)
-        return f"{label}: {shown} (customers who stay: {_fmt(typical)})"
+        usual = "mostly" if name in self.categorical_ else "typically"
+        return f"{label}: {shown} (customers who stay: {usual} {_fmt(typical)})"
 
     def summary(self) -> dict[str, Any]:
         self._require_fit()
@@ -242,7 +401,9 @@ class ChurnModel:
             "features": self.features_,
             "left_out_without_values": self.empty_features_,
             "categorical": self.categorical_,
+            "without_signal": [name for name in self.features_ if not self.signal_[name]],
             "calibration": self.calibration_,
+            "boosting_iterations": self.iterations_,
             "training_rows": self.n_train_,
             "base_rate": self.base_rate_,
             "typical_for_stayers": {k: _plain(v) for k, v in self.typical_.items()},
@@ -250,16 +411,16 @@ class ChurnModel:
         }
 
 
-def _safest_category(values: pd.Series, churned: NDArray[np.int_]) -> Any:
-    """The category of a column typical of customers who stay: the lowest churn rate among
-    categories that hold at least 5% of the rows (the most common one among stayers would
-    often be the risky one too)."""
-    frame = pd.DataFrame({"v": values.astype("string"), "y": churned}).dropna()
-    if frame.empty:
-        return np.nan
-    stats = frame.groupby("v")["y"].agg(["mean", "size"])
-    common = stats[stats["size"] >= 0.05 * len(frame)]
-    return (common if not common.empty else stats)["mean"].idxmin()
+def _typical(values: pd.Series) -> Any:
+    """What customers who stay typically have: the median of a number, the most common
+    category (ties to the first in order); None when no stayer has a value."""
+    known = values.dropna()
+    if known.empty:
+        return None
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        counts = known.astype("string").value_counts(sort=False)
+        return str(counts.idxmax())
+    return float(np.median(known.to_numpy(dtype=float)))
 
 
 def _plain(value: Any) -> Any:
@@ -360,7 +521,7 @@ def card_markdown(card: dict[str, Any]) -> str:
 
     metrics = card.get("metrics", {})
     for name, m in metrics.items():
-        if name == "buyers_only":
+        if name in ("buyers_only", "repeat_buyers"):
             continue
         if name == "best_single_column":
             lines.append(f"| best single column ({m['column']}) | {m['auc']:.3f} | - | - | - | - |")
@@ -368,6 +529,8 @@ def card_markdown(card: dict[str, Any]) -> str:
             lines.append(row(name, m))
     for name, m in metrics.get("buyers_only", {}).items():
         lines.append(row(f"{name}, buyers only", m))
+    for name, m in metrics.get("repeat_buyers", {}).items():  # where P(alive) is defined
+        lines.append(row(f"{name}, repeat buyers only", m))
     calibration = metrics.get("model", {}).get("calibration", [])
     if calibration:
         lines += [

@@ -9,8 +9,13 @@ Time split (with `end` the last moment the data covers):
     test:  features at end - H,  labels in (end - H, end]      <- the report's held-out period
     final: refit on the test window, score features at `end`
 
-The population is the customers active in the `active_within_days` before the cut-off:
-customers gone longer are already lost (the stage model calls them so), not at risk.
+The population is the customers active in the `active_within_days` before the cut-off.
+Scoring splits it in two: customers the stage model already calls lapsed (its rule for the stage
+outside the funnel: clm5's win-back, the churn stage of funnel5 and classic4; by default 3x the
+customer's own gap between purchases, the shop's median gap if they bought once, never under 90
+days) are "already lost" (band `lost`), the others are "at risk" in a calibrated band. A customer
+who never bought, whom those rules leave out, is lost past the same threshold of inactivity with
+the shop's gap.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, String, delete, func, insert, literal, select, union
+from sqlalchemy import Engine, String, and_, case, delete, exists, func, insert, literal, or_, select, union
 from sqlalchemy.engine import Connection
 
 from clm.analytics.churn import BANDS, ChurnModel, bands, evaluate
@@ -32,16 +37,28 @@ from clm.analytics.frames import read_frame
 from clm.analytics.rfm import store_summary
 from clm.analytics.tables import churn_models, churn_scores, clv_scores
 from clm.commerce.tables import orders
+from clm.conditions import compile_condition, parse_condition
 from clm.core.errors import InvalidInput, NotFound
 from clm.core.timeutil import as_utc, utcnow
 from clm.customers.service import get_customer
-from clm.customers.tables import customers
+from clm.customers.tables import consents, customers
 from clm.events.tables import events
-from clm.features import SYSTEM_CHANNEL, feature_params, feature_query
+from clm.features import SYSTEM_CHANNEL, CustomerSpace, feature_params, feature_query, purchase_gaps_query
 from clm.store.bulk import insert_ignore_many
 from clm.store.schema import to_db_timestamp
 
 _SLICE = 50_000  # customers scored at a time
+LOST = "lost"  # the band of customers already lost (past the stage model's lapse threshold)
+# clm5's win-back rule (clm/lifecycle/presets/clm5.yaml): the lapse threshold when the caller
+# does not pass the selected stage model's (`clm.lifecycle.service.lapsed_rule`)
+DEFAULT_LAPSED_RULE = (
+    "orders >= 1 and days_since_last_purchase > "
+    "max(3 * coalesce(purchase_gap_days, shop_purchase_gap_days, 30), 90)"
+)
+# who never bought: the same threshold on inactivity, with the shop's gap
+_NEVER_BOUGHT_LOST = (
+    "orders = 0 and days_since_last_activity > max(3 * coalesce(shop_purchase_gap_days, 30), 90)"
+)
 
 NUMERIC = (
     "days_since_first_seen",
@@ -104,18 +121,38 @@ def data_end(conn: Connection) -> datetime | None:
     return max(known) if known else None
 
 
-def store_features(conn: Connection, as_of: datetime, active_within_days: int) -> pd.DataFrame:
+def shop_purchase_gap(conn: Connection, as_of: datetime) -> float | None:
+    """Median over repeat buyers of their typical gap between purchases, in days (as the
+    lifecycle's stage runs compute it)."""
+    gaps = np.array([g for (g,) in conn.execute(purchase_gaps_query(), {"as_of": as_of}) if g is not None])
+    return float(np.median(gaps.astype(float))) if gaps.size else None
+
+
+def store_features(
+    conn: Connection, as_of: datetime, active_within_days: int, *, lapsed_rule: str | None = None
+) -> pd.DataFrame:
     """Model features of every customer active in the `active_within_days` before `as_of`,
-    indexed by customer id; one set-based query."""
+    indexed by customer id; one set-based query. With `lapsed_rule` (a stage rule), a column
+    `lost` too: 1 for a customer the rule calls lapsed, or who never bought and has been inactive
+    past the same default threshold."""
     row = feature_query().subquery("f")
+    columns: list[Any] = [row.c[name] for name in ("customer_id", *NUMERIC[:-1])]
+    params = feature_params(as_of, None)
+    if lapsed_rule is not None:
+        space = CustomerSpace(row.c)
+        lost = or_(
+            compile_condition(parse_condition(lapsed_rule), space, text=lapsed_rule),
+            compile_condition(parse_condition(_NEVER_BOUGHT_LOST), space),
+        )
+        columns.append(case((lost, 1), else_=0).label("lost"))
+        params = {**feature_params(as_of, shop_purchase_gap(conn, as_of)), **space.window_params(as_of)}
     query = (
-        select(*(row.c[name] for name in ("customer_id", *NUMERIC[:-1])), customers.c.acquisition_channel)
+        select(*columns, customers.c.acquisition_channel)
         .join(customers, customers.c.id == row.c.customer_id)
         .where(row.c.days_since_last_activity <= active_within_days)
     )
-    frame = read_frame(conn, query, feature_params(as_of, None), numeric=NUMERIC[:-1]).set_index(
-        "customer_id"
-    )
+    numeric = [*NUMERIC[:-1], *(["lost"] if lapsed_rule is not None else [])]
+    frame = read_frame(conn, query, params, numeric=numeric).set_index("customer_id")
     shop_gap = frame["purchase_gap_days"].median()
     gap = frame["purchase_gap_days"].fillna(shop_gap if pd.notna(shop_gap) else np.nan)
     frame["overdue_ratio"] = frame["days_since_last_purchase"] / gap.where(gap > 0)
@@ -124,7 +161,7 @@ def store_features(conn: Connection, as_of: datetime, active_within_days: int) -
     frame["acquisition_channel"] = (
         frame["acquisition_channel"].astype("string").fillna("unknown").astype("category")
     )
-    return frame[[*NUMERIC, *CATEGORICAL]]
+    return frame[[*NUMERIC, *CATEGORICAL, *(["lost"] if lapsed_rule is not None else [])]]
 
 
 def active_between(conn: Connection, start: datetime, end: datetime) -> np.ndarray:
@@ -316,15 +353,24 @@ def load_model(engine: Engine, source: str) -> tuple[int, ChurnModel, dict[str, 
     return int(row.id), joblib.load(io.BytesIO(row.model)), dict(row.card)
 
 
-def score_store(engine: Engine, *, as_of: datetime | None = None) -> dict[str, Any]:
+def score_store(
+    engine: Engine, *, as_of: datetime | None = None, lapsed_rule: str | None = None
+) -> dict[str, Any]:
     """Score every recently active customer with the newest store model and replace
-    `churn_scores`: calibrated probability, band and top reasons."""
+    `churn_scores`: calibrated probability, band and top reasons. A customer `lapsed_rule` (the
+    selected stage model's, `clm.lifecycle.service.lapsed_rule`; clm5's by default) calls
+    lapsed is in band `lost` instead: already gone, not at risk."""
     model_id, model, card = load_model(engine, "store")
     with engine.connect() as conn:
         end = as_utc(as_of) if as_of else data_end(conn)
         if end is None:
             raise InvalidInput("the store has no activity to score")
-        features = store_features(conn, end, int(card.get("active_within_days", 365)))
+        features = store_features(
+            conn,
+            end,
+            int(card.get("active_within_days", 365)),
+            lapsed_rule=lapsed_rule or DEFAULT_LAPSED_RULE,
+        )
     counts: dict[str, int] = {}
     with engine.begin() as conn:
         stamp = to_db_timestamp(utcnow(), conn.dialect.name)
@@ -333,7 +379,7 @@ def score_store(engine: Engine, *, as_of: datetime | None = None) -> dict[str, A
         for start in range(0, len(features), _SLICE):
             part = features.iloc[start : start + _SLICE]
             probability = model.predict_proba(part)
-            band = bands(probability)
+            band = np.where(part["lost"].to_numpy() == 1, LOST, bands(probability))
             rows = [
                 (int(cid), model_id, stamp, float(p), str(b), _json([r.as_dict() for r in why]))
                 for cid, p, b, why in zip(part.index, probability, band, model.reasons(part), strict=True)
@@ -365,12 +411,17 @@ def _json(value: Any) -> str:
 class ChurnRisk:
     customer_id: int
     probability: float
-    band: str
+    band: str  # high, medium or low; or lost (already gone, past the stage model's threshold)
     reasons: list[dict[str, Any]]
     scored_at: datetime
     name: str | None = None
     email: str | None = None
     clv: float | None = None  # predicted CLV from `clm clv score`, when scored
+    reachable: bool = False  # an email or phone with marketing consent for it
+
+    @property
+    def status(self) -> str:
+        return "lost" if self.band == LOST else "at_risk"
 
     @property
     def value_at_risk(self) -> float | None:
@@ -383,13 +434,29 @@ class ChurnRisk:
             "customer_id": self.customer_id,
             "name": self.name,
             "email": self.email,
+            "status": self.status,
             "probability": self.probability,
             "band": self.band,
             "reasons": self.reasons,
             "clv": self.clv,
             "value_at_risk": self.value_at_risk,
+            "reachable": self.reachable,
             "scored_at": self.scored_at.isoformat().replace("+00:00", "Z"),
         }
+
+
+def _consented(channel: str) -> Any:
+    return exists().where(
+        consents.c.customer_id == customers.c.id, consents.c.channel == channel, consents.c.granted.is_(True)
+    )
+
+
+# A customer a message can reach: an address with marketing consent for its channel (what the
+# outbox requires before it sends marketing email or SMS).
+_REACHABLE = or_(
+    and_(customers.c.email.is_not(None), _consented("email")),
+    and_(customers.c.phone.is_not(None), _consented("sms")),
+)
 
 
 def _risk_query() -> Any:
@@ -407,6 +474,7 @@ def _risk_query() -> Any:
             ).label("name"),
             customers.c.email,
             clv_scores.c.clv,
+            case((_REACHABLE, 1), else_=0).label("reachable"),
         )
         .join(customers, customers.c.id == churn_scores.c.customer_id)
         .outerjoin(clv_scores, clv_scores.c.customer_id == churn_scores.c.customer_id)
@@ -428,6 +496,7 @@ def _risk(row: Any) -> ChurnRisk:
         name=row.name or None,
         email=row.email,
         clv=None if row.clv is None else float(row.clv),
+        reachable=bool(row.reachable),
     )
 
 
@@ -444,20 +513,74 @@ def customer_risk(engine: Engine, customer_id: int) -> ChurnRisk:
     return _risk(row)
 
 
-def at_risk(engine: Engine, *, top: int = 50, band: str | None = None, by: str = "risk") -> list[ChurnRisk]:
-    """The customers most likely to churn, highest probability first, or (`by="value"`) the
-    most predicted value at risk first: probability times CLV (needs `clm clv score`)."""
-    if band is not None and band not in {name for name, _ in BANDS}:
-        raise InvalidInput(f"{band!r} is not a band: {', '.join(name for name, _ in BANDS)}", "band")
+def _ordered(by: str) -> tuple[Any, ...]:
     if by not in ("risk", "value"):
         raise InvalidInput("sort by risk or value", "by")
+    value = (churn_scores.c.probability * func.coalesce(clv_scores.c.clv, 0.0)).desc()
     first = (
-        churn_scores.c.probability.desc()
-        if by == "risk"
-        else (churn_scores.c.probability * func.coalesce(clv_scores.c.clv, 0.0)).desc()
+        (churn_scores.c.probability.desc(),) if by == "risk" else (value, churn_scores.c.probability.desc())
     )
-    query = _risk_query().order_by(first, churn_scores.c.customer_id).limit(top)
+    return (*first, churn_scores.c.customer_id)
+
+
+def at_risk(
+    engine: Engine,
+    *,
+    top: int = 50,
+    band: str | None = None,
+    by: str = "value",
+    reachable_only: bool = True,
+) -> list[ChurnRisk]:
+    """Customers at risk (not already lost), the most predicted value at risk first
+    (probability x CLV from `clm clv score`, then probability), or (`by="risk"`) the highest
+    probability first; by default only those a message can still reach."""
+    names = [name for name, _ in BANDS]
+    if band is not None and band not in names:
+        raise InvalidInput(f"{band!r} is not a band: {', '.join(names)}", "band")
+    query = _risk_query().where(churn_scores.c.band != LOST).order_by(*_ordered(by)).limit(top)
     if band:
         query = query.where(churn_scores.c.band == band)
+    if reachable_only:
+        query = query.where(_REACHABLE)
     with engine.connect() as conn:
         return [_risk(r) for r in conn.execute(query)]
+
+
+def already_lost(engine: Engine, *, top: int = 50, by: str = "value") -> list[ChurnRisk]:
+    """Customers already lost by the stage model's threshold, the most predicted value first:
+    for win-back, not for early warning."""
+    query = _risk_query().where(churn_scores.c.band == LOST).order_by(*_ordered(by)).limit(top)
+    with engine.connect() as conn:
+        return [_risk(r) for r in conn.execute(query)]
+
+
+def risk_summary(engine: Engine) -> dict[str, Any]:
+    """How the latest scores split: customers per band (high, medium, low, lost) with their
+    share of all scored, and how many at-risk customers a message can reach."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                churn_scores.c.band,
+                func.count(),
+                func.sum(case((_REACHABLE, 1), else_=0)),
+                func.max(churn_scores.c.scored_at),
+            )
+            .join(customers, customers.c.id == churn_scores.c.customer_id)
+            .group_by(churn_scores.c.band)
+        ).all()
+    total = sum(int(n) for _, n, _, _ in rows)
+    per = {band: (int(n), int(r or 0)) for band, n, r, _ in rows}
+    stamps = [as_utc(t) for *_, t in rows if t is not None]
+    return {
+        "customers": total,
+        "scored_at": max(stamps).isoformat().replace("+00:00", "Z") if stamps else None,
+        "bands": {
+            name: {
+                "customers": per.get(name, (0, 0))[0],
+                "share": per.get(name, (0, 0))[0] / total if total else 0.0,
+            }
+            for name in [*(n for n, _ in BANDS), LOST]
+        },
+        "at_risk_reachable": sum(r for band, (_, r) in per.items() if band != LOST),
+        "thresholds": {name: floor for name, floor in BANDS},
+    }

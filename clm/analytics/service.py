@@ -12,11 +12,14 @@ import pandas as pd
 
 from clm.analytics.churn import BANDS, card_markdown
 from clm.analytics.churn_store import (
+    LOST,
     ChurnRisk,
     TrainedModel,
+    already_lost,
     at_risk,
     customer_risk,
     load_model,
+    risk_summary,
     score_store,
     train_store_model,
 )
@@ -251,12 +254,14 @@ def shop_margin(engine: Any) -> float:
 
 __all__ = [
     "BANDS",
+    "LOST",
     "BetaGeoNBD",
     "ChurnRisk",
     "GammaGamma",
     "ModifiedBetaGeoNBD",
     "TrainedModel",
     "ValueScore",
+    "already_lost",
     "at_risk",
     "card_markdown",
     "customer_risk",
@@ -267,6 +272,7 @@ __all__ = [
     "read_transactions",
     "rfm_scores",
     "rfm_summary",
+    "risk_summary",
     "score_store",
     "score_table",
     "store_summary",

@@ -121,7 +121,9 @@ def score(
             return
         console.print(f"scored {len(scores):,} rows: {counts}; written to [bold]{target}[/]")
         return
-    result = score_store(eng)
+    from clm.lifecycle.service import lapsed_rule
+
+    result = score_store(eng, lapsed_rule=lapsed_rule(eng))
     refresh_segments(eng, {"scores"}, quiet=json)
     if json:
         print_json(result)
@@ -130,26 +132,8 @@ def score(
     console.print("see who is at risk: [bold]clm churn at-risk[/]")
 
 
-@app.command("at-risk")
-def at_risk_command(
-    top: Annotated[int, typer.Option(min=1, max=100_000, help="How many customers.")] = 20,
-    band: Annotated[str | None, typer.Option(help="Only this band: high, medium or low.")] = None,
-    by: Annotated[str, typer.Option(help="Order by risk, or by value at risk (risk x CLV).")] = "risk",
-    json: JsonOpt = False,
-) -> None:
-    """The customers most likely to churn, with the reasons in words."""
-    from clm.analytics.service import at_risk
-
-    risks = at_risk(engine(), top=top, band=band, by=by)
-    if json:
-        print_json([r.as_dict() for r in risks])
-        return
-    if not risks:
-        console.print("no churn scores yet: run [bold]clm churn train[/] and [bold]clm churn score[/]")
-        return
-    table = Table(
-        "customer", "name", "risk", "band", "CLV", "why", title=f"top {len(risks)} customers at risk"
-    )
+def _risk_table(risks: list[Any], title: str) -> Table:
+    table = Table("customer", "name", "risk", "band", "CLV", "value at risk", "why", title=title)
     for r in risks:
         table.add_row(
             str(r.customer_id),
@@ -157,9 +141,70 @@ def at_risk_command(
             f"{r.probability:.0%}",
             r.band,
             "-" if r.clv is None else f"{r.clv:,.0f}",
+            "-" if r.value_at_risk is None else f"{r.value_at_risk:,.0f}",
             "\n".join(x["text"] for x in r.reasons),
         )
-    console.print(table)
+    return table
+
+
+@app.command("at-risk")
+def at_risk_command(
+    top: Annotated[int, typer.Option(min=1, max=100_000, help="How many customers at risk.")] = 20,
+    band: Annotated[str | None, typer.Option(help="Only this band: high, medium or low.")] = None,
+    by: Annotated[
+        str, typer.Option(help="Order by value at risk (risk x CLV, then risk), or by risk.")
+    ] = "value",
+    unreachable: Annotated[
+        bool, typer.Option("--unreachable", help="Also customers no message can reach (no consent).")
+    ] = False,
+    lost: Annotated[
+        int, typer.Option(min=0, max=100_000, help="How many already-lost customers to list too.")
+    ] = 5,
+    json: JsonOpt = False,
+) -> None:
+    """Customers at risk of churning (still active, reachable), the most value at risk first,
+    with the reasons in words; then those already lost by the stage model's threshold."""
+    from clm.analytics.service import already_lost, at_risk, risk_summary
+
+    eng = engine()
+    risks = at_risk(eng, top=top, band=band, by=by, reachable_only=not unreachable)
+    gone = already_lost(eng, top=lost, by=by) if lost else []
+    summary = risk_summary(eng)
+    if json:
+        print_json(
+            {
+                "summary": summary,
+                "at_risk": [r.as_dict() for r in risks],
+                "lost": [r.as_dict() for r in gone],
+            }
+        )
+        return
+    if not summary["customers"]:
+        console.print("no churn scores yet: run [bold]clm churn train[/] and [bold]clm churn score[/]")
+        return
+    shares = summary["bands"]
+    thresholds = summary["thresholds"]
+    console.print(
+        f"{summary['customers']:,} customers scored at {str(summary['scored_at'])[:16]}: "
+        + ", ".join(
+            f"{name} (≥ {thresholds[name]:.0%}) {shares[name]['customers']:,} ({shares[name]['share']:.0%})"
+            if thresholds.get(name)
+            else f"{name} {shares[name]['customers']:,} ({shares[name]['share']:.0%})"
+            for name in ("high", "medium", "low")
+        )
+        + f"; already lost {shares['lost']['customers']:,} ({shares['lost']['share']:.0%})"
+    )
+    order = "value at risk" if by == "value" else "risk"
+    who = "" if unreachable else f" reachable ({summary['at_risk_reachable']:,} of the at-risk)"
+    console.print(_risk_table(risks, f"top {len(risks)} customers at risk{who}, by {order}"))
+    if gone:
+        console.print(
+            _risk_table(
+                gone,
+                f"already lost (past the stage model's lapse threshold): top {len(gone)} of "
+                f"{shares['lost']['customers']:,}, for win-back",
+            )
+        )
 
 
 @app.command()

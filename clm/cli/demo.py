@@ -187,13 +187,14 @@ def run_value(eng: Engine, config: DemoConfig) -> None:
     the customers most at risk with their reasons."""
     from clm.analytics.service import at_risk, score_customers, score_store, train_store_model
     from clm.cli.churn import _metrics_table
+    from clm.lifecycle.service import lapsed_rule
 
     console.rule("[bold]value and churn early warning")
     try:
         with err_console.status("scoring CLV and training the churn model …"):
             score_customers(eng, observation_end=config.end)
             trained = train_store_model(eng, horizon_days=90)
-            score_store(eng)
+            score_store(eng, lapsed_rule=lapsed_rule(eng))
     except ClmError as exc:  # a tiny or short demo has too little to learn from
         console.print(f"[yellow]no churn model for this demo:[/] {exc.message}")
         return

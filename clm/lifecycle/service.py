@@ -88,6 +88,23 @@ def current_model(engine: Engine) -> StageModel:
         return active_model(conn)
 
 
+def lapsed_rule(engine: Engine) -> str | None:
+    """When the selected stage model calls a customer lapsed, as one condition: a stage outside
+    its funnel (clm5's win-back, the churn stage of funnel5 and classic4) is the stage of the
+    customers it has lost, and a customer is in it when its rule matches and no rule evaluated
+    before it does. None when every stage is in the funnel. Churn scoring reads this to tell
+    "already lost" from "at risk"."""
+    model = current_model(engine)
+    order = list(model.evaluation_order)
+    parts = []
+    for key in order:
+        if key in model.funnel:
+            continue
+        earlier = [f"not ({model.stage(k).rule_text})" for k in order[: order.index(key)]]
+        parts.append(" and ".join([f"({model.stage(key).rule_text})", *earlier]))
+    return " or ".join(f"({p})" for p in parts) if parts else None
+
+
 __all__ = [
     "GROUPINGS",
     "PRESETS",
@@ -105,6 +122,7 @@ __all__ = [
     "customer_stage",
     "funnel",
     "kpis",
+    "lapsed_rule",
     "latest_change",
     "load_model",
     "reassess_customers",

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, and_, insert, or_, select, update
 
 from clm.core.errors import InvalidInput, NotFound
 from clm.core.timeutil import as_utc, utcnow
-from clm.lifecycle.service import assign_stages
+from clm.lifecycle.service import assign_stages, lapsed_rule
 from clm.loyalty.service import accrue, evaluate_tiers
 from clm.segments.service import rebuild_segments
 from clm.worker.tables import scheduled_jobs
@@ -40,6 +40,21 @@ def _loyalty(engine: Engine) -> str:
         f"{done.earn_postings:,} earn postings, {done.reversals:,} reversals, {done.expired:,} lots expired; "
         f"{run.upgrades:,} tier upgrades, {run.downgrades:,} downgrades"
     )
+
+
+def _churn(engine: Engine) -> str:
+    # scikit-learn and pandas load with the model, not with the schedule (`clm schedule list`)
+    from clm.analytics.service import load_model, score_store
+
+    try:
+        load_model(engine, "store")
+    except NotFound:
+        return "skipped: no churn model trained on the store yet (clm churn train)"
+    result = score_store(engine, lapsed_rule=lapsed_rule(engine))
+    builds = rebuild_segments(engine, depends={"scores"})
+    bands = ", ".join(f"{name} {n:,}" for name, n in result["bands"].items())
+    scored = f"{result['customers']:,} customers scored as of {result['as_of'][:10]} ({bands})"
+    return f"{scored}; {len(builds)} segments rebuilt"
 
 
 def _segments(engine: Engine) -> str:
@@ -72,6 +87,13 @@ JOBS = {
             _loyalty,
         ),
         Job("segments", "rebuild every dynamic segment (time moves windowed conditions)", 3_600, _segments),
+        Job(
+            "churn",
+            "score every active customer's churn risk with the newest trained model (at risk or already "
+            "lost), then rebuild the segments that read the scores",
+            86_400,
+            _churn,
+        ),
     )
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +19,14 @@ def test_due_jobs_run_once_and_come_back_after_their_interval(engine: Any) -> No
     create_segment(engine, "buyers", where="orders >= 1")
     now = utcnow()
     first = run_due(engine, now)
-    assert [(n, s) for n, s, _ in first] == [("stages", "ok"), ("loyalty", "ok"), ("segments", "ok")]
+    assert [(n, s) for n, s, _ in first] == [
+        ("stages", "ok"),
+        ("loyalty", "ok"),
+        ("segments", "ok"),
+        ("churn", "ok"),
+    ]
+    # no churn model trained yet: nothing to score, and not a failure
+    assert first[3][2] == "skipped: no churn model trained on the store yet (clm churn train)"
     assert run_due(engine, now + timedelta(minutes=5)) == []
     later = run_due(engine, now + timedelta(hours=1, seconds=1))
     assert [n for n, _, _ in later] == ["segments"]
@@ -43,8 +51,9 @@ def test_a_failing_job_is_recorded_and_does_not_stop_the_others(engine: Any) -> 
 
     done = run_due(engine, utcnow(), run)
     assert done[0][:2] == ("stages", "failed") and "disk full" in done[0][2]
-    assert done[1:] == [("loyalty", "ok", "fine"), ("segments", "ok", "fine")]
+    assert done[1:] == [("loyalty", "ok", "fine"), ("segments", "ok", "fine"), ("churn", "ok", "fine")]
     assert {j.name: j.last_status for j in schedule(engine)} == {
+        "churn": "ok",
         "loyalty": "ok",
         "segments": "ok",
         "stages": "failed",
@@ -61,3 +70,13 @@ def test_intervals(engine: Any, db_url: str, capsys: Any) -> None:
     assert main(["--db", db_url, "schedule", "list", "--json"]) == 0
     assert '"every_seconds": 900' in capsys.readouterr().out
     assert main(["--db", db_url, "worker", "--once"]) == 0
+
+
+def test_churn_scoring_is_scheduled_daily_and_can_be_changed(engine: Any, db_url: str, capsys: Any) -> None:
+    jobs = {j.name: j for j in schedule(engine)}
+    assert jobs["churn"].every_seconds == 86_400 and "churn risk" in jobs["churn"].description
+    assert main(["--db", db_url, "schedule", "set", "churn", "6h"]) == 0
+    capsys.readouterr()
+    assert main(["--db", db_url, "schedule", "list", "--json"]) == 0
+    listed = {j["name"]: j for j in json.loads(capsys.readouterr().out)}
+    assert listed["churn"]["every_seconds"] == 21_600
