@@ -29,8 +29,9 @@ from clm.segments.service import rebuild_segments, recheck_customers
 from clm.store.engine import refresh_statistics
 
 app = typer.Typer(
-    help="Import CSV/TSV/JSON Lines files (optionally .gz). Exit code 0: all rows accepted; "
-    "1: some rows rejected (the good ones are stored); 2: the file cannot be used.",
+    help="Import CSV/TSV/JSON Lines files (optionally .gz) or Excel workbooks (.xlsx). Exit code 0: "
+    "all rows accepted (some perhaps without a bad optional field); 1: some rows rejected (the good "
+    "ones are stored); 2: the file cannot be used.",
     no_args_is_help=True,
 )
 
@@ -47,10 +48,23 @@ _TABLES = {
 }
 
 FileArg = Annotated[
-    Path, typer.Argument(help="A .csv, .tsv or .jsonl file (optionally .gz).", show_default=False)
+    Path,
+    typer.Argument(help="A .csv, .tsv, .txt or .jsonl file (optionally .gz), or .xlsx.", show_default=False),
 ]
 FormatOpt = Annotated[
-    str | None, typer.Option("--format", help="csv, tsv or jsonl (default: from the file name).")
+    str | None, typer.Option("--format", help="csv, tsv, jsonl or xlsx (default: from the file name).")
+]
+EncodingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--encoding",
+        help="The text's encoding, e.g. utf-8, gb18030 (GBK), utf-16 (default: a byte-order mark, "
+        "else UTF-8 if the first non-ASCII line is valid UTF-8, else GB18030).",
+    ),
+]
+SheetOpt = Annotated[
+    str | None,
+    typer.Option("--sheet", help="The one sheet of an .xlsx workbook to import (default: every sheet)."),
 ]
 MapOpt = Annotated[
     list[str] | None,
@@ -77,8 +91,10 @@ def _run(
     mapping: list[str] | None,
     rejections: Path | None,
     as_json: bool,
+    encoding: str | None = None,
+    sheet: str | None = None,
 ) -> None:
-    data = DataFile(file, fmt, parse_mapping(mapping or []))
+    data = DataFile(file, fmt, parse_mapping(mapping or []), encoding=encoding, sheet=sheet)
     eng = engine()
     rejections = rejections or Path.cwd() / f"{file.name}.rejections.csv"
     started = time.perf_counter()
@@ -146,6 +162,7 @@ def _show(report: ImportReport) -> None:
         ("accepted", report.accepted),
         ("already stored (duplicates)", report.duplicates),
         ("rejected", report.rejected),
+        ("kept without a bad optional field", report.warned),
         *report.counters.items(),
     ]
     for name, value in rows:
@@ -158,10 +175,27 @@ def _show(report: ImportReport) -> None:
             title="rejected lines" + (" (first few)" if report.rejected > len(report.rejections) else ""),
         )
         for r in report.rejections:
-            bad.add_row(str(r.line), r.reason)
+            bad.add_row(_where(r.line, r.sheet), r.reason)
         console.print(bad)
+    if report.warnings:
+        kept = Table(
+            "line",
+            "left out",
+            title="rows kept without a field"
+            + (" (first few)" if report.warned > len(report.warnings) else ""),
+        )
+        for r in report.warnings:
+            kept.add_row(_where(r.line, r.sheet), r.reason)
+        console.print(kept)
     if report.rejections_file:
-        console.print(f"every rejected line is listed in [bold]{report.rejections_file}[/]")
+        console.print(
+            f"every rejected line (and row kept without a field) is listed, with its cells, in "
+            f"[bold]{report.rejections_file}[/]: fix it and import it again"
+        )
+
+
+def _where(line: int, sheet: str | None) -> str:
+    return f"{sheet}!{line}" if sheet else str(line)
 
 
 # kind -> (importer, what the file holds); one `clm import KIND FILE` command each.
@@ -196,8 +230,10 @@ def _command(kind: str, importer: Callable[..., ImportReport]) -> Callable[..., 
         map: MapOpt = None,
         rejections: RejectsOpt = None,
         json: JsonOpt = False,
+        encoding: EncodingOpt = None,
+        sheet: SheetOpt = None,
     ) -> None:
-        _run(kind, importer, file, format, map, rejections, json)
+        _run(kind, importer, file, format, map, rejections, json, encoding, sheet)
 
     return command
 

@@ -3,7 +3,13 @@
 Good rows are written chunk by chunk, each chunk in its own transaction, so memory stays flat
 and a crash loses at most the chunk in flight (re-running the import is safe: writes are
 idempotent). Each bad row is named by its line number and reason, and never stops the rest.
+A row kept without a bad optional field (a birthday, say) is named too, as a warning.
 `run_prepared_import` is the same loop for importers that check a whole chunk at once.
+
+The rejections file (UTF-8 with a byte-order mark, so Excel shows Chinese) lists each rejected
+row, and each row kept with a warning, as the file had it (its own column names, every cell)
+after `rejected_line`, `rejected_sheet` (workbooks) and `rejection_reason`: fix the cells and
+import the file again, with the same --map; those columns are skipped on the way in.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, Engine
 
 from clm.core.errors import ClmError, InvalidInput
-from clm.core.files import BadRow, DataFile
+from clm.core.files import REJECTION_COLUMNS, BadRow, DataFile
 
 T = TypeVar("T")
 MAX_LISTED_REJECTIONS = 20
@@ -31,6 +37,17 @@ MAX_TRACKED_CUSTOMERS = 50_000
 class Rejection:
     line: int
     reason: str
+    sheet: str | None = None  # the Excel sheet, when a workbook is imported
+    row: dict[str, Any] | None = field(default=None, compare=False)  # as in the file, when known
+    warning: bool = False  # the row was kept, without the field the reason names
+
+
+@dataclass(frozen=True)
+class Checked(Generic[T]):
+    """A parsed row kept with warnings: the optional fields it had to leave out, and why."""
+
+    item: T
+    warnings: list[str]
 
 
 @dataclass
@@ -63,6 +80,8 @@ class ImportReport:
     rejected: int = 0
     counters: dict[str, int] = field(default_factory=dict)
     rejections: list[Rejection] = field(default_factory=list)  # the first few, for display
+    warned: int = 0  # rows kept without a bad optional field
+    warnings: list[Rejection] = field(default_factory=list)  # the first few, for display
     rejections_file: str | None = None
     # the customers whose data changed (None: too many to list, refresh everyone)
     customer_ids: set[int] | None = field(default_factory=set)
@@ -80,9 +99,15 @@ class ImportReport:
             "duplicates": self.duplicates,
             "rejected": self.rejected,
             **self.counters,
-            "rejections": [{"line": r.line, "reason": r.reason} for r in self.rejections],
+            "rejections": [_listed(r) for r in self.rejections],
+            "warned": self.warned,
+            "warnings": [_listed(r) for r in self.warnings],
             "rejections_file": self.rejections_file,
         }
+
+
+def _listed(r: Rejection) -> dict[str, Any]:
+    return {"line": r.line, **({"sheet": r.sheet} if r.sheet else {}), "reason": r.reason}
 
 
 def describe_error(exc: Exception) -> str:
@@ -100,21 +125,30 @@ def describe_error(exc: Exception) -> str:
 
 
 class _RejectionLog:
-    """Writes every rejection to a CSV file, opened only once there is something to write."""
+    """Writes every rejection to a CSV file, opened only once there is something to write:
+    line, sheet (workbooks), reason, then the row's cells under the file's own column names."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, data: DataFile) -> None:
         self.path = path
+        self.data = data
         self._file: IO[str] | None = None
         self._writer: Any = None
+        self._columns: list[str] = []
 
     def write(self, rejection: Rejection) -> None:
         if self.path is None:
             return
         if self._writer is None:
-            self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            self._file = open(self.path, "w", newline="", encoding="utf-8-sig")  # noqa: SIM115 - closed in close()
             self._writer = csv.writer(self._file)
-            self._writer.writerow(["line", "reason"])
-        self._writer.writerow([rejection.line, rejection.reason])
+            self._columns = [c for c in self.data.columns if c not in REJECTION_COLUMNS]
+            workbook = self.data.format == "xlsx"
+            own = REJECTION_COLUMNS if workbook else (REJECTION_COLUMNS[0], REJECTION_COLUMNS[2])
+            self._writer.writerow([*own, *self._columns])
+        reason = f"kept without {rejection.reason}" if rejection.warning else rejection.reason
+        where = [rejection.line, rejection.sheet or ""] if self.data.format == "xlsx" else [rejection.line]
+        row = rejection.row or {}
+        self._writer.writerow([*where, reason, *(row.get(c, "") for c in self._columns)])
 
     def close(self) -> None:
         if self._file:
@@ -124,7 +158,7 @@ class _RejectionLog:
 def run_import(
     kind: str,
     data: DataFile,
-    parse: Callable[[dict[str, Any]], T],
+    parse: Callable[[dict[str, Any]], T | Checked[T]],
     write: Callable[[Sequence[tuple[int, T]]], ChunkOutcome],
     *,
     chunk_size: int = 20_000,
@@ -144,13 +178,19 @@ def run_import(
         for line, row in data.rows():
             books.report.rows += 1
             if isinstance(row, BadRow):
-                books.reject(Rejection(line, row.reason))
+                books.reject(Rejection(line, row.reason, data.sheet, data.original()))
                 continue
             try:
-                chunk.append((line, parse(row)))
+                parsed = parse(row)
             except (InvalidInput, ValidationError, ValueError, TypeError) as exc:
-                books.reject(Rejection(line, describe_error(exc)))
+                books.reject(Rejection(line, describe_error(exc), data.sheet, data.original()))
                 continue
+            if isinstance(parsed, Checked):
+                original = data.original()
+                for warning in parsed.warnings:
+                    books.warn(Rejection(line, warning, data.sheet, original, warning=True))
+                parsed = parsed.item
+            chunk.append((line, parsed))
             if len(chunk) >= chunk_size:
                 flush(chunk)
                 chunk = []
@@ -243,7 +283,8 @@ class _Books:
     def __init__(self, kind: str, data: DataFile, rejections_path: Path | None) -> None:
         self.report = ImportReport(kind=kind, file=str(data.path))
         self.path = rejections_path
-        self.log = _RejectionLog(rejections_path)
+        self.log = _RejectionLog(rejections_path, data)
+        self.warned_line: tuple[str | None, int] | None = None
 
     def reject(self, rejection: Rejection) -> None:
         report = self.report
@@ -251,6 +292,16 @@ class _Books:
         if len(report.rejections) < MAX_LISTED_REJECTIONS:
             report.rejections.append(rejection)
         self.log.write(rejection)
+
+    def warn(self, warning: Rejection) -> None:
+        """A row kept without an optional field: counted once, each field's reason listed."""
+        report = self.report
+        if self.warned_line != (warning.sheet, warning.line):
+            report.warned += 1
+            self.warned_line = (warning.sheet, warning.line)
+        if len(report.warnings) < MAX_LISTED_REJECTIONS:
+            report.warnings.append(warning)
+        self.log.write(warning)
 
     def absorb(self, outcome: ChunkOutcome) -> None:
         report = self.report
@@ -267,7 +318,7 @@ class _Books:
 
     def close(self) -> None:
         self.log.close()
-        if self.report.rejected and self.path is not None:
+        if (self.report.rejected or self.report.warned) and self.path is not None:
             self.report.rejections_file = str(self.path)
 
 
@@ -275,7 +326,7 @@ def run_transactional_import(
     kind: str,
     engine: Engine,
     data: DataFile,
-    parse: Callable[[dict[str, Any]], T],
+    parse: Callable[[dict[str, Any]], T | Checked[T]],
     store: Callable[[Connection, list[T]], ChunkOutcome],
     *,
     chunk_size: int,

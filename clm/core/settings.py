@@ -41,6 +41,9 @@ class Settings:
     # may retry it); a rendered message (subject, text and HTML together) is at most this big.
     send_attempts: int
     template_max_bytes: int
+    # Order statuses as other systems write them, read by `clm import orders` besides the
+    # built-in Chinese ones: "已发货=completed,退货完成=refunded".
+    order_statuses: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -64,6 +67,7 @@ class Settings:
             currency=os.environ.get("CLM_CURRENCY", "CNY").strip().upper(),
             send_attempts=max(1, int(os.environ.get("CLM_SEND_ATTEMPTS", "3"))),
             template_max_bytes=max(1_024, int(os.environ.get("CLM_TEMPLATE_MAX_BYTES", "262144"))),
+            order_statuses=os.environ.get("CLM_ORDER_STATUSES", ""),
         )
 
 

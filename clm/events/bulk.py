@@ -463,20 +463,43 @@ _NO_KEYS = np.empty(0, dtype=object)
 
 
 def staged_file_chunks(
-    path: str, fmt: str, mapping: dict[str, str], now: datetime, dialect: str, block_bytes: int
+    path: str,
+    fmt: str,
+    mapping: dict[str, str],
+    now: datetime,
+    dialect: str,
+    block_bytes: int,
+    encoding: str | None = None,
+    sheet: str | None = None,
 ) -> Iterator[tuple[int, Prepared[StagedEvents]]]:
-    """A delimited event file read (`block_bytes` at a time), checked and staged chunk by
-    chunk, each chunk with how far into the file reading had got. Plain values in, so a child
-    process can run it (`clm.core.apart`)."""
-    data = DataFile(path, fmt, mapping)
+    """A delimited event file (or workbook) read (`block_bytes` at a time), checked and staged
+    chunk by chunk, each chunk with how far into the file reading had got. Plain values in, so
+    a child process can run it (`clm.core.apart`)."""
+    data = DataFile(path, fmt, mapping, encoding=encoding, sheet=sheet)
     for chunk in data.column_chunks(block_bytes):
         # each step's input let go as soon as it is used: one block's worth in memory at a time
         checked = check_columns(chunk, now)
+        if checked.rejections:
+            checked.rejections[:] = _as_in_file(checked.rejections, chunk, data)
         del chunk
         staged = Prepared(checked.rows, stage_events(checked.items, dialect), checked.rejections)
         del checked
         yield data.bytes_read, staged
         del staged
+
+
+def _as_in_file(rejections: list[Rejection], chunk: ColumnChunk, data: DataFile) -> list[Rejection]:
+    """Rejections with their sheet and their row as the file has it (its own column names), for
+    a rejections file that can be fixed and imported again. Only rejected rows pay for this."""
+    original = {v: k for k, v in data.mapping.items()}
+    found = np.searchsorted(chunk.lines, [r.line for r in rejections])
+    out = []
+    for r, i in zip(rejections, found.tolist(), strict=True):
+        row = None
+        if i < len(chunk.lines) and chunk.lines[i] == r.line:
+            row = {original.get(k, k): v for k, v in chunk.row(i).items()}
+        out.append(replace(r, sheet=chunk.sheet, row=row))
+    return out
 
 
 class EventWriter:

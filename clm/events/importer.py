@@ -84,7 +84,16 @@ def _staged_chunks(
         for checked in row_chunks(data.rows(), now, chunk_size):
             yield Prepared(checked.rows, stage_events(checked.items, dialect), checked.rejections)
         return
-    args = (str(data.path), data.format, data.mapping, now, dialect, files.BLOCK_BYTES)
+    args = (
+        str(data.path),
+        data.format,
+        data.mapping,
+        now,
+        dialect,
+        files.BLOCK_BYTES,
+        data.given_encoding,
+        data.sheet_name,
+    )
     if data.size >= read_apart_min_bytes and apart.AVAILABLE:
         read = apart.iterate_apart(staged_file_chunks, *args)
     else:

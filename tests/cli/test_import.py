@@ -48,8 +48,15 @@ def test_good_rows_are_kept_and_each_bad_row_is_named(engine, db_url, write_file
         (5, "identity"),
         (6, "email"),
     ]
-    with open(rejections, newline="") as f:
-        assert [row["line"] for row in csv.DictReader(f)] == ["4", "5", "6"]
+    with open(rejections, newline="", encoding="utf-8-sig") as f:
+        listed = list(csv.DictReader(f))
+    # each rejected row as the file has it, after its line and reason: fix it, import it again
+    assert [(r["rejected_line"], r["event_id"], r["timestamp"], r["email"]) for r in listed] == [
+        ("4", "e3", "not-a-date", "ann@example.com"),
+        ("5", "e4", "2025-01-02T08:00:00Z", ""),
+        ("6", "e5", "2025-01-01T10:02:00Z", "not-an-email"),
+    ]
+    assert listed[0]["rejection_reason"].startswith("timestamp:")
     assert stored_events(engine) == 3
     assert report["customers_created"] == 2
 
@@ -116,15 +123,19 @@ def test_customers_import_with_consent_and_attributes(engine, db_url, write_file
         ]
     )
     report = json.loads(capsys.readouterr().out)
-    assert code == 1 and report["accepted"] == 1 and report["rejected"] == 3
-    assert [r["line"] for r in report["rejections"]] == [3, 4, 5]
-    assert (
-        "consent_sms" not in report["rejections"][0]["reason"]
-        and "consent_email" in report["rejections"][0]["reason"]
-    )
+    # a row naming nobody is rejected; a bad consent or birthday is left out, the row kept
+    assert code == 1 and report["accepted"] == 3 and report["rejected"] == 1 and report["warned"] == 2
+    assert [r["line"] for r in report["rejections"]] == [4]
+    assert [(w["line"], w["reason"].split(":")[0]) for w in report["warnings"]] == [
+        (3, "consent_email"),
+        (5, "birthday"),
+    ]
     [ann] = find_customers(engine, {"external_id": "C1"})
     assert ann.phone == "+8613812345678" and ann.attributes == {"loyalty_card": "G-1"}
     assert {c.channel: c.granted for c in ann.consents} == {"email": True, "sms": False}
+    [bob] = find_customers(engine, {"external_id": "C2"})
+    [cat] = find_customers(engine, {"external_id": "C3"})
+    assert bob.consents == [] and cat.birthday is None and cat.first_name == "Cat"
 
 
 def test_orders_csv_one_row_per_item_and_products(engine, db_url, write_file, capsys):

@@ -47,7 +47,11 @@ def test_gzip_and_mapping(tmp_path):
 
 @pytest.mark.parametrize(
     ("name", "fmt", "message"),
-    [("e.xlsx", None, "cannot tell the format"), ("e.csv", "xml", "unknown format")],
+    [
+        ("e.xml", None, "cannot tell the format"),
+        ("e.xls", None, "old Excel format"),
+        ("e.csv", "xml", "unknown format"),
+    ],
 )
 def test_unusable_formats(write_file, name, fmt, message):
     path = write_file(name, "x")
