@@ -258,3 +258,35 @@ def test_binary_input_exits_two_with_one_line(db_url, tmp_path, capsys):
     broken.write_bytes(b"not a zip at all")
     assert main(["--db", db_url, "import", "orders", str(broken)]) == 2
     assert "cannot read broken.xlsx as an Excel workbook" in capsys.readouterr().err
+
+
+def test_events_in_gbk_and_in_a_workbook(engine, db_url, tmp_path, capsys):
+    from sqlalchemy import select
+
+    from clm.events.tables import events
+
+    text = "event_id,type,timestamp,external_id,商品\r\n"
+    text += "e1,product_view,2026-11-01T10:05:00+08:00,V001,蓝牙耳机\r\n"
+    code, report = run(db_url, capsys, "events", str(gbk_file(tmp_path, "e.csv", text)))
+    assert code == 0 and report["accepted"] == 1
+    book = Workbook()
+    book.active.append(["event_id", "type", "timestamp", "external_id", "商品"])
+    book.active.append(["e2", "add_to_cart", "2026-11-01T10:06:00+08:00", "V001", "手机壳"])
+    book.active.append(["e3", "add_to_cart", "someday", "V001", "手机壳"])
+    book.save(tmp_path / "e.xlsx")
+    rejections = tmp_path / "e.rej.csv"
+    code, report = run(db_url, capsys, "events", str(tmp_path / "e.xlsx"), "--rejections", str(rejections))
+    assert code == 1 and report["accepted"] == 1
+    assert [(r["sheet"], r["line"]) for r in report["rejections"]] == [("Sheet", 3)]
+    with open(rejections, encoding="utf-8-sig", newline="") as f:
+        [row] = list(csv.DictReader(f))
+    assert (row["rejected_sheet"], row["event_id"], row["timestamp"], row["商品"]) == (
+        "Sheet",
+        "e3",
+        "someday",
+        "手机壳",
+    )
+    with engine.connect() as conn:
+        query = select(events.c.event_id, events.c.properties).where(events.c.channel != "system")
+        stored = {r.event_id: r.properties for r in conn.execute(query)}
+    assert stored == {"e1": {"商品": "蓝牙耳机"}, "e2": {"商品": "手机壳"}}
