@@ -92,7 +92,14 @@ def order_from_row(
             fields[name] = parse_money(fields[name], name)
     if isinstance(fields.get("status"), str):
         word = fields["status"].strip()
-        fields["status"] = statuses.get(word.lower(), word.lower() if word.isascii() else word)
+        status = statuses.get(word.lower(), word.lower())
+        if status not in ORDER_STATUSES:
+            raise InvalidInput(
+                f"{word!r} is not an order status: use {', '.join(ORDER_STATUSES)}, a word such as "
+                "已完成, 已退款 or 已取消, or add it to CLM_ORDER_STATUSES (e.g. 待发货=completed)",
+                "status",
+            )
+        fields["status"] = status
     if isinstance(fields.get("currency"), str):
         fields["currency"] = _CURRENCY_WORDS.get(fields["currency"].strip().upper(), fields["currency"])
     if "sku" in fields:

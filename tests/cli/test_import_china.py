@@ -290,3 +290,20 @@ def test_events_in_gbk_and_in_a_workbook(engine, db_url, tmp_path, capsys):
         query = select(events.c.event_id, events.c.properties).where(events.c.channel != "system")
         stored = {r.event_id: r.properties for r in conn.execute(query)}
     assert stored == {"e1": {"商品": "蓝牙耳机"}, "e2": {"商品": "手机壳"}}
+
+
+def test_status_words_are_configurable(engine, db_url, tmp_path, capsys, monkeypatch):
+    text = "订单号,会员编号,下单时间,订单状态,实付金额\r\nB1,V001,2026/11/1 10:05,待发货,￥88.00\r\n"
+    path = gbk_file(tmp_path, "o.csv", text)
+    args = [*mapped(ORDER_MAP), "--map", "实付金额=total"]
+    code, report = run(db_url, capsys, "orders", str(path), *args)
+    assert code == 1 and "CLM_ORDER_STATUSES" in report["rejections"][0]["reason"]
+    monkeypatch.setenv("CLM_ORDER_STATUSES", "待发货=completed, 已作废=cancelled")
+    code, report = run(db_url, capsys, "orders", str(path), *args)
+    assert code == 0 and (get_order(engine, "B1").status, get_order(engine, "B1").total) == (
+        "completed",
+        88.0,
+    )
+    monkeypatch.setenv("CLM_ORDER_STATUSES", "待发货=shipped")
+    assert main(["--db", db_url, "import", "orders", str(path), *args]) == 2
+    assert "CLM_ORDER_STATUSES" in error_line(capsys)
