@@ -25,7 +25,7 @@ PAGES = {
     "login": "/login",
     "overview": "/",
     "customers": "/customers",
-    "search": "/search?q=liu",
+    "search": "/search?q=ping%20liu",
     "customer": "/customers/2",
     "settings": "/settings",
     "password": "/account/password",
@@ -96,8 +96,12 @@ def main() -> None:
                     if name == "login":
                         continue
                     page.goto(base + PAGES[name])
-                    page.wait_for_timeout(600)  # charts draw with an animation
-                    page.screenshot(path=out / f"{name}-{lang}-{width_name}.png", full_page=True)
+                    # the whole page in one window, so the fixed side menu is as tall as the page
+                    tall = page.evaluate("document.documentElement.scrollHeight")
+                    page.set_viewport_size({"width": width, "height": max(height, tall)})
+                    page.wait_for_timeout(1500)  # charts redraw at the new size, with an animation
+                    page.screenshot(path=out / f"{name}-{lang}-{width_name}.png")
+                    page.set_viewport_size({"width": width, "height": height})
                 context.close()
         browser.close()
     server.should_exit = True

@@ -33,6 +33,7 @@ from clm.web.menu import BY_KEY, SECTIONS
 # A wrong password is answered only after this many seconds, so guessing is slow even before
 # the lock-out (MAX_FAILURES in a row lock the account for LOCK_MINUTES).
 FAILED_SIGN_IN_DELAY = 1.0
+SEARCH_LIMIT = 50
 
 router = APIRouter(include_in_schema=False, tags=["console"])
 
@@ -137,10 +138,15 @@ def search(
     q: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
     console.crumbs = [(N_("Customers"), "/customers"), (N_("Search"), None)]
-    found = search_customers(console.engine, q, limit=50) if q.strip() else []
+    found = search_customers(console.engine, q, limit=SEARCH_LIMIT) if q.strip() else []
     empty_store = not found and not list_customers(console.engine, limit=1)
     return console.render(
-        "search.html", q=q, found=found, full=sees_contact_details(console), empty_store=empty_store
+        "search.html",
+        q=q,
+        found=found,
+        full=sees_contact_details(console),
+        empty_store=empty_store,
+        limit=SEARCH_LIMIT,
     )
 
 
@@ -195,5 +201,5 @@ def _coming(key: str) -> None:
 
 
 for _section in SECTIONS:
-    if _section.key not in ("settings",):
+    if not _section.built:
         _coming(_section.key)

@@ -29,6 +29,7 @@ SECTIONS = (
         "M4 13h6V4H4zm0 7h6v-5H4zm10 0h6v-9h-6zm0-16v5h6V4z",
         N_("Lifecycle KPIs, the stage funnel and where customers move."),
         ("clm kpi --from 2026-01-01 --to 2026-06-30", "clm funnel"),
+        built=True,
     ),
     Section(
         "customers",
@@ -108,6 +109,7 @@ SECTIONS = (
         " .3 1.8L5 8.3 3 8 2 11l2 1-2 1 1 3 2-.3 1.5 1.5L6.2 19l3 1 1-2h3.6l1 2 3-1-.3-1.8 1.5-1.5 2 .3 1-3z",
         N_("Users, API keys, channels and the stage model."),
         ("clm users list", "clm apikey list", "clm stages show"),
+        built=True,
     ),
 )
 

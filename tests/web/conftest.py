@@ -10,12 +10,18 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
 from clm.auth.users import create_user
+from clm.commerce.schemas import OrderIn
+from clm.commerce.service import ingest_order_batch
+from clm.customers.schemas import CustomerIn
+from clm.customers.service import upsert_customer
+from clm.lifecycle.service import assign_stages
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROLES = {"alice": "admin", "mark": "marketer", "ana": "analyst", "vic": "viewer"}
@@ -73,6 +79,32 @@ def sign_in(client, who: str) -> str:  # type: ignore[no-untyped-def]
     )
     assert response.status_code == 303, response.text
     return csrf_of(client.get("/account/password").text)
+
+
+@pytest.fixture
+def tiny_shop(engine):  # type: ignore[no-untyped-def]
+    """a: new, two orders in the last 30 days; b: an order 40 days ago and one 3 days ago;
+    c: new, one order 20 days ago."""
+    today = datetime.now(UTC).replace(hour=4, minute=0, second=0, microsecond=0)
+    orders = {"a": [(10, 100.0), (5, 50.0)], "b": [(40, 200.0), (3, 80.0)], "c": [(20, 120.0)]}
+    for ext, placed in orders.items():
+        upsert_customer(engine, CustomerIn(external_id=ext, acquisition_channel="web"), actor="test")
+        ingest_order_batch(
+            engine,
+            [
+                OrderIn(
+                    order_id=f"{ext}{n}",
+                    external_id=ext,
+                    ordered_at=today - timedelta(days=ago),
+                    status="completed",
+                    total=total,
+                    items=[{"sku": "A", "unit_price": total}],
+                )
+                for n, (ago, total) in enumerate(placed)
+            ],
+            actor="test",
+        )
+    assign_stages(engine)
 
 
 @pytest.fixture

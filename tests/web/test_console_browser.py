@@ -221,3 +221,24 @@ def test_the_menu_slides_in_on_a_phone(browser, server, team):
     assert page.inner_text("main h1") == "客户细分"
     assert watch.problems == []
     context.close()
+
+
+def test_the_overview_draws_its_charts_and_explains_each_figure(browser, server, team, tiny_shop):
+    page = browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 900})
+    watch = Watch(page)
+    browser_sign_in(page, server, "mark")
+    page.wait_for_selector("#stage-chart svg")
+    page.wait_for_selector("#funnel-chart svg")
+    assert "获取" in page.inner_text("#stage-chart")  # stage names in Chinese, drawn by ECharts
+    for chart in ("#stage-chart svg", "#funnel-chart svg"):  # at the size of their box
+        box = page.locator(chart).first.bounding_box()
+        assert box is not None and box["width"] > 400 and box["height"] > 250, chart
+    churn = page.locator(".kpi[data-kpi=churn_rate]")
+    assert churn.locator(".kpi-value").inner_text() == "0.0%"
+    assert not churn.locator(".tip").is_visible()
+    churn.locator(".info").hover()
+    assert churn.locator(".tip").inner_text() == "流失客户数 / 期初客户数"
+    page.click("text=近 7 天")
+    page.wait_for_url(server + "/?period=7")
+    assert page.locator(".kpi[data-kpi=revenue] .kpi-value").inner_text() == "¥130.00"
+    assert watch.problems == []

@@ -1,0 +1,202 @@
+"""The overview page (`/`): lifecycle KPIs for a period against the one before it, the stage
+distribution now and the stage funnel, all from the services the API answers with
+(`clm.lifecycle`), so page and API show the same numbers. Charts are drawn by ECharts from the
+figures embedded in the page as JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from statistics import median
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import HTMLResponse, Response
+
+from clm.lifecycle.funnel import FunnelReport, FunnelStep, funnel
+from clm.lifecycle.kpi import FORMULAS, KpiRow, kpis
+from clm.lifecycle.service import current_model, stage_distribution
+from clm.web.access import Console, page
+from clm.web.i18n import N_, Formats, translations
+
+router = APIRouter(include_in_schema=False, tags=["console"])
+
+PERIODS = (7, 30, 90, 365)
+DEFAULT_PERIOD = 30
+FUNNEL_WINDOW_DAYS = 180
+# A step is marked as the weak link only when its conversion is below this share of the median
+# conversion of the other steps (and at least two other steps have one): with steps at 72%, 70%
+# and 74% no step is meaningfully weaker, and none is marked.
+WEAK_LINK_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class Card:
+    key: str
+    label: str
+    formula: str  # the same words as clm.lifecycle.kpi.FORMULAS (a test keeps them equal)
+    kind: str  # count, rate (0–1), percent (0–100), points (NPS), money
+    better: str = "up"  # which way is good
+
+
+CARDS = (
+    Card(
+        "customers_at_end",
+        N_("Active customers"),
+        N_("customers with a counted order in the active window before the period's end"),
+        "count",
+    ),
+    Card(
+        "new_customers",
+        N_("New customers"),
+        N_("customers whose first counted order falls in the period"),
+        "count",
+    ),
+    Card("churn_rate", N_("Churn rate"), N_("lost_customers / customers_at_start"), "rate", "down"),
+    Card(
+        "retention_rate",
+        N_("Retention rate"),
+        N_("(customers_at_end - new_customers) / customers_at_start"),
+        "rate",
+    ),
+    Card(
+        "repurchase_rate",
+        N_("Repurchase rate"),
+        N_("customers with >= 2 orders in the period / customers with >= 1 order in the period"),
+        "rate",
+    ),
+    Card("revenue", N_("Revenue"), "", "money"),
+    Card("aov", N_("Average order value"), N_("revenue / orders (counted orders in the period)"), "money"),
+    Card(
+        "cac",
+        N_("Customer acquisition cost"),
+        N_(
+            "acquisition spend of the channel in the period / its new_customers (spend rows prorated by days "
+            "of overlap; undefined without spend or without new customers)"
+        ),
+        "money",
+        "down",
+    ),
+    Card(
+        "nps",
+        N_("NPS"),
+        N_("% promoters (9-10) - % detractors (0-6) among NPS answers in the period"),
+        "points",
+    ),
+    Card("csat", N_("CSAT"), N_("% of answers 4-5 among CSAT answers (1-5) in the period"), "percent"),
+    Card(
+        "historical_clv",
+        N_("Historical CLV"),
+        N_("margin to the period's end (revenue - product cost) / customers with an order by then"),
+        "money",
+    ),
+)
+REVENUE_FORMULA = N_("revenue of counted orders in the period (not cancelled, not refunded by its end)")
+
+
+def weak_link(report: FunnelReport) -> FunnelStep | None:
+    """The step that converts meaningfully worse than the others (see WEAK_LINK_SHARE), or None."""
+    rated = [s for s in report.steps if s.conversion is not None]
+    if len(rated) < 3:
+        return None
+    weakest = min(rated, key=lambda s: s.conversion or 0.0)
+    others = [s.conversion or 0.0 for s in rated if s is not weakest]
+    return weakest if (weakest.conversion or 0.0) < WEAK_LINK_SHARE * median(others) else None
+
+
+def change(card: Card, now: float | None, before: float | None) -> float | None:
+    """How far a figure moved since the previous period: for rates and scores the difference in
+    percentage points, for counts and money the relative change (0.1 = +10%)."""
+    if now is None or before is None:
+        return None
+    if card.kind == "rate":
+        return (now - before) * 100
+    if card.kind in ("percent", "points"):
+        return now - before
+    return None if before == 0 else (now - before) / abs(before)
+
+
+def overview_data(console: Console, start: date, end: date, days: int) -> dict[str, Any]:
+    engine = console.engine
+    model = current_model(engine)
+    (this_start, this_end), (prev_start, prev_end) = (
+        (start, end),
+        (
+            start - timedelta(days=days),
+            start - timedelta(days=1),
+        ),
+    )  # the previous period is as long as this one and ends the day before it starts
+    now: KpiRow = kpis(engine, this_start, this_end, model=model.name).overall
+    before: KpiRow = kpis(engine, prev_start, prev_end, model=model.name).overall
+    counts = dict(stage_distribution(engine))
+    zh = console.locale.startswith("zh")
+    names = {s.key: (s.name_zh if zh else s.name_en) for s in model.stages}
+    flow = funnel(engine, window_days=FUNNEL_WINDOW_DAYS)
+    weak = weak_link(flow)
+    return {
+        "model": model.name,
+        "model_title": model.title_zh if zh else model.title_en,
+        "period": {"from": this_start.isoformat(), "to": this_end.isoformat(), "days": days},
+        "previous": {"from": prev_start.isoformat(), "to": prev_end.isoformat()},
+        "kpi": {card.key: getattr(now, card.key) for card in CARDS},
+        "kpi_previous": {card.key: getattr(before, card.key) for card in CARDS},
+        "notes": now.notes,
+        "stages": [
+            {"stage": s.key, "name": names[s.key], "customers": counts.get(s.key, 0)} for s in model.stages
+        ],
+        "funnel": {
+            "window_days": flow.window_days,
+            "steps": [
+                {
+                    "from": s.from_stage,
+                    "to": s.to_stage,
+                    "from_name": names.get(s.from_stage, s.from_stage),
+                    "to_name": names.get(s.to_stage, s.to_stage),
+                    "reached": s.reached,
+                    "converted": s.converted,
+                    "conversion": s.conversion,
+                    "weak": weak is not None and s.from_stage == weak.from_stage,
+                }
+                for s in flow.steps
+            ],
+        },
+    }
+
+
+def _period(
+    days: int | None, start: date | None, end: date | None, today: date
+) -> tuple[date, date, int, str]:
+    if start is not None and end is not None and start <= end:
+        end = min(end, today)
+        start = min(start, end)
+        return start, end, (end - start).days + 1, "custom"
+    days = days if days in PERIODS else DEFAULT_PERIOD
+    return today - timedelta(days=days - 1), today, days, str(days)
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(
+    console: Annotated[Console, Depends(page("read", "overview"))],
+    period: Annotated[int | None, Query(ge=1, le=3650)] = None,
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+) -> Response:
+    today = datetime.now(Formats(console.locale).tz).date()
+    start, end, days, chosen = _period(period, start, end, today)
+    data = overview_data(console, start, end, days)
+    return console.render(
+        "overview.html",
+        data=data,
+        cards=CARDS,
+        # translated here: a formula's own % signs must not meet the template's % formatting
+        formulas={c.key: translations(console.locale).gettext(c.formula or REVENUE_FORMULA) for c in CARDS},
+        periods=PERIODS,
+        chosen=chosen,
+        start=start,
+        end=end,
+        delta={c.key: change(c, data["kpi"][c.key], data["kpi_previous"][c.key]) for c in CARDS},
+        has_data=bool(data["kpi"]["customers_at_end"] or sum(s["customers"] for s in data["stages"])),
+    )
+
+
+__all__ = ["CARDS", "FORMULAS", "router", "weak_link"]

@@ -1,0 +1,76 @@
+// The overview's charts, drawn by ECharts from the figures the page carries as JSON.
+(function () {
+  "use strict";
+  const FONT = 'system-ui, -apple-system, "PingFang SC", "Noto Sans CJK SC", "Microsoft YaHei", sans-serif';
+  const ACCENT = "#0f766e";
+  const WEAK = "#b42318";
+
+  function read(id) {
+    const el = document.getElementById(id);
+    return el ? JSON.parse(el.textContent) : null;
+  }
+
+  function percent(value) {
+    return value === null ? "–" : (value * 100).toFixed(1) + "%";
+  }
+
+  function draw() {
+    const data = read("overview-data");
+    const labels = read("overview-labels");
+    if (!data || !window.echarts) return;
+    const charts = [];
+
+    const stageEl = document.getElementById("stage-chart");
+    if (stageEl) {
+      const chart = echarts.init(stageEl, null, { renderer: "svg" });
+      const stages = data.stages.slice().reverse();
+      chart.setOption({
+        textStyle: { fontFamily: FONT },
+        grid: { left: 8, right: 48, top: 8, bottom: 8, containLabel: true },
+        tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
+        xAxis: { type: "value", splitLine: { lineStyle: { color: "#eef2f5" } } },
+        yAxis: { type: "category", data: stages.map((s) => s.name), axisTick: { show: false } },
+        series: [{
+          name: labels.customers, type: "bar", barMaxWidth: 26,
+          data: stages.map((s) => s.customers),
+          itemStyle: { color: ACCENT, borderRadius: [0, 4, 4, 0] },
+          label: { show: true, position: "right" },
+        }],
+      });
+      charts.push(chart);
+    }
+
+    const funnelEl = document.getElementById("funnel-chart");
+    if (funnelEl) {
+      const chart = echarts.init(funnelEl, null, { renderer: "svg" });
+      const steps = data.funnel.steps;
+      chart.setOption({
+        textStyle: { fontFamily: FONT },
+        grid: { left: 8, right: 8, top: 24, bottom: 8, containLabel: true },
+        tooltip: {
+          trigger: "axis", axisPointer: { type: "shadow" },
+          formatter: (items) => {
+            const s = steps[items[0].dataIndex];
+            return `${s.from_name} → ${s.to_name}<br>${labels.conversion}: ${percent(s.conversion)}` +
+              `<br>${labels.reached}: ${s.reached}<br>${labels.converted}: ${s.converted}` +
+              (s.weak ? `<br><b>${labels.weak}</b>` : "");
+          },
+        },
+        xAxis: { type: "category", data: steps.map((s) => `${s.from_name} → ${s.to_name}`), axisTick: { show: false },
+                 axisLabel: { interval: 0, hideOverlap: true } },
+        yAxis: { type: "value", max: 1, axisLabel: { formatter: (v) => Math.round(v * 100) + "%" },
+                 splitLine: { lineStyle: { color: "#eef2f5" } } },
+        series: [{
+          name: labels.conversion, type: "bar", barMaxWidth: 48,
+          data: steps.map((s) => ({ value: s.conversion, itemStyle: { color: s.weak ? WEAK : ACCENT } })),
+          itemStyle: { borderRadius: [4, 4, 0, 0] },
+          label: { show: true, position: "top", formatter: (p) => percent(p.value) },
+        }],
+      });
+      charts.push(chart);
+    }
+    window.addEventListener("resize", () => charts.forEach((c) => c.resize()));
+  }
+
+  document.addEventListener("DOMContentLoaded", draw);
+})();

@@ -1,0 +1,111 @@
+"""The overview page shows the lifecycle service's numbers, the same the API gives: KPIs for a
+period and the one before, the stage distribution and the funnel (hand-computed on a tiny shop)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+
+import pytest
+
+from clm.lifecycle.funnel import FunnelReport, FunnelStep
+from clm.lifecycle.kpi import FORMULAS
+from clm.web.overview import CARDS, weak_link
+from tests.web.conftest import sign_in
+
+
+def page_data(html: str) -> dict:
+    found = re.search(r'<script type="application/json" id="overview-data">(.*?)</script>', html, re.S)
+    assert found, "no overview data on the page"
+    return json.loads(found.group(1))
+
+
+def test_the_overview_shows_the_apis_numbers(client, team, personas, engine, tiny_shop):
+    sign_in(client, "ana")
+    html = client.get("/", params={"period": 30}).text
+    data = page_data(html)
+    kpi = data["kpi"]
+    # by hand: new a and c; 4 orders worth 350 in the period; 1 of 3 buyers bought twice;
+    # only b was active at the start, and all three at the end
+    assert (kpi["new_customers"], kpi["customers_at_end"]) == (2, 3)
+    assert kpi["revenue"] == pytest.approx(350.0) and kpi["aov"] == pytest.approx(87.5)
+    assert kpi["repurchase_rate"] == pytest.approx(1 / 3)
+    assert kpi["churn_rate"] == 0 and kpi["retention_rate"] == pytest.approx(1.0)
+    assert data["kpi_previous"]["revenue"] == pytest.approx(200.0)
+    assert data["kpi_previous"]["new_customers"] == 1
+
+    api = client.get(
+        "/api/v1/lifecycle/kpi",
+        params={"from": data["period"]["from"], "to": data["period"]["to"]},
+        headers=personas.headers("vic"),
+    ).json()["overall"]
+    assert {card.key: api[card.key] for card in CARDS} == kpi
+    previous = client.get(
+        "/api/v1/lifecycle/kpi",
+        params={"from": data["previous"]["from"], "to": data["previous"]["to"]},
+        headers=personas.headers("vic"),
+    ).json()["overall"]
+    assert {card.key: previous[card.key] for card in CARDS} == data["kpi_previous"]
+    stages = client.get("/api/v1/lifecycle/stages", headers=personas.headers("vic")).json()
+    assert [(s["stage"], s["customers"]) for s in stages["stages"]] == [
+        (s["stage"], s["customers"]) for s in data["stages"]
+    ]
+    assert sum(s["customers"] for s in data["stages"]) == 3
+    flow = client.get("/api/v1/lifecycle/funnel", headers=personas.headers("vic")).json()
+    assert [(s["from_stage"], s["reached"], s["converted"]) for s in flow["steps"]] == [
+        (s["from"], s["reached"], s["converted"]) for s in data["funnel"]["steps"]
+    ]
+    # the numbers are on the page as people read them, in Chinese
+    assert "¥350.00" in html and "33.3%" in html and "客户生命周期五阶段" in html
+
+
+def test_the_period_picker_and_its_comparison(client, team, engine, tiny_shop):
+    sign_in(client, "vic")
+    seven = page_data(client.get("/", params={"period": 7}).text)
+    assert seven["period"]["days"] == 7 and seven["kpi"]["revenue"] == pytest.approx(130.0)  # a's 50, b's 80
+    assert seven["kpi_previous"]["revenue"] == pytest.approx(100.0)  # a's first order, 10 days ago
+    today = datetime.fromisoformat(seven["period"]["to"]).date()
+    custom = page_data(
+        client.get(
+            "/", params={"from": (today - timedelta(days=45)).isoformat(), "to": today.isoformat()}
+        ).text
+    )
+    assert custom["period"]["days"] == 46 and custom["kpi"]["revenue"] == pytest.approx(550.0)
+    odd = page_data(client.get("/", params={"period": 12}).text)  # not offered: the default 30
+    assert odd["period"]["days"] == 30
+
+
+def test_an_empty_store_says_what_to_do(client, team):
+    sign_in(client, "vic")
+    html = client.get("/").text
+    assert "还没有有订单的客户" in html and "clm import orders orders.csv" in html
+
+
+def test_card_formulas_are_the_services():
+    for card in CARDS:
+        if card.formula:
+            assert card.formula == FORMULAS[card.key], card.key
+
+
+def _report(*conversions: float | None) -> FunnelReport:
+    steps = [
+        FunnelStep(
+            from_stage=f"s{i}",
+            to_stage=f"s{i + 1}",
+            reached=100,
+            converted=0,
+            conversion=c,
+            median_days_to_convert=None,
+        )
+        for i, c in enumerate(conversions)
+    ]
+    return FunnelReport(model="m", window_days=180, stages=[], steps=steps, weakest_link=None)
+
+
+def test_the_weak_link_is_marked_only_when_clearly_weaker():
+    assert weak_link(_report(0.72, 0.70, 0.74)) is None  # within 80% of the others' median
+    marked = weak_link(_report(0.72, 0.40, 0.74))
+    assert marked is not None and marked.from_stage == "s1"
+    assert weak_link(_report(0.9, 0.1)) is None  # too few steps to say
+    assert weak_link(_report(0.8, None, 0.3, 0.7)).from_stage == "s2"
