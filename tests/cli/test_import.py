@@ -236,7 +236,8 @@ def test_a_big_import_leaves_planner_statistics_of_what_it_stored(
     def common_types() -> str | None:
         with engine.connect() as conn:
             return conn.exec_driver_sql(
-                "SELECT most_common_vals::text FROM pg_stats WHERE tablename = 'events' AND attname = 'type'"
+                "SELECT most_common_vals::text FROM pg_stats WHERE schemaname = current_schema()"
+                " AND tablename = 'events' AND attname = 'type'"
             ).scalar()
 
     analysed: list[list[str]] = []
