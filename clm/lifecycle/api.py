@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from clm.auth.http import requires
 from clm.core.payloads import IsoDate
 from clm.lifecycle.cohorts import CohortReport, cohorts
+from clm.lifecycle.flows import StageFlowReport, stage_flows
 from clm.lifecycle.funnel import FunnelReport, funnel
 from clm.lifecycle.kpi import FORMULAS, KpiReport, kpis
 from clm.lifecycle.retention import RetentionReport, parse_survivors, project_retention
@@ -91,6 +92,18 @@ def read_funnel(
     """Stage-to-stage conversion of the selected model with median times and the weakest link
     (the step with the lowest conversion)."""
     return funnel(request.app.state.engine, window_days=window_days)
+
+
+@router.get("/flows", response_model=StageFlowReport)
+def read_flows(
+    request: Request,
+    start: Annotated[IsoDate, Query(alias="from", description="First day, YYYY-MM-DD.")],
+    end: Annotated[IsoDate, Query(alias="to", description="Last day (inclusive), YYYY-MM-DD.")],
+) -> StageFlowReport:
+    """Moves between stages of the selected model in the period: from which stage to which, how
+    many moves and customers (a first stage has no `from_stage`)."""
+    engine = request.app.state.engine
+    return stage_flows(engine, start, end, current_model(engine).name)
 
 
 @router.get("/cohorts", response_model=CohortReport)
