@@ -180,15 +180,27 @@ def members_command(
 
 
 @app.command("export")
-def export(name: str, file: Annotated[Path, typer.Argument(help="CSV file to write.")]) -> None:
+def export(
+    name: str,
+    file: Annotated[Path, typer.Argument(help="CSV file to write.")],
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="utf-8-sig (default: UTF-8 that Excel opens with Chinese), utf-8 or gb18030."),
+    ] = None,
+) -> None:
     """Write every current member to a CSV file."""
+    from clm.core.files import export_encoding
+
+    codec = export_encoding(encoding)
     eng = engine()
     total = get_segment(eng, name).members
     with Progress(
         TextColumn("[bold]exporting"), BarColumn(), MofNCompleteColumn(), console=err_console
     ) as progress:
         task = progress.add_task("export", total=total or None)
-        written = export_members(eng, name, file, progress=lambda n: progress.update(task, completed=n))
+        written = export_members(
+            eng, name, file, progress=lambda n: progress.update(task, completed=n), encoding=codec
+        )
         progress.update(task, completed=written)
     console.print(f"{written:,} members of {name} written to {file}")
 

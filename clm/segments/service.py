@@ -353,12 +353,18 @@ def members(engine: Engine, name: str, *, limit: int = 100, offset: int = 0) -> 
 
 
 def export_members(
-    engine: Engine, name: str, path: Path, *, progress: Callable[[int], None] | None = None
+    engine: Engine,
+    name: str,
+    path: Path,
+    *,
+    progress: Callable[[int], None] | None = None,
+    encoding: str = "utf-8-sig",
 ) -> int:
-    """Write every current member to a CSV file; returns how many."""
+    """Write every current member to a CSV file (UTF-8 with a byte-order mark, so Excel shows
+    Chinese names, unless `encoding` says otherwise); returns how many."""
     c = customers.c
     written = 0
-    with engine.connect() as conn, path.open("w", newline="", encoding="utf-8") as out:
+    with engine.connect() as conn, path.open("w", newline="", encoding=encoding) as out:
         row = _load(conn, name)
         writer = csv.writer(out)
         writer.writerow(

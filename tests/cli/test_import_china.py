@@ -307,3 +307,28 @@ def test_status_words_are_configurable(engine, db_url, tmp_path, capsys, monkeyp
     monkeypatch.setenv("CLM_ORDER_STATUSES", "待发货=shipped")
     assert main(["--db", db_url, "import", "orders", str(path), *args]) == 2
     assert "CLM_ORDER_STATUSES" in error_line(capsys)
+
+
+def test_exports_open_in_excel_with_chinese(engine, db_url, tmp_path, capsys):
+    """UTF-8 with a byte-order mark by default (Excel then shows Chinese); GB18030 on request."""
+    path = gbk_file(tmp_path, "会员.csv", CUSTOMERS)
+    assert main(["--db", db_url, "import", "customers", str(path), *mapped(CUSTOMER_MAP)]) == 0
+    where = 'city in ["上海", "北京"]'
+    assert main(["--db", db_url, "segments", "create", "tier1", "--where", where]) == 0
+    plain, gbk = tmp_path / "out.csv", tmp_path / "out-gbk.csv"
+    assert main(["--db", db_url, "segments", "export", "tier1", str(plain)]) == 0
+    assert main(["--db", db_url, "segments", "export", "tier1", str(gbk), "--encoding", "gb18030"]) == 0
+    assert main(["--db", db_url, "segments", "export", "tier1", str(gbk), "--encoding", "latin-1"]) == 2
+    capsys.readouterr()
+    raw = plain.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
+    assert [(r["external_id"], r["last_name"], r["first_name"], r["city"]) for r in rows] == [
+        ("V001", "张", "伟", "上海"),
+        ("V002", "李", "娜", "北京"),
+    ]
+    assert list(csv.DictReader(gbk.read_bytes().decode("gb18030").splitlines())) == rows
+    # and either reads back in as it is
+    for export in (plain, gbk):
+        code, report = run(db_url, capsys, "customers", str(export), "--map", "customer_id=attr.old_id")
+        assert code == 0 and report["accepted"] == 2 and report["customers_created"] == 0
