@@ -7,13 +7,14 @@ Guardrails, checked at send time for the whole batch at once: consent for the ch
 quiet hours in the customer's time zone (marketing only: the message waits, it is not dropped).
 Transactional messages skip the cap, consent and quiet hours, never the suppression list.
 
-Never twice: a row goes queued → claimed → sending → sent. Each message's outcome is written
-together with the next message's move to `sending` (one statement per message), so a dispatcher
-that dies leaves `claimed` rows (never handed over: they are queued again when the lease runs
-out) and at most one `sending` row, which may or may not have reached the server. That one is
-marked `unknown` for a person to check (`clm outbox list --status unknown`) and is not resent, so
-no customer gets a message twice. (On PostgreSQL these writes do not wait for the disk; after a
-restart of the database, rows claimed before it are `unknown` too: see `_Handover`.)
+Never twice: a row goes queued → claimed → sending → sent. Messages are handed over in groups
+(`HANDOVER_GROUP`): one transaction records the previous group's outcomes and moves the next
+group to `sending`, so a dispatcher that dies leaves `claimed` rows (never handed over: they are
+queued again when the lease runs out) and at most one group of `sending` rows, which may or may
+not have reached the server. Those are marked `unknown` for a person to check (`clm outbox list
+--status unknown`) and are not resent, so no customer gets a message twice. (On PostgreSQL these
+writes do not wait for the disk; after a restart of the database, rows claimed before it are
+`unknown` too: see `_Handover`.)
 
 One bad message stops nothing: whatever goes wrong with one message (its template, its context,
 rendering, a transport that raises) fails that attempt alone; it is queued again after 2, 4, …
@@ -47,6 +48,10 @@ from clm.journeys.tables import outbox, suppressions
 from clm.store.schema import UTCDateTime, to_db_timestamp
 
 LEASE = timedelta(minutes=10)
+# Messages handed over per transaction: the outcomes of one group are written with the next
+# group's move to `sending`. A dispatcher killed mid-group leaves at most this many `sending`
+# rows (marked `unknown`, never resent).
+HANDOVER_GROUP = 10
 CAPPED_CHANNELS = ("email", "sms")
 
 
@@ -449,11 +454,24 @@ def _deliver(
     opened: dict[str, Transport] = {}
     signing = link_key(engine)  # tracked links are signed, so /t/c/ is no open redirect
     cfg = settings()  # read once: reading the environment for every message cost 0.15 ms each
-    unsendable: list[tuple[Any, str]] = []  # (row, why): recorded with the batch's last outcome
-    # The outcome of the message just sent is recorded together with the mark of the next one
-    # as `sending`: one statement per message, and never more than one row in `sending`.
-    pending: tuple[Any, str, SendResult] | None = None
+    unsendable: list[tuple[Any, str]] = []  # (row, why): recorded with the batch's last outcomes
+    group: list[tuple[Any, str, OutboundMessage, Transport, dict[str, Any]]] = []  # ready to hand over
+    # outcomes not recorded yet: written in the same transaction as the next group's move to
+    # `sending`, so at most one group is ever in `sending`
+    pending: list[tuple[Any, str, SendResult]] = []
     handover = _Handover(engine)
+
+    def record(marks: list[dict[str, Any]]) -> None:
+        failed = [p for p in pending if not p[2].ok]
+        if failed:
+            with engine.begin() as conn:
+                for p in failed:
+                    _record(conn, *p, now, report)
+        done = [p[0].id for p in pending if p[2].ok]
+        handover.write(done, now, marks)
+        report.sent += len(done)
+        pending.clear()
+
     try:
         for i, (r, p, address) in enumerate(decided):
             try:
@@ -464,41 +482,36 @@ def _deliver(
                 sender = opened.get(r.channel) or transports.get(r.channel) or transport(r.channel)
             except Exception as exc:  # this message alone: the others go on
                 unsendable.append((r, _why(exc)))
-                continue
-            opened[r.channel] = sender
-            marks = {"rid": r.id, "lease": now + LEASE, "to": address, "subject": message.subject,
-                     "uh": token_digest(token)}  # fmt: skip
-            if pending is not None and pending[2].ok:
-                handover.sent_and_sending(pending[0].id, now, marks)
-                report.sent += 1
             else:
-                if pending is not None:
-                    with engine.begin() as conn:
-                        _record(conn, *pending, now, report)
-                handover.sending(marks)
-            pending = None
-            try:
-                result: SendResult = sender.send(message)
-            except Exception as exc:  # a transport that raises: this message's attempt failed
-                result = SendResult(False, detail=f"the {r.channel} transport failed: {_why(exc)}")
-                _close_quietly(sender)
-            pending = (r, address, result)
-            if stop_after is not None and result.ok and report.sent + 1 >= stop_after:
-                # a crash at the worst moment: the server has the message, the outbox does not know
-                import os
-                import signal
+                opened[r.channel] = sender
+                marks = {"rid": r.id, "lease": now + LEASE, "to": address, "subject": message.subject,
+                         "uh": token_digest(token)}  # fmt: skip
+                group.append((r, address, message, sender, marks))
+            if group and (len(group) == HANDOVER_GROUP or i == len(decided) - 1):
+                record([g[4] for g in group])
+                for r_, address_, message_, sender_, _ in group:
+                    try:
+                        result = sender_.send(message_)
+                    except Exception as exc:  # a transport that raises: this attempt failed
+                        result = SendResult(False, detail=f"the {r_.channel} transport failed: {_why(exc)}")
+                        _close_quietly(sender_)
+                    pending.append((r_, address_, result))
+                    sent_so_far = report.sent + sum(1 for p in pending if p[2].ok)
+                    if stop_after is not None and result.ok and sent_so_far >= stop_after:
+                        # a crash at the worst moment: the server has it, the outbox does not know
+                        import os
+                        import signal
 
-                os.kill(os.getpid(), signal.SIGKILL)
-        if pending is not None and pending[2].ok:
-            handover.sent(pending[0].id, now)
-            report.sent += 1
-            pending = None
+                        os.kill(os.getpid(), signal.SIGKILL)
+                group = []
+        if pending:
+            record([])
     finally:
         handover.close()
-        if pending is not None or unsendable:
+        if pending or unsendable:
             with engine.begin() as conn:
-                if pending is not None:
-                    _record(conn, *pending, now, report)
+                for p in pending:
+                    _record(conn, *p, now, report)
                 for r, why in unsendable:
                     _attempt_failed(conn, r, why, now, report)
         for sender in opened.values():
@@ -511,12 +524,13 @@ def _close_quietly(sender: Transport) -> None:
 
 
 class _Handover:
-    """The per-message writes, straight to the driver: each is one statement committed on its
-    own (at a thousand messages a second, SQLAlchemy's per-statement work and a transaction's
-    extra round trips cost more than sending). On PostgreSQL they do not wait for the disk
-    (synchronous_commit off): a dispatcher that dies loses none of them (the server has them);
-    a database that restarts may lose the last few, so recover() makes every message claimed
-    before its restart `unknown`, never resent."""
+    """The hand-over writes, straight to the driver: one transaction per group of messages
+    holding the previous group's outcomes and this group's move to `sending` (at a thousand
+    messages a second, SQLAlchemy's per-statement work and a transaction per message cost more
+    than sending). On PostgreSQL they do not wait for the disk (synchronous_commit off): a
+    dispatcher that dies loses none of them (the server has them); a database that restarts may
+    lose the last few, so recover() makes every message claimed before its restart `unknown`,
+    never resent."""
 
     _SENDING = (
         "UPDATE outbox SET status = 'sending', lease_until = {lease}, to_address = {to}, "
@@ -524,19 +538,7 @@ class _Handover:
     )
     _SENT = (
         "UPDATE outbox SET status = 'sent', sent_at = {at}, reason = NULL, lease_until = NULL "
-        "WHERE id = {done}"
-    )
-    # the message just sent and the next one, in one statement
-    _BOTH = (
-        "UPDATE outbox SET "
-        "status = CASE WHEN id = {rid} THEN 'sending' ELSE 'sent' END, "
-        "lease_until = CASE WHEN id = {rid} THEN {lease} ELSE NULL END, "
-        "sent_at = CASE WHEN id = {rid} THEN sent_at ELSE {at} END, "
-        "reason = CASE WHEN id = {rid} THEN reason ELSE NULL END, "
-        "to_address = CASE WHEN id = {rid} THEN {to} ELSE to_address END, "
-        "subject = CASE WHEN id = {rid} THEN {subject} ELSE subject END, "
-        "unsubscribe_hash = CASE WHEN id = {rid} THEN {uh} ELSE unsubscribe_hash END "
-        "WHERE id IN ({rid}, {done})"
+        "WHERE id IN ({ids})"
     )
 
     def __init__(self, engine: Engine) -> None:
@@ -549,27 +551,30 @@ class _Handover:
         self.cursor = self.raw.cursor()
         if self.postgres:
             self.cursor.execute("SET synchronous_commit TO off")
-        style = "%({})s" if self.postgres else ":{}"
-        names = ("rid", "lease", "to", "subject", "uh", "at", "done")
-        self.sql = {
-            name: sql.format(**{k: style.format(k) for k in names})
-            for name, sql in (("sending", self._SENDING), ("sent", self._SENT), ("both", self._BOTH))
-        }
+        self.style = "%({})s" if self.postgres else ":{}"
+        names = ("rid", "lease", "to", "subject", "uh")
+        self.sending_sql = self._SENDING.format(**{k: self.style.format(k) for k in names})
 
-    def _run(self, name: str, params: dict[str, Any]) -> None:
-        values = {
-            k: to_db_timestamp(v, self.dialect) if isinstance(v, datetime) else v for k, v in params.items()
-        }
-        self.cursor.execute(self.sql[name], values)
+    def _value(self, v: Any) -> Any:
+        return to_db_timestamp(v, self.dialect) if isinstance(v, datetime) else v
 
-    def sending(self, marks: dict[str, Any]) -> None:
-        self._run("sending", marks)
-
-    def sent(self, row_id: int, at: datetime) -> None:
-        self._run("sent", {"done": row_id, "at": at})
-
-    def sent_and_sending(self, row_id: int, at: datetime, marks: dict[str, Any]) -> None:
-        self._run("both", {**marks, "done": row_id, "at": at})
+    def write(self, sent: list[int], at: datetime, sending: list[dict[str, Any]]) -> None:
+        """In one transaction: these messages were sent; these are being handed over now."""
+        if not sent and not sending:
+            return
+        self.cursor.execute("BEGIN" if self.postgres else "BEGIN IMMEDIATE")
+        try:
+            if sent:
+                params = {f"i{n}": row_id for n, row_id in enumerate(sent)} | {"at": self._value(at)}
+                ids = ", ".join(self.style.format(f"i{n}") for n in range(len(sent)))
+                self.cursor.execute(self._SENT.format(at=self.style.format("at"), ids=ids), params)
+            if sending:
+                rows = [{k: self._value(v) for k, v in marks.items()} for marks in sending]
+                self.cursor.executemany(self.sending_sql, rows)
+            self.cursor.execute("COMMIT")
+        except BaseException:
+            self.cursor.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         try:
