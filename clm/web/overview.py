@@ -1,5 +1,6 @@
 """The overview page (`/`): lifecycle KPIs for a period against the one before it, the stage
-distribution now and the stage funnel, all from the services the API answers with
+distribution now, the stage funnel, the moves between stages in the period (a Sankey) and new
+customers and revenue by acquisition channel with CAC, all from the services the API answers with
 (`clm.lifecycle`), so page and API show the same numbers. Charts are drawn by ECharts from the
 figures embedded in the page as JSON."""
 
@@ -13,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, Response
 
+from clm.lifecycle.flows import stage_flows
 from clm.lifecycle.funnel import FunnelReport, FunnelStep, funnel
 from clm.lifecycle.kpi import FORMULAS, KpiRow, kpis
 from clm.lifecycle.service import current_model, stage_distribution
@@ -126,12 +128,14 @@ def overview_data(console: Console, start: date, end: date, days: int) -> dict[s
             start - timedelta(days=1),
         ),
     )  # the previous period is as long as this one and ends the day before it starts
-    now: KpiRow = kpis(engine, this_start, this_end, model=model.name).overall
+    by_channel = kpis(engine, this_start, this_end, group_by="channel", model=model.name)
+    now: KpiRow = by_channel.overall
     before: KpiRow = kpis(engine, prev_start, prev_end, model=model.name).overall
     counts = dict(stage_distribution(engine))
     zh = console.locale.startswith("zh")
     names = {s.key: (s.name_zh if zh else s.name_en) for s in model.stages}
     flow = funnel(engine, window_days=FUNNEL_WINDOW_DAYS)
+    moves = stage_flows(engine, this_start, this_end, model.name)
     weak = weak_link(flow)
     return {
         "model": model.name,
@@ -143,6 +147,27 @@ def overview_data(console: Console, start: date, end: date, days: int) -> dict[s
         "notes": now.notes,
         "stages": [
             {"stage": s.key, "name": names[s.key], "customers": counts.get(s.key, 0)} for s in model.stages
+        ],
+        "channels": [
+            {
+                "channel": g.group,
+                "new_customers": g.new_customers,
+                "revenue": g.revenue,
+                "spend": g.spend,
+                "cac": g.cac,
+            }
+            for g in sorted(by_channel.groups, key=lambda g: -g.revenue)
+        ],
+        "flows": [
+            {
+                "from": f.from_stage,
+                "to": f.to_stage,
+                "from_name": names.get(f.from_stage, f.from_stage) if f.from_stage else None,
+                "to_name": names.get(f.to_stage, f.to_stage),
+                "moves": f.moves,
+                "customers": f.customers,
+            }
+            for f in moves.flows
         ],
         "funnel": {
             "window_days": flow.window_days,

@@ -230,7 +230,10 @@ def test_the_overview_draws_its_charts_and_explains_each_figure(browser, server,
     page.wait_for_selector("#stage-chart svg")
     page.wait_for_selector("#funnel-chart svg")
     assert "获取" in page.inner_text("#stage-chart")  # stage names in Chinese, drawn by ECharts
-    for chart in ("#stage-chart svg", "#funnel-chart svg"):  # at the size of their box
+    page.wait_for_selector("#flow-chart svg")
+    page.wait_for_selector("#channel-chart svg")
+    assert "新进入" in page.inner_text("#flow-chart")  # the Sankey's left column: customers' first stages
+    for chart in ("#stage-chart svg", "#funnel-chart svg", "#flow-chart svg", "#channel-chart svg"):
         box = page.locator(chart).first.bounding_box()
         assert box is not None and box["width"] > 400 and box["height"] > 250, chart
     churn = page.locator(".kpi[data-kpi=churn_rate]")

@@ -56,6 +56,24 @@ def test_the_overview_shows_the_apis_numbers(client, team, personas, engine, tin
     assert [(s["from_stage"], s["reached"], s["converted"]) for s in flow["steps"]] == [
         (s["from"], s["reached"], s["converted"]) for s in data["funnel"]["steps"]
     ]
+    moved = client.get(
+        "/api/v1/lifecycle/flows",
+        params={"from": data["period"]["from"], "to": data["period"]["to"]},
+        headers=personas.headers("vic"),
+    ).json()["flows"]
+    assert [(f["from_stage"], f["to_stage"], f["moves"], f["customers"]) for f in moved] == [
+        (f["from"], f["to"], f["moves"], f["customers"]) for f in data["flows"]
+    ]
+    assert sum(f["moves"] for f in data["flows"] if f["from"] is None) == 3  # all three got a first stage
+    channels = client.get(
+        "/api/v1/lifecycle/kpi",
+        params={"from": data["period"]["from"], "to": data["period"]["to"], "by": "channel"},
+        headers=personas.headers("vic"),
+    ).json()["groups"]
+    assert [(g["group"], g["new_customers"], g["revenue"], g["cac"]) for g in channels] == [
+        (c["channel"], c["new_customers"], c["revenue"], c["cac"]) for c in data["channels"]
+    ]
+    assert [(c["channel"], c["new_customers"], c["revenue"]) for c in data["channels"]] == [("web", 2, 350.0)]
     # the numbers are on the page as people read them, in Chinese
     assert "¥350.00" in html and "33.3%" in html and "客户生命周期五阶段" in html
 

@@ -56,8 +56,8 @@
               (s.weak ? `<br><b>${labels.weak}</b>` : "");
           },
         },
-        xAxis: { type: "category", data: steps.map((s) => `${s.from_name} → ${s.to_name}`), axisTick: { show: false },
-                 axisLabel: { interval: 0, hideOverlap: true } },
+        xAxis: { type: "category", data: steps.map((s) => `${s.from_name}\n→ ${s.to_name}`), axisTick: { show: false },
+                 axisLabel: { interval: 0, lineHeight: 16 } },
         yAxis: { type: "value", max: 1, axisLabel: { formatter: (v) => Math.round(v * 100) + "%" },
                  splitLine: { lineStyle: { color: "#eef2f5" } } },
         series: [{
@@ -66,6 +66,64 @@
           itemStyle: { borderRadius: [4, 4, 0, 0] },
           label: { show: true, position: "top", formatter: (p) => percent(p.value) },
         }],
+      });
+      charts.push(chart);
+    }
+    const flowEl = document.getElementById("flow-chart");
+    if (flowEl) {
+      // left and right are separate nodes (stages can be left and re-entered: no cycles)
+      const shown = {};
+      const nodes = [];
+      const add = (key, name) => { if (!(key in shown)) { shown[key] = name; nodes.push({ name: key }); } };
+      const links = data.flows.map((f) => {
+        const source = "from:" + (f.from || "");
+        const target = "to:" + f.to;
+        add(source, f.from_name || labels.entered);
+        add(target, f.to_name);
+        return { source: source, target: target, value: f.moves, customers: f.customers };
+      });
+      const chart = echarts.init(flowEl, null, { renderer: "svg" });
+      chart.setOption({
+        textStyle: { fontFamily: FONT },
+        tooltip: {
+          trigger: "item",
+          formatter: (p) => p.dataType === "edge"
+            ? `${shown[p.data.source]} → ${shown[p.data.target]}<br>${labels.moves}: ${p.data.value}`
+            : `${shown[p.name]}: ${p.value}`,
+        },
+        series: [{
+          type: "sankey", left: 8, right: 72, top: 8, bottom: 8, nodeGap: 10, draggable: false,
+          data: nodes, links: links,
+          label: { formatter: (p) => shown[p.name] },
+          lineStyle: { color: "gradient", opacity: 0.35 },
+          itemStyle: { color: ACCENT, borderWidth: 0 },
+          emphasis: { focus: "adjacency" },
+        }],
+      });
+      charts.push(chart);
+    }
+
+    const channelEl = document.getElementById("channel-chart");
+    if (channelEl) {
+      const rows = data.channels;
+      const chart = echarts.init(channelEl, null, { renderer: "svg" });
+      chart.setOption({
+        textStyle: { fontFamily: FONT },
+        legend: { top: 0 },
+        grid: { left: 8, right: 8, top: 36, bottom: 8, containLabel: true },
+        tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
+        xAxis: { type: "category", data: rows.map((r) => r.channel), axisTick: { show: false },
+                 axisLabel: { interval: 0, hideOverlap: true } },
+        yAxis: [
+          { type: "value", splitLine: { lineStyle: { color: "#eef2f5" } } },
+          { type: "value", splitLine: { show: false } },
+        ],
+        series: [
+          { name: labels.new_customers, type: "bar", barMaxWidth: 28, data: rows.map((r) => r.new_customers),
+            itemStyle: { color: ACCENT, borderRadius: [4, 4, 0, 0] } },
+          { name: labels.revenue, type: "bar", barMaxWidth: 28, yAxisIndex: 1, data: rows.map((r) => r.revenue),
+            itemStyle: { color: "#8fb8de", borderRadius: [4, 4, 0, 0] } },
+        ],
       });
       charts.push(chart);
     }
