@@ -4,7 +4,8 @@ written as whole columns, so a typical event costs a few vector operations, not 
 The vector checks only vouch for the plain case (a known-good name, an ISO timestamp, identities
 that normalise, an event id). Every other row goes through `validate_event` on its own, which
 also words the reason for a rejection: a row is stored, or rejected, exactly as the API and the
-row-by-row import would do it.
+row-by-row import would do it, but for one thing: a file's time without a zone is in the store's
+time zone (`local_time`), as in every other import, where the API still takes it as UTC.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import repeat
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import orjson
@@ -25,7 +27,9 @@ from sqlalchemy import Connection, select
 from clm.core.errors import InvalidInput
 from clm.core.files import BadRow, ColumnChunk, DataFile
 from clm.core.imports import ChunkOutcome, Matched, Prepared, Rejection, describe_error
+from clm.core.settings import settings
 from clm.core.timeutil import EARLIEST, MAX_FUTURE
+from clm.core.values import parse_local_datetime
 from clm.customers.identities import IDENTITY_KINDS, MAX_PLAIN_ID, identity_key, normalize_identity
 from clm.customers.schemas import SeedColumns
 from clm.customers.service import KeyBatch, RememberingResolver, key_batch, note_first_seen_stored
@@ -73,6 +77,13 @@ def _iso_shapes() -> dict[int, list[bytes]]:
 
 
 _ISO_SHAPES = _iso_shapes()
+# the shapes that end in a zone (Z, +hh:mm or -hh:mm after a time)
+_ZONED_SHAPES = {
+    shape
+    for shapes in _ISO_SHAPES.values()
+    for shape in shapes
+    if len(shape) > 10 and (shape.endswith(b"Z") or shape[-6:-5] in (b"+", b"-"))
+}
 _CLASS = np.arange(256, dtype=np.uint8)  # each ASCII character's class in `_ISO_SHAPES`
 _CLASS[ord("0") : ord("9") + 1] = ord("d")
 _CLASS[ord(" ")] = ord("T")
@@ -151,8 +162,26 @@ def from_valid(lines: Sequence[int], batch: Sequence[ValidEvent]) -> EventColumn
     )
 
 
+def store_zone() -> str:
+    """The store's time zone, in which a file's times without a zone are read."""
+    return settings().default_timezone
+
+
+def local_time(row: dict[str, Any], tz: ZoneInfo) -> dict[str, Any]:
+    """The row with its timestamp text read as people write it (`clm.core.values`): without a
+    zone, in `tz`. Text that is no time is left for `validate_event` to word the reason."""
+    value = row.get("timestamp")
+    if not isinstance(value, str):
+        return row
+    try:
+        return {**row, "timestamp": parse_local_datetime(value, tz, "timestamp")}
+    except InvalidInput:
+        return row
+
+
 def check_rows(rows: Iterable[tuple[int, dict[str, Any] | BadRow]], now: datetime) -> Prepared[EventColumns]:
     """Rows (from `DataFile.rows()`) validated one by one, into columns."""
+    tz = ZoneInfo(store_zone())
     lines: list[int] = []
     valid: list[ValidEvent] = []
     rejections: list[Rejection] = []
@@ -163,7 +192,7 @@ def check_rows(rows: Iterable[tuple[int, dict[str, Any] | BadRow]], now: datetim
             rejections.append(Rejection(line, row.reason))
             continue
         try:
-            valid.append(validate_event(row, now))
+            valid.append(validate_event(local_time(row, tz), now))
             lines.append(line)
         except (InvalidInput, ValidationError, ValueError, TypeError) as exc:
             rejections.append(Rejection(line, describe_error(exc)))
@@ -253,10 +282,15 @@ _SPACE = np.array([chr(c).isspace() for c in range(256)])  # white space, as `st
 
 
 def iso_shaped(cells: list[str]) -> np.ndarray:
+    """Which cells are plain ISO timestamps as `PLAIN_ISO` matches them (see `iso_cells`)."""
+    return iso_cells(cells)[0]
+
+
+def iso_cells(cells: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Which cells are plain ISO timestamps as `PLAIN_ISO` matches them (ASCII digits only; others
-    are left to the row check): every character mapped to its class at once, then each cell
-    compared whole with the shapes of its length. A regex over the column would hold the
-    interpreter for a microsecond a cell."""
+    are left to the row check), and which of those name their zone: every character mapped to
+    its class at once, then each cell compared whole with the shapes of its length. A regex
+    over the column would hold the interpreter for a microsecond a cell."""
     n = len(cells)
     joined = "".join(cells)
     if not joined.isascii():
@@ -266,6 +300,7 @@ def iso_shaped(cells: list[str]) -> np.ndarray:
     starts = np.cumsum(lengths) - lengths
     classes = _CLASS[np.frombuffer(joined.encode("ascii"), dtype=np.uint8)]
     shaped = np.zeros(n, dtype=bool)
+    zoned = np.zeros(n, dtype=bool)
     for length, shapes in _ISO_SHAPES.items():
         rows = np.flatnonzero(lengths == length)
         if not len(rows):
@@ -275,22 +310,34 @@ def iso_shaped(cells: list[str]) -> np.ndarray:
         else:
             block = classes[starts[rows, None] + np.arange(length)]
         whole = np.ascontiguousarray(block).view(f"S{length}").ravel()
-        found = whole == shapes[0]
-        for shape in shapes[1:]:
-            found |= whole == shape
+        found = np.zeros(len(rows), dtype=bool)
+        with_zone = np.zeros(len(rows), dtype=bool)
+        for shape in shapes:
+            hit = whole == shape
+            found |= hit
+            if shape in _ZONED_SHAPES:
+                with_zone |= hit
         shaped[rows] = found
-    return shaped
+        zoned[rows] = with_zone
+    return shaped, zoned
 
 
 def _timestamps(values: np.ndarray, now: datetime) -> tuple[np.ndarray, np.ndarray]:
-    """UTC datetime64[us] and a mask of the rows that are not plain, plausible ISO timestamps."""
+    """UTC datetime64[us] and a mask of the rows that are not plain, plausible ISO timestamps.
+    A time without a zone is in the store's time zone (a wall time that zone skips or repeats
+    is left to the row check)."""
     text = pd.Series(values, dtype=object)
-    plain = iso_shaped(values.tolist())
+    plain, zoned = iso_cells(values.tolist())
     if plain.all():  # the usual case
         parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
     else:
         parsed = pd.to_datetime(text.where(plain), format="ISO8601", utc=True, errors="coerce")
     stamps = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    naive = plain & ~zoned
+    if naive.any():  # read as UTC wall times above: moved to the store's zone
+        local = pd.DatetimeIndex(stamps[naive]).tz_localize(store_zone(), ambiguous="NaT", nonexistent="NaT")
+        stamps = stamps.copy()
+        stamps[naive] = local.tz_convert("UTC").tz_localize(None).to_numpy(dtype="datetime64[us]")
     low = np.datetime64(EARLIEST.replace(tzinfo=None), "us")
     high = np.datetime64((now + MAX_FUTURE).astimezone(UTC).replace(tzinfo=None), "us")
     bad = np.isnat(stamps) | (stamps < low) | (stamps > high)

@@ -332,3 +332,48 @@ def test_exports_open_in_excel_with_chinese(engine, db_url, tmp_path, capsys):
     for export in (plain, gbk):
         code, report = run(db_url, capsys, "customers", str(export), "--map", "customer_id=attr.old_id")
         assert code == 0 and report["accepted"] == 2 and report["customers_created"] == 0
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_event_times_without_a_zone_are_in_the_stores_zone(engine, db_url, tmp_path, capsys, suffix):
+    from sqlalchemy import select
+
+    from clm.events.bulk import iso_cells
+    from clm.events.tables import events
+
+    cells = [
+        "2026-11-01 00:30",
+        "2026-10-31T23:59:59",
+        "2026-11-01T00:30:00+08:00",
+        "2026-11-01T00:30Z",
+        "2026-11-01",
+    ]
+    assert iso_cells(cells)[1].tolist() == [False, False, True, True, False]
+    times = [*cells, "2026/11/1 10:05"]  # the last one only the row check reads
+    path = tmp_path / f"e.{suffix}"
+    if suffix == "csv":
+        path.write_text(
+            "event_id,type,timestamp,external_id\n"
+            + "".join(f"e{i},page_view,{t},V1\n" for i, t in enumerate(times))
+        )
+    else:
+        path.write_text(
+            "".join(
+                json.dumps({"event_id": f"e{i}", "type": "page_view", "timestamp": t, "external_id": "V1"})
+                + "\n"
+                for i, t in enumerate(times)
+            )
+        )
+    code, report = run(db_url, capsys, "events", str(path))
+    assert code == 0 and report["accepted"] == 6
+    with engine.connect() as conn:
+        query = select(events.c.event_id, events.c.occurred_at).where(events.c.channel != "system")
+        stored = {r.event_id: r.occurred_at.replace(tzinfo=UTC) for r in conn.execute(query)}
+    assert stored == {
+        "e0": datetime(2026, 10, 31, 16, 30, tzinfo=UTC),  # 00:30 on 1 November in Beijing
+        "e1": datetime(2026, 10, 31, 15, 59, 59, tzinfo=UTC),
+        "e2": datetime(2026, 10, 31, 16, 30, tzinfo=UTC),
+        "e3": datetime(2026, 11, 1, 0, 30, tzinfo=UTC),  # a zone given is kept
+        "e4": datetime(2026, 10, 31, 16, 0, tzinfo=UTC),
+        "e5": datetime(2026, 11, 1, 2, 5, tzinfo=UTC),
+    }

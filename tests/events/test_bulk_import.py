@@ -7,6 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, func, insert, inspect, select
@@ -21,7 +22,7 @@ from clm.customers.identities import identity_key
 from clm.customers.schemas import CustomerIn
 from clm.customers.service import RememberingResolver, upsert_customer, upsert_customers
 from clm.customers.tables import customer_identities, customer_merges, customers
-from clm.events.bulk import EventWriter, staged_file_chunks
+from clm.events.bulk import EventWriter, local_time, staged_file_chunks, store_zone
 from clm.events.importer import import_events, recover_cut_short_load
 from clm.events.schemas import ValidEvent, validate_event
 from clm.events.service import ingest_events
@@ -64,8 +65,10 @@ ROWS = [
 
 
 def reference_import(engine: Engine, data: DataFile) -> ImportReport:
-    """The row-by-row path: each row through validate_event, chunks through ingest_events."""
+    """The row-by-row path: each row through validate_event, chunks through ingest_events (a
+    time without a zone read in the store's time zone first, as every file import does)."""
     now = utcnow()
+    tz = ZoneInfo(store_zone())
 
     def store(conn: Any, batch: list[ValidEvent]) -> ChunkOutcome:
         result = ingest_events(conn, batch, actor="import")
@@ -77,7 +80,7 @@ def reference_import(engine: Engine, data: DataFile) -> ImportReport:
         )
 
     return run_transactional_import(
-        "events", engine, data, lambda row: validate_event(row, now), store, chunk_size=7
+        "events", engine, data, lambda row: validate_event(local_time(row, tz), now), store, chunk_size=7
     )
 
 
