@@ -505,10 +505,14 @@ def card_markdown(card: dict[str, Any]) -> str:
         lines.append(f"- {name}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in window.items()))
     lines += ["", "## Features", ""]
     typical = card.get("typical_for_stayers", {})
+    quiet = set(card.get("without_signal", []))
     for name in card.get("features", []):
         kind = "category" if name in card.get("categorical", []) else "number"
-        lines.append(f"- {name} ({kind}; typical for customers who stay: {_fmt(typical.get(name))})")
-    lines += ["", f"Calibration: {card.get('calibration')}; bands: {card.get('bands')}", ""]
+        note = "; adds no signal of its own, never a reason" if name in quiet else ""
+        lines.append(f"- {name} ({kind}; typical for customers who stay: {_fmt(typical.get(name))}{note})")
+    trees = card.get("boosting_iterations")
+    iterations = f"; {trees} boosting iterations" if trees else ""
+    lines += ["", f"Calibration: {card.get('calibration')}{iterations}; bands: {card.get('bands')}", ""]
     lines += [
         "## Held-out metrics",
         "",

@@ -195,6 +195,8 @@ def test_train_and_score_an_imported_table_through_the_cli(engine, db_url, tmp_p
     }
     text = card_path.read_text()
     assert "Held-out metrics" in text and "Contract (category" in text
+    assert "- gender (category; typical for customers who stay: " in text
+    assert "adds no signal of its own, never a reason" in text.split("- gender (")[1].splitlines()[0]
 
     main(["--db", db_url, "churn", "train", "--table", str(path), "--label", "Churn"])
     shown = capsys.readouterr().out
