@@ -188,7 +188,7 @@ class DataFile:
         if bom and not (self.given_encoding or "").startswith(bom.removesuffix("-sig")):
             self.encoding = bom  # a byte-order mark is surer than anything said about the file
         if self.encoding is None and _looks_binary(sample):
-            kind = "an Excel workbook or zip archive" if sample.startswith(b"PK\x03\x04") else "binary data"
+            kind = "an Excel workbook (name it .xlsx)" if sample.startswith(b"PK\x03\x04") else "binary data"
             raise UnusableInput(
                 f"{self.path.name} is not a text file (it looks like {kind}); "
                 "import .csv, .tsv, .txt, .jsonl or .xlsx files"
