@@ -6,10 +6,12 @@ figures embedded in the page as JSON."""
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from statistics import median
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, Response
@@ -221,6 +223,59 @@ def overview(
         end=end,
         delta={c.key: change(c, data["kpi"][c.key], data["kpi_previous"][c.key]) for c in CARDS},
         has_data=bool(data["kpi"]["customers_at_end"] or sum(s["customers"] for s in data["stages"])),
+        query=f"from={start.isoformat()}&to={end.isoformat()}",
+    )
+
+
+CSV_PARTS = ("kpi", "stages", "funnel", "flows", "channels")
+
+
+def csv_rows(part: str, data: dict[str, Any]) -> list[list[Any]]:
+    """The numbers behind one part of the overview as rows, headed by the API's field names."""
+    if part == "kpi":
+        rows: list[list[Any]] = [["kpi", "value", "previous_value"]]
+        rows += [[c.key, data["kpi"][c.key], data["kpi_previous"][c.key]] for c in CARDS]
+        return rows
+    if part == "stages":
+        return [["stage", "name", "customers"]] + [
+            [s["stage"], s["name"], s["customers"]] for s in data["stages"]
+        ]
+    if part == "funnel":
+        head = ["from_stage", "to_stage", "reached", "converted", "conversion", "weakest_link"]
+        steps = data["funnel"]["steps"]
+        return [head] + [
+            [s["from"], s["to"], s["reached"], s["converted"], s["conversion"], s["weak"]] for s in steps
+        ]
+    if part == "flows":
+        head = ["from_stage", "to_stage", "moves", "customers"]
+        return [head] + [[f["from"] or "", f["to"], f["moves"], f["customers"]] for f in data["flows"]]
+    head = ["channel", "new_customers", "revenue", "spend", "cac"]
+    return [head] + [
+        [c["channel"], c["new_customers"], c["revenue"], c["spend"], c["cac"]] for c in data["channels"]
+    ]
+
+
+@router.get("/overview.csv")
+def overview_csv(
+    console: Annotated[Console, Depends(page("read", "overview"))],
+    part: Annotated[Literal["kpi", "stages", "funnel", "flows", "channels"], Query()] = "kpi",
+    period: Annotated[int | None, Query(ge=1, le=3650)] = None,
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+) -> Response:
+    """One chart's numbers as CSV that Excel opens with Chinese intact (UTF-8 with a byte-order
+    mark); empty cells where a figure is undefined."""
+    today = datetime.now(Formats(console.locale).tz).date()
+    start, end, days, _ = _period(period, start, end, today)
+    data = overview_data(console, start, end, days)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerows([["" if v is None else v for v in row] for row in csv_rows(part, data)])
+    name = f"clm-{part}-{start.isoformat()}-{end.isoformat()}.csv"
+    return Response(
+        "\ufeff" + out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
     )
 
 

@@ -21,6 +21,7 @@ LATIN_OK = {
     "NPS",
     "CSAT",
     "CNY",
+    "CSV",
     "Asia",
     "Shanghai",
     "English",

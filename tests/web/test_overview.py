@@ -127,3 +127,31 @@ def test_the_weak_link_is_marked_only_when_clearly_weaker():
     assert marked is not None and marked.from_stage == "s1"
     assert weak_link(_report(0.9, 0.1)) is None  # too few steps to say
     assert weak_link(_report(0.8, None, 0.3, 0.7)).from_stage == "s2"
+
+
+def test_each_chart_downloads_its_numbers_as_csv_for_excel(client, team, engine, tiny_shop):
+    import csv
+    import io
+
+    sign_in(client, "ana")
+    data = page_data(client.get("/", params={"period": 30}).text)
+    response = client.get("/overview.csv", params={"part": "kpi", "period": 30})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    assert response.content.startswith("\ufeff".encode())  # the BOM that makes Excel read UTF-8
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert rows[0] == ["kpi", "value", "previous_value"]
+    values = {r[0]: r[1] for r in rows[1:]}
+    assert float(values["revenue"]) == data["kpi"]["revenue"] == 350.0
+    assert int(values["new_customers"]) == 2
+    stages = list(
+        csv.reader(io.StringIO(client.get("/overview.csv", params={"part": "stages"}).text.lstrip("\ufeff")))
+    )
+    assert stages[0] == ["stage", "name", "customers"]
+    assert [(r[0], int(r[2])) for r in stages[1:]] == [(s["stage"], s["customers"]) for s in data["stages"]]
+    assert stages[1][1] == "获取"  # named in the reader's language
+    flows = client.get("/overview.csv", params={"part": "flows", "period": 30}).text
+    assert flows.lstrip("\ufeff").startswith(
+        "from_stage,to_stage,moves,customers\r\n,"
+    )  # first stages: no from
+    assert client.get("/overview.csv", params={"part": "nope"}).status_code == 422
