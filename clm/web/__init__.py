@@ -10,12 +10,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from clm.web.access import ConsoleDenied, ConsoleRedirect
+from clm.web.customers import router as customers_router
 from clm.web.frame import router as frame_router
 from clm.web.overview import router as overview_router
 
 STATIC = Path(__file__).parent / "static"
 # every router of console pages; tests/web/test_permissions.py checks each of their routes
-CONSOLE_ROUTERS = (frame_router, overview_router)
+CONSOLE_ROUTERS = (frame_router, overview_router, customers_router)
 
 
 def install_console(app: FastAPI) -> None:

@@ -9,7 +9,7 @@ from contextlib import suppress
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from clm.auth.users import (
@@ -23,9 +23,9 @@ from clm.auth.users import (
     record_sign_out,
     sign_in,
 )
-from clm.core.errors import ClmError, Forbidden, InvalidInput, NotFound
+from clm.core.errors import Forbidden, InvalidInput, NotFound
 from clm.customers.search import search_customers
-from clm.customers.service import get_customer, list_customers
+from clm.customers.service import list_customers
 from clm.web.access import Console, page, safe_next
 from clm.web.i18n import LANGUAGE_COOKIE, LOCALES, N_
 from clm.web.menu import BY_KEY, SECTIONS
@@ -147,26 +147,6 @@ def search(
         full=sees_contact_details(console),
         empty_store=empty_store,
         limit=SEARCH_LIMIT,
-    )
-
-
-@router.get("/customers/{customer_id}", response_class=HTMLResponse)
-def customer_card(
-    console: Annotated[Console, Depends(page("read", "customers"))], customer_id: int
-) -> Response:
-    try:
-        customer = get_customer(console.engine, customer_id)
-    except (NotFound, ClmError):
-        console.crumbs = [(N_("Customers"), "/customers"), (N_("Not found"), None)]
-        return console.render("not_found.html", 404)
-    if customer.id != customer_id:  # merged into another profile: show the survivor
-        return RedirectResponse(f"/customers/{customer.id}", status_code=303)
-    console.crumbs = [(N_("Customers"), "/customers"), (str(customer.id), None)]
-    return console.render(
-        "customer_card.html",
-        customer=customer,
-        full=sees_contact_details(console),
-        section=BY_KEY["customers"],
     )
 
 

@@ -44,6 +44,7 @@ SECTIONS = (
             "clm customers find --email ann@example.com",
             "clm customers show 1",
         ),
+        built=True,
     ),
     Section(
         "segments",

@@ -1,0 +1,193 @@
+"""The customer list: customers narrowed by search text and filters (stage, segment, tier, churn
+band, acquisition channel, city, consent), sorted and read one page at a time in one set-based
+query, or every match in id order for an export."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, Select, and_, exists, func, select
+
+from clm.analytics.tables import churn_scores
+from clm.customers.search import search_customers
+from clm.customers.tables import consents, customers
+from clm.lifecycle.service import current_model
+from clm.lifecycle.tables import customer_stages
+from clm.loyalty.tables import customer_tiers
+from clm.segments.tables import segment_members, segments
+
+# search text narrows the list to at most this many matches (the search box's own limit)
+SEARCH_MATCHES = 500
+EXPORT_BATCH = 2_000
+SORTS = ("id", "name", "city", "channel", "stage", "risk", "created")
+
+
+@dataclass(frozen=True)
+class CustomerFilter:
+    """What the list is narrowed to; empty strings and None mean "any"."""
+
+    q: str = ""
+    stage: str = ""
+    segment: str = ""
+    tier: str = ""
+    band: str = ""  # churn band: high, medium, low or lost
+    channel: str = ""  # acquisition channel
+    city: str = ""
+    consent: str = ""  # a channel the customer granted marketing consent for
+
+    def as_dict(self) -> dict[str, str]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+
+
+@dataclass(frozen=True)
+class ListRow:
+    id: int
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+    phone: str | None
+    external_id: str | None
+    city: str | None
+    channel: str | None
+    stage: str | None
+    tier: str | None
+    band: str | None
+    churn_probability: float | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CustomerPage:
+    total: int
+    rows: list[ListRow]
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def _query(engine: Engine, wanted: CustomerFilter, model: str) -> Select[Any]:
+    stage = customer_stages
+    query = (
+        select(
+            customers.c.id,
+            customers.c.first_name,
+            customers.c.last_name,
+            customers.c.email,
+            customers.c.phone,
+            customers.c.external_id,
+            customers.c.city,
+            customers.c.acquisition_channel.label("channel"),
+            stage.c.stage,
+            customer_tiers.c.tier,
+            churn_scores.c.band,
+            churn_scores.c.probability.label("churn_probability"),
+            customers.c.created_at,
+        )
+        .outerjoin(stage, and_(stage.c.customer_id == customers.c.id, stage.c.model == model))
+        .outerjoin(customer_tiers, customer_tiers.c.customer_id == customers.c.id)
+        .outerjoin(churn_scores, churn_scores.c.customer_id == customers.c.id)
+        .where(customers.c.merged_into.is_(None))
+    )
+    if wanted.q.strip():
+        ids = [c.id for c in search_customers(engine, wanted.q, limit=SEARCH_MATCHES)]
+        query = query.where(customers.c.id.in_(ids or [-1]))
+    if wanted.stage:
+        query = query.where(stage.c.stage == wanted.stage)
+    if wanted.segment:
+        query = query.where(
+            exists().where(
+                segment_members.c.customer_id == customers.c.id,
+                segment_members.c.segment_id == segments.c.id,
+                segments.c.name == wanted.segment,
+            )
+        )
+    if wanted.tier:
+        query = query.where(customer_tiers.c.tier == wanted.tier)
+    if wanted.band:
+        query = query.where(churn_scores.c.band == wanted.band)
+    if wanted.channel:
+        query = query.where(customers.c.acquisition_channel == wanted.channel)
+    if wanted.city:
+        query = query.where(customers.c.city == wanted.city)
+    if wanted.consent:
+        query = query.where(
+            exists().where(
+                consents.c.customer_id == customers.c.id,
+                consents.c.channel == wanted.consent,
+                consents.c.granted.is_(True),
+            )
+        )
+    return query
+
+
+def _order(sort: str, query: Select[Any]) -> Select[Any]:
+    descending = sort.startswith("-")
+    key = sort.lstrip("-")
+    columns: dict[str, list[Any]] = {
+        "id": [],
+        "name": [customers.c.last_name, customers.c.first_name],
+        "city": [customers.c.city],
+        "channel": [customers.c.acquisition_channel],
+        "stage": [customer_stages.c.stage],
+        "risk": [churn_scores.c.probability],
+        "created": [customers.c.created_at],
+    }
+    chosen = columns.get(key, [])
+    ordered = [(c.desc() if descending else c.asc()).nulls_last() for c in chosen]
+    tie = customers.c.id.desc() if descending and key == "id" else customers.c.id.asc()
+    return query.order_by(*ordered, tie)
+
+
+def customer_page(
+    engine: Engine, wanted: CustomerFilter, sort: str = "id", page: int = 1, per_page: int = 50
+) -> CustomerPage:
+    """One page of the customers that match `wanted`, sorted by `sort` (one of SORTS, "-" in
+    front for descending), with how many match in all."""
+    model = current_model(engine).name
+    query = _query(engine, wanted, model)
+    counted = select(func.count()).select_from(query.with_only_columns(customers.c.id).subquery())
+    page = max(1, page)
+    with engine.connect() as conn:
+        total = int(conn.execute(counted).scalar_one())
+        rows = conn.execute(_order(sort, query).limit(per_page).offset((page - 1) * per_page)).all()
+    return CustomerPage(total, [ListRow(**r._mapping) for r in rows], page, per_page)
+
+
+def matching_rows(engine: Engine, wanted: CustomerFilter) -> Iterator[ListRow]:
+    """Every customer that matches `wanted`, in id order, read in batches by id (keyset), so an
+    export of a million customers never holds them all."""
+    model = current_model(engine).name
+    query = _query(engine, wanted, model).order_by(customers.c.id).limit(EXPORT_BATCH)
+    after = 0
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(query.where(customers.c.id > after)).all()
+        yield from (ListRow(**r._mapping) for r in rows)
+        if len(rows) < EXPORT_BATCH:
+            return
+        after = rows[-1].id
+
+
+def filter_choices(engine: Engine) -> dict[str, list[str]]:
+    """The values each filter can take in this store (for the list's drop-downs)."""
+    model = current_model(engine)
+
+    def distinct(column: Any) -> Select[Any]:
+        return select(column).where(column.is_not(None)).distinct().order_by(column)
+
+    with engine.connect() as conn:
+        return {
+            "stage": list(model.keys),
+            "segment": list(conn.execute(select(segments.c.name).order_by(segments.c.name)).scalars()),
+            "tier": list(conn.execute(distinct(customer_tiers.c.tier)).scalars()),
+            "band": ["high", "medium", "low", "lost"],
+            "channel": list(conn.execute(distinct(customers.c.acquisition_channel)).scalars()),
+            "city": list(conn.execute(distinct(customers.c.city).limit(500)).scalars()),
+            "consent": list(conn.execute(distinct(consents.c.channel)).scalars()),
+        }
