@@ -100,6 +100,8 @@ def find(
     phone: Annotated[str | None, typer.Option(help="Phone number (any format).")] = None,
     external_id: Annotated[str | None, typer.Option(help="Your system's id.")] = None,
     anonymous_id: Annotated[str | None, typer.Option(help="Device / cookie id.")] = None,
+    wechat_openid: Annotated[str | None, typer.Option(help="WeChat OpenID as appid:openid.")] = None,
+    wechat_unionid: Annotated[str | None, typer.Option(help="WeChat UnionID.")] = None,
 ) -> None:
     """Find profiles by identity."""
     given = {
@@ -107,10 +109,15 @@ def find(
         "phone": phone,
         "external_id": external_id,
         "anonymous_id": anonymous_id,
+        "wechat_openid": wechat_openid,
+        "wechat_unionid": wechat_unionid,
     }
     identities = {k: normalize_identity(k, v) for k, v in given.items() if v}
     if not identities:
-        raise InvalidInput("give at least one of --email, --phone, --external-id, --anonymous-id")
+        raise InvalidInput(
+            "give at least one of --email, --phone, --external-id, --anonymous-id, --wechat-openid,"
+            " --wechat-unionid"
+        )
     table = Table("id", "name", "email", "phone", "external id")
     for c in find_customers(engine(), identities):
         table.add_row(

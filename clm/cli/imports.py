@@ -202,7 +202,8 @@ def _where(line: int, sheet: str | None) -> str:
 IMPORTERS: dict[str, tuple[Callable[..., ImportReport], str]] = {
     "events": (
         import_events,
-        "Events: type, timestamp, an identity (external_id, email, phone or anonymous_id), "
+        "Events: type, timestamp, an identity (external_id, email, phone, anonymous_id, "
+        "wechat_openid as appid:openid, wechat_unionid), "
         "optional event_id, channel and properties (JSON); other columns become properties.",
     ),
     "customers": (

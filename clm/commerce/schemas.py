@@ -19,6 +19,7 @@ from pydantic import (
 from clm.core.errors import InvalidInput
 from clm.core.payloads import MAX_AMOUNT, IsoDate, IsoDateTime
 from clm.core.timeutil import as_utc, check_activity_time
+from clm.customers.identities import IDENTITY_KINDS
 
 ORDER_STATUSES = ("completed", "refunded", "cancelled")
 DEFAULT_CURRENCY = "CNY"
@@ -69,6 +70,8 @@ class OrderIn(BaseModel):
     email: str | None = Field(None, max_length=320)
     phone: str | None = Field(None, max_length=40)
     anonymous_id: str | None = Field(None, max_length=200)
+    wechat_openid: str | None = Field(None, max_length=200, description="appid:openid")
+    wechat_unionid: str | None = Field(None, max_length=64)
     ordered_at: IsoDateTime
     status: Literal["completed", "refunded", "cancelled"] = "completed"
     refunded_at: IsoDateTime | None = None
@@ -96,16 +99,17 @@ class OrderIn(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> OrderIn:
-        if not (self.external_id or self.email or self.phone or self.anonymous_id):
-            raise ValueError("an order needs a customer identity: external_id, email, phone or anonymous_id")
+        if not self.identity_fields():
+            raise ValueError(
+                "an order needs a customer identity: external_id, email, phone, anonymous_id,"
+                " wechat_openid or wechat_unionid"
+            )
         if self.total is None and not self.items:
             raise ValueError("an order needs a total or at least one item")
         return self
 
     def identity_fields(self) -> dict[str, Any]:
-        return {
-            k: getattr(self, k) for k in ("external_id", "email", "phone", "anonymous_id") if getattr(self, k)
-        }
+        return {k: getattr(self, k) for k in IDENTITY_KINDS if getattr(self, k)}
 
 
 class SpendIn(BaseModel):

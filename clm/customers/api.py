@@ -68,6 +68,8 @@ def search(
     email: Annotated[str | None, Query(max_length=320)] = None,
     phone: Annotated[str | None, Query(max_length=40)] = None,
     anonymous_id: Annotated[str | None, Query(max_length=200)] = None,
+    wechat_openid: Annotated[str | None, Query(max_length=200, description="appid:openid")] = None,
+    wechat_unionid: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[Customer]:
@@ -78,6 +80,8 @@ def search(
         "email": email,
         "phone": phone,
         "anonymous_id": anonymous_id,
+        "wechat_openid": wechat_openid,
+        "wechat_unionid": wechat_unionid,
     }
     engine = request.app.state.engine
     if not any(given.values()):

@@ -13,7 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from clm.core.errors import InvalidInput
 from clm.core.payloads import IsoDate, IsoDateTime
 from clm.core.timeutil import as_utc, check_activity_time, check_birthday
-from clm.customers.identities import normalize_email, normalize_phone, normalize_plain_id
+from clm.customers.identities import (
+    normalize_email,
+    normalize_phone,
+    normalize_plain_id,
+    normalize_wechat_openid,
+    normalize_wechat_unionid,
+)
 
 PROFILE_FIELDS = (
     "external_id",
@@ -49,6 +55,10 @@ class CustomerIn(BaseModel):
     email: str | None = Field(None, max_length=320)
     phone: str | None = Field(None, max_length=40, description="Any format; stored as E.164.")
     anonymous_id: str | None = Field(None, max_length=200, description="Device or cookie id.")
+    wechat_openid: str | None = Field(
+        None, max_length=200, description="WeChat OpenID with the app id that issued it: appid:openid."
+    )
+    wechat_unionid: str | None = Field(None, max_length=64, description="WeChat UnionID.")
     first_name: str | None = Field(None, max_length=200)
     last_name: str | None = Field(None, max_length=200)
     birthday: IsoDate | None = None
@@ -90,6 +100,22 @@ class CustomerIn(BaseModel):
             return None
         try:
             return normalize_plain_id(v, "id")
+        except InvalidInput as exc:
+            raise _pydantic_error(exc)
+
+    @field_validator("wechat_openid")
+    @classmethod
+    def _openid(cls, v: str | None) -> str | None:
+        try:
+            return normalize_wechat_openid(v) if v else None
+        except InvalidInput as exc:
+            raise _pydantic_error(exc)
+
+    @field_validator("wechat_unionid")
+    @classmethod
+    def _unionid(cls, v: str | None) -> str | None:
+        try:
+            return normalize_wechat_unionid(v) if v else None
         except InvalidInput as exc:
             raise _pydantic_error(exc)
 
@@ -146,9 +172,10 @@ class CustomerIn(BaseModel):
 
     @model_validator(mode="after")
     def _has_identity(self) -> CustomerIn:
-        if not (self.external_id or self.email or self.phone or self.anonymous_id):
+        if not any(self.identities().values()):
             raise ValueError(
-                "a customer needs at least one identity: external_id, email, phone or anonymous_id"
+                "a customer needs at least one identity: external_id, email, phone, anonymous_id,"
+                " wechat_openid or wechat_unionid"
             )
         return self
 
@@ -160,6 +187,8 @@ class CustomerIn(BaseModel):
                 ("email", self.email),
                 ("phone", self.phone),
                 ("anonymous_id", self.anonymous_id),
+                ("wechat_openid", self.wechat_openid),
+                ("wechat_unionid", self.wechat_unionid),
             )
             if v
         }

@@ -1,5 +1,5 @@
 """Find customers from one line of text, as a search box gets it: an id, an email, a phone
-number, an external id or (part of) a name."""
+number, an external id, a WeChat OpenID (appid:openid) or UnionID, or (part of) a name."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def search_customers(engine: Engine, text: str, limit: int = 20) -> list[Custome
         except NotFound:
             pass
     identities: dict[str, str] = {}
-    for kind in ("email", "phone", "external_id"):
+    for kind in ("email", "phone", "external_id", "wechat_openid", "wechat_unionid"):
         try:
             identities[kind] = normalize_identity(kind, text)
         except InvalidInput:

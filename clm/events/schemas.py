@@ -59,6 +59,7 @@ SYSTEM_ID_PREFIX = "clm:"
 
 # Custom types and channels are allowed; they only need to be tidy identifiers.
 _NAME = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
+_IDENTITY_LIST = ", ".join(IDENTITY_KINDS[:-1]) + " or " + IDENTITY_KINDS[-1]
 RESERVED_FIELDS = {"event_id", "type", "timestamp", "channel", "properties", *IDENTITY_KINDS}
 
 
@@ -128,10 +129,7 @@ def validate_event(fields: dict[str, Any], now: datetime | None = None) -> Valid
     occurred_at = _timestamp(fields["timestamp"], now or utcnow())
     identities = identities_from(fields)
     if not identities:
-        raise InvalidInput(
-            "an event needs at least one identity: external_id, email, phone or anonymous_id",
-            "identity",
-        )
+        raise InvalidInput(f"an event needs at least one identity: {_IDENTITY_LIST}", "identity")
     properties = fields.get("properties") or {}
     if isinstance(properties, str):
         try:
@@ -188,6 +186,8 @@ class EventIn(BaseModel):
     email: str | None = Field(None, max_length=320)
     phone: str | None = Field(None, max_length=40)
     anonymous_id: str | None = Field(None, max_length=200)
+    wechat_openid: str | None = Field(None, max_length=200, description="appid:openid")
+    wechat_unionid: str | None = Field(None, max_length=64)
     properties: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("type", "channel")
@@ -199,10 +199,8 @@ class EventIn(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> EventIn:
-        if not (self.external_id or self.email or self.phone or self.anonymous_id):
-            raise ValueError(
-                "an event needs at least one identity: external_id, email, phone or anonymous_id"
-            )
+        if not any(getattr(self, kind) for kind in IDENTITY_KINDS):
+            raise ValueError(f"an event needs at least one identity: {_IDENTITY_LIST}")
         return self
 
     def to_valid(self, now: datetime | None = None) -> ValidEvent:
