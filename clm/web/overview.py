@@ -1,8 +1,8 @@
 """The overview page (`/`): lifecycle KPIs for a period against the one before it, the stage
-distribution now, the stage funnel, the moves between stages in the period (a Sankey) and new
-customers and revenue by acquisition channel with CAC, all from the services the API answers with
-(`clm.lifecycle`), so page and API show the same numbers. Charts are drawn by ECharts from the
-figures embedded in the page as JSON."""
+distribution now, the stage funnel, the moves between stages in the period (a Sankey), new
+customers and revenue by acquisition channel with CAC, and cohort retention (a heat map), all
+from the services the API answers with (`clm.lifecycle`), so page and API show the same numbers.
+Charts are drawn by ECharts from the figures embedded in the page as JSON."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, Response
 
+from clm.lifecycle.cohorts import cohorts
 from clm.lifecycle.flows import stage_flows
 from clm.lifecycle.funnel import FunnelReport, FunnelStep, funnel
 from clm.lifecycle.kpi import FORMULAS, KpiRow, kpis
@@ -28,6 +29,7 @@ router = APIRouter(include_in_schema=False, tags=["console"])
 PERIODS = (7, 30, 90, 365)
 DEFAULT_PERIOD = 30
 FUNNEL_WINDOW_DAYS = 180
+COHORT_MONTHS = 12
 # A step is marked as the weak link only when its conversion is below this share of the median
 # conversion of the other steps (and at least two other steps have one): with steps at 72%, 70%
 # and 74% no step is meaningfully weaker, and none is marked.
@@ -138,6 +140,7 @@ def overview_data(console: Console, start: date, end: date, days: int) -> dict[s
     names = {s.key: (s.name_zh if zh else s.name_en) for s in model.stages}
     flow = funnel(engine, window_days=FUNNEL_WINDOW_DAYS)
     moves = stage_flows(engine, this_start, this_end, model.name)
+    retention = cohorts(engine, months=COHORT_MONTHS)
     weak = weak_link(flow)
     return {
         "model": model.name,
@@ -170,6 +173,10 @@ def overview_data(console: Console, start: date, end: date, days: int) -> dict[s
                 "customers": f.customers,
             }
             for f in moves.flows
+        ],
+        "cohorts": [
+            {"cohort": c.cohort, "customers": c.customers, "active": c.active, "partial": c.partial}
+            for c in retention.cohorts
         ],
         "funnel": {
             "window_days": flow.window_days,
@@ -227,7 +234,7 @@ def overview(
     )
 
 
-CSV_PARTS = ("kpi", "stages", "funnel", "flows", "channels")
+CSV_PARTS = ("kpi", "stages", "funnel", "flows", "channels", "cohorts")
 
 
 def csv_rows(part: str, data: dict[str, Any]) -> list[list[Any]]:
@@ -249,6 +256,9 @@ def csv_rows(part: str, data: dict[str, Any]) -> list[list[Any]]:
     if part == "flows":
         head = ["from_stage", "to_stage", "moves", "customers"]
         return [head] + [[f["from"] or "", f["to"], f["moves"], f["customers"]] for f in data["flows"]]
+    if part == "cohorts":
+        head = ["cohort", "customers", "partial_month"] + [f"active_month_{k}" for k in range(COHORT_MONTHS)]
+        return [head] + [[c["cohort"], c["customers"], c["partial"], *c["active"]] for c in data["cohorts"]]
     head = ["channel", "new_customers", "revenue", "spend", "cac"]
     return [head] + [
         [c["channel"], c["new_customers"], c["revenue"], c["spend"], c["cac"]] for c in data["channels"]
@@ -258,7 +268,7 @@ def csv_rows(part: str, data: dict[str, Any]) -> list[list[Any]]:
 @router.get("/overview.csv")
 def overview_csv(
     console: Annotated[Console, Depends(page("read", "overview"))],
-    part: Annotated[Literal["kpi", "stages", "funnel", "flows", "channels"], Query()] = "kpi",
+    part: Annotated[Literal["kpi", "stages", "funnel", "flows", "channels", "cohorts"], Query()] = "kpi",
     period: Annotated[int | None, Query(ge=1, le=3650)] = None,
     start: Annotated[date | None, Query(alias="from")] = None,
     end: Annotated[date | None, Query(alias="to")] = None,

@@ -233,8 +233,16 @@ def test_the_overview_draws_its_charts_and_explains_each_figure(browser, server,
     assert "获取" in page.inner_text("#stage-chart")  # stage names in Chinese, drawn by ECharts
     page.wait_for_selector("#flow-chart svg")
     page.wait_for_selector("#channel-chart svg")
+    page.wait_for_selector("#cohort-chart svg")
     assert "新进入" in page.inner_text("#flow-chart")  # the Sankey's left column: customers' first stages
-    for chart in ("#stage-chart svg", "#funnel-chart svg", "#flow-chart svg", "#channel-chart svg"):
+    charts = (
+        "#stage-chart svg",
+        "#funnel-chart svg",
+        "#flow-chart svg",
+        "#channel-chart svg",
+        "#cohort-chart svg",
+    )
+    for chart in charts:
         box = page.locator(chart).first.bounding_box()
         assert box is not None and box["width"] > 400 and box["height"] > 250, chart
     churn = page.locator(".kpi[data-kpi=churn_rate]")

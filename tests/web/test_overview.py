@@ -74,6 +74,11 @@ def test_the_overview_shows_the_apis_numbers(client, team, personas, engine, tin
         (c["channel"], c["new_customers"], c["revenue"], c["cac"]) for c in data["channels"]
     ]
     assert [(c["channel"], c["new_customers"], c["revenue"]) for c in data["channels"]] == [("web", 2, 350.0)]
+    retention = client.get("/api/v1/lifecycle/cohorts", headers=personas.headers("vic")).json()["cohorts"]
+    assert [(c["cohort"], c["customers"], c["active"], c["partial"]) for c in retention] == [
+        (c["cohort"], c["customers"], c["active"], c["partial"]) for c in data["cohorts"]
+    ]
+    assert sum(c["customers"] for c in data["cohorts"]) == 3  # a, b and c were first seen this year
     # the numbers are on the page as people read them, in Chinese
     assert "¥350.00" in html and "33.3%" in html and "客户生命周期五阶段" in html
 
@@ -154,4 +159,9 @@ def test_each_chart_downloads_its_numbers_as_csv_for_excel(client, team, engine,
     assert flows.lstrip("\ufeff").startswith(
         "from_stage,to_stage,moves,customers\r\n,"
     )  # first stages: no from
+    cohort_rows = list(
+        csv.reader(io.StringIO(client.get("/overview.csv", params={"part": "cohorts"}).text.lstrip("\ufeff")))
+    )
+    assert cohort_rows[0][:4] == ["cohort", "customers", "partial_month", "active_month_0"]
+    assert [r[0] for r in cohort_rows[1:]] == [c["cohort"] for c in data["cohorts"]]
     assert client.get("/overview.csv", params={"part": "nope"}).status_code == 422

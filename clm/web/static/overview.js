@@ -127,6 +127,42 @@
       });
       charts.push(chart);
     }
+    const cohortEl = document.getElementById("cohort-chart");
+    if (cohortEl) {
+      const rows = data.cohorts.slice().reverse();  // the newest cohort at the top
+      const width = Math.max(...data.cohorts.map((c) => c.active.length));
+      const cells = [];
+      rows.forEach((c, y) => c.active.forEach((share, x) => {
+        if (share === null) return;
+        const running = c.partial === x;
+        cells.push({
+          value: [x, y, share],
+          itemStyle: running ? { borderColor: "#1f2933", borderWidth: 1.5, borderType: "dashed" } : {},
+        });
+      }));
+      const chart = echarts.init(cohortEl, null, { renderer: "svg" });
+      chart.setOption({
+        textStyle: { fontFamily: FONT },
+        grid: { left: 24, right: 8, top: 8, bottom: 48, containLabel: true },
+        tooltip: {
+          formatter: (p) => {
+            const c = rows[p.value[1]];
+            return `${c.cohort} (${c.customers})<br>${labels.months_after}: ${p.value[0]}` +
+              `<br>${labels.active_share}: ${percent(p.value[2])}` +
+              (c.partial === p.value[0] ? `<br><i>${labels.running}</i>` : "");
+          },
+        },
+        xAxis: { type: "category", data: [...Array(width).keys()].map(String), name: labels.months_after,
+                 nameLocation: "middle", nameGap: 28, splitArea: { show: true } },
+        yAxis: { type: "category", data: rows.map((c) => `${c.cohort} (${c.customers})`), splitArea: { show: true } },
+        visualMap: { show: false, min: 0, max: 1, inRange: { color: ["#f0f7f6", "#7cc3b8", "#0f766e"] } },
+        series: [{
+          type: "heatmap", data: cells,
+          label: { show: true, fontSize: 10, formatter: (p) => Math.round(p.value[2] * 100) + "%" },
+        }],
+      });
+      charts.push(chart);
+    }
     window.addEventListener("resize", () => charts.forEach((c) => c.resize()));
   }
 
