@@ -377,3 +377,30 @@ def test_event_times_without_a_zone_are_in_the_stores_zone(engine, db_url, tmp_p
         "e4": datetime(2026, 10, 31, 16, 0, tzinfo=UTC),
         "e5": datetime(2026, 11, 1, 2, 5, tzinfo=UTC),
     }
+
+
+def test_products_and_spend_as_written(engine, db_url, tmp_path, capsys):
+    from clm.commerce.service import get_product, list_spend
+
+    products = '商品编码,名称,价格,成本,在售\r\nSKU-1,蓝牙耳机,"￥1,299.00",￥800,是\r\n'
+    products += "SKU-2,手机壳,49.9元,10,否\r\n"
+    path = gbk_file(tmp_path, "商品.csv", products)
+    pmap = ["商品编码=sku", "名称=name", "价格=price", "成本=cost", "在售=active"]
+    code, report = run(db_url, capsys, "products", str(path), *mapped(pmap))
+    assert code == 0 and report["accepted"] == 2
+    one, two = get_product(engine, "SKU-1"), get_product(engine, "SKU-2")
+    assert (one.name, one.price, one.cost, one.active) == ("蓝牙耳机", 1299.0, 800.0, True)
+    assert (two.price, two.cost, two.active) == (49.9, 10.0, False)
+
+    spend = '渠道,开始,结束,金额\r\n微信广告,2026/10/1,2026年10月31日,"￥12,000.50"\r\n'
+    path = gbk_file(tmp_path, "投放.csv", spend)
+    smap = ["渠道=channel", "开始=period_start", "结束=period_end", "金额=amount"]
+    code, report = run(db_url, capsys, "spend", str(path), *mapped(smap))
+    assert code == 0 and report["accepted"] == 1
+    [row] = list_spend(engine)
+    assert (row.channel, row.period_start, row.period_end, row.amount) == (
+        "微信广告",
+        date(2026, 10, 1),
+        date(2026, 10, 31),
+        12000.5,
+    )
