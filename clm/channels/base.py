@@ -1,7 +1,8 @@
 """What every transport takes and returns, and the registry of transports by channel name.
 
 To add a channel: make a folder `clm/channels/<name>/` with a `transport.py` holding a class
-with `open()`, `send(message) -> SendResult` and `close()`, and register it in `TRANSPORTS`."""
+with `open()`, `send(message) -> SendResult` and `close()`, and register it in `transport()`
+(an SMS provider: in its `sms_providers`, chosen by CLM_SMS_PROVIDER)."""
 
 from __future__ import annotations
 
@@ -42,14 +43,27 @@ class Transport(Protocol):
 
 
 def transport(channel: str) -> Transport:
-    """A transport for the channel, configured from the settings."""
+    """A transport for the channel, configured from the settings. The sms channel goes through
+    the provider CLM_SMS_PROVIDER names (http, aliyun, tencent): consent, cap and quiet hours
+    are the sms channel's whichever provider carries it."""
+    from clm.channels.aliyun_sms.transport import AliyunSmsTransport
     from clm.channels.email.transport import EmailTransport
     from clm.channels.sms.transport import SmsTransport
+    from clm.channels.tencent_sms.transport import TencentSmsTransport
     from clm.channels.webhook.transport import WebhookTransport
+    from clm.core.settings import settings
 
+    sms_providers: dict[str, type[Any]] = {
+        "http": SmsTransport,
+        "aliyun": AliyunSmsTransport,
+        "tencent": TencentSmsTransport,
+    }
+    provider = settings().sms_provider
+    if channel == "sms" and provider not in sms_providers:
+        raise ValueError(f"CLM_SMS_PROVIDER={provider!r} is not one of {', '.join(sms_providers)}")
     transports: dict[str, type[Any]] = {
         "email": EmailTransport,
-        "sms": SmsTransport,
+        "sms": sms_providers.get(provider, SmsTransport),
         "webhook": WebhookTransport,
     }
     if channel not in transports:

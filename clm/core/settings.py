@@ -34,6 +34,20 @@ class Settings:
     # SMS and webhooks: HTTP endpoints of the provider (JSON POST), with an optional bearer token.
     sms_url: str | None
     sms_token: str | None
+    # Which SMS transport the sms channel uses: http (the endpoint above), aliyun or tencent.
+    sms_provider: str
+    # Alibaba Cloud SMS (SendSms): AccessKey pair, approved signature name, endpoint.
+    aliyun_access_key_id: str | None
+    aliyun_access_key_secret: str | None
+    aliyun_sms_sign_name: str | None
+    aliyun_sms_endpoint: str
+    # Tencent Cloud SMS (SendSms 2021-01-11): API key pair, SmsSdkAppId, signature, endpoint, region.
+    tencent_secret_id: str | None
+    tencent_secret_key: str | None
+    tencent_sms_app_id: str | None
+    tencent_sms_sign_name: str | None
+    tencent_sms_endpoint: str
+    tencent_sms_region: str
     webhook_url: str | None
     # ISO 4217 code of the store's currency: how the console writes money (¥1,299.00).
     currency: str
@@ -63,6 +77,19 @@ class Settings:
             mail_from=os.environ.get("CLM_MAIL_FROM", "CLM <no-reply@localhost>"),
             sms_url=os.environ.get("CLM_SMS_URL") or None,
             sms_token=os.environ.get("CLM_SMS_TOKEN") or None,
+            sms_provider=os.environ.get("CLM_SMS_PROVIDER", "http").strip().lower() or "http",
+            aliyun_access_key_id=os.environ.get("CLM_ALIYUN_ACCESS_KEY_ID") or None,
+            aliyun_access_key_secret=os.environ.get("CLM_ALIYUN_ACCESS_KEY_SECRET") or None,
+            aliyun_sms_sign_name=os.environ.get("CLM_ALIYUN_SMS_SIGN_NAME") or None,
+            aliyun_sms_endpoint=os.environ.get("CLM_ALIYUN_SMS_ENDPOINT", "https://dysmsapi.aliyuncs.com/"),
+            tencent_secret_id=os.environ.get("CLM_TENCENT_SECRET_ID") or None,
+            tencent_secret_key=os.environ.get("CLM_TENCENT_SECRET_KEY") or None,
+            tencent_sms_app_id=os.environ.get("CLM_TENCENT_SMS_APP_ID") or None,
+            tencent_sms_sign_name=os.environ.get("CLM_TENCENT_SMS_SIGN_NAME") or None,
+            tencent_sms_endpoint=os.environ.get(
+                "CLM_TENCENT_SMS_ENDPOINT", "https://sms.tencentcloudapi.com/"
+            ),
+            tencent_sms_region=os.environ.get("CLM_TENCENT_SMS_REGION", "ap-guangzhou"),
             webhook_url=os.environ.get("CLM_WEBHOOK_URL") or None,
             currency=os.environ.get("CLM_CURRENCY", "CNY").strip().upper(),
             send_attempts=max(1, int(os.environ.get("CLM_SEND_ATTEMPTS", "3"))),
