@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, Response
 
+from clm.analytics.service import risk_summary
 from clm.lifecycle.cohorts import cohorts
 from clm.lifecycle.flows import stage_flows
 from clm.lifecycle.funnel import FunnelReport, FunnelStep, funnel
@@ -30,6 +31,12 @@ PERIODS = (7, 30, 90, 365)
 DEFAULT_PERIOD = 30
 FUNNEL_WINDOW_DAYS = 180
 COHORT_MONTHS = 12
+RISK_BANDS = {
+    "high": N_("High risk"),
+    "medium": N_("Medium risk"),
+    "low": N_("Low risk"),
+    "lost": N_("Already lost"),
+}
 # A step is marked as the weak link only when its conversion is below this share of the median
 # conversion of the other steps (and at least two other steps have one): with steps at 72%, 70%
 # and 74% no step is meaningfully weaker, and none is marked.
@@ -141,6 +148,8 @@ def overview_data(console: Console, start: date, end: date, days: int) -> dict[s
     flow = funnel(engine, window_days=FUNNEL_WINDOW_DAYS)
     moves = stage_flows(engine, this_start, this_end, model.name)
     retention = cohorts(engine, months=COHORT_MONTHS)
+    risk = risk_summary(engine)
+    say = translations(console.locale).gettext
     weak = weak_link(flow)
     return {
         "model": model.name,
@@ -174,6 +183,15 @@ def overview_data(console: Console, start: date, end: date, days: int) -> dict[s
             }
             for f in moves.flows
         ],
+        "risk": {
+            "customers": risk["customers"],
+            "scored_at": risk["scored_at"],
+            "at_risk_reachable": risk["at_risk_reachable"],
+            "bands": [
+                {"band": band, "name": say(label), **risk["bands"].get(band, {"customers": 0, "share": 0.0})}
+                for band, label in RISK_BANDS.items()
+            ],
+        },
         "cohorts": [
             {"cohort": c.cohort, "customers": c.customers, "active": c.active, "partial": c.partial}
             for c in retention.cohorts
@@ -231,10 +249,15 @@ def overview(
         delta={c.key: change(c, data["kpi"][c.key], data["kpi_previous"][c.key]) for c in CARDS},
         has_data=bool(data["kpi"]["customers_at_end"] or sum(s["customers"] for s in data["stages"])),
         query=f"from={start.isoformat()}&to={end.isoformat()}",
+        risk_scored_at=_instant(data["risk"]["scored_at"]),
     )
 
 
-CSV_PARTS = ("kpi", "stages", "funnel", "flows", "channels", "cohorts")
+def _instant(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+CSV_PARTS = ("kpi", "stages", "funnel", "flows", "channels", "cohorts", "risk")
 
 
 def csv_rows(part: str, data: dict[str, Any]) -> list[list[Any]]:
@@ -256,6 +279,10 @@ def csv_rows(part: str, data: dict[str, Any]) -> list[list[Any]]:
     if part == "flows":
         head = ["from_stage", "to_stage", "moves", "customers"]
         return [head] + [[f["from"] or "", f["to"], f["moves"], f["customers"]] for f in data["flows"]]
+    if part == "risk":
+        return [["band", "name", "customers", "share"]] + [
+            [b["band"], b["name"], b["customers"], b["share"]] for b in data["risk"]["bands"]
+        ]
     if part == "cohorts":
         head = ["cohort", "customers", "partial_month"] + [f"active_month_{k}" for k in range(COHORT_MONTHS)]
         return [head] + [[c["cohort"], c["customers"], c["partial"], *c["active"]] for c in data["cohorts"]]
@@ -268,7 +295,9 @@ def csv_rows(part: str, data: dict[str, Any]) -> list[list[Any]]:
 @router.get("/overview.csv")
 def overview_csv(
     console: Annotated[Console, Depends(page("read", "overview"))],
-    part: Annotated[Literal["kpi", "stages", "funnel", "flows", "channels", "cohorts"], Query()] = "kpi",
+    part: Annotated[
+        Literal["kpi", "stages", "funnel", "flows", "channels", "cohorts", "risk"], Query()
+    ] = "kpi",
     period: Annotated[int | None, Query(ge=1, le=3650)] = None,
     start: Annotated[date | None, Query(alias="from")] = None,
     end: Annotated[date | None, Query(alias="to")] = None,

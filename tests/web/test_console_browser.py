@@ -234,6 +234,7 @@ def test_the_overview_draws_its_charts_and_explains_each_figure(browser, server,
     page.wait_for_selector("#flow-chart svg")
     page.wait_for_selector("#channel-chart svg")
     page.wait_for_selector("#cohort-chart svg")
+    assert page.locator("#risk-chart").count() == 0  # no churn scores: the card says how to make them
     assert "新进入" in page.inner_text("#flow-chart")  # the Sankey's left column: customers' first stages
     charts = (
         "#stage-chart svg",

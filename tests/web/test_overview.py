@@ -79,6 +79,12 @@ def test_the_overview_shows_the_apis_numbers(client, team, personas, engine, tin
         (c["cohort"], c["customers"], c["active"], c["partial"]) for c in data["cohorts"]
     ]
     assert sum(c["customers"] for c in data["cohorts"]) == 3  # a, b and c were first seen this year
+    summary = client.get("/api/v1/analytics/churn/summary", headers=personas.headers("vic")).json()
+    assert {b["band"]: b["customers"] for b in data["risk"]["bands"]} == {
+        band: summary["bands"][band]["customers"] for band in ("high", "medium", "low", "lost")
+    }
+    assert data["risk"]["customers"] == summary["customers"] == 0  # no churn model on a tiny shop
+    assert "还没有流失评分" in html
     # the numbers are on the page as people read them, in Chinese
     assert "¥350.00" in html and "33.3%" in html and "客户生命周期五阶段" in html
 

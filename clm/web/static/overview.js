@@ -127,6 +127,26 @@
       });
       charts.push(chart);
     }
+    const riskEl = document.getElementById("risk-chart");
+    if (riskEl) {
+      const bands = data.risk.bands;
+      const colors = { high: "#b42318", medium: "#f79009", low: "#12b76a", lost: "#98a2b3" };
+      const chart = echarts.init(riskEl, null, { renderer: "svg" });
+      chart.setOption({
+        textStyle: { fontFamily: FONT },
+        grid: { left: 8, right: 96, top: 8, bottom: 8, containLabel: true },
+        tooltip: { trigger: "item", formatter: (p) => `${p.name}: ${p.value} (${percent(bands[p.dataIndex].share)})` },
+        xAxis: { type: "value", splitLine: { lineStyle: { color: "#eef2f5" } } },
+        yAxis: { type: "category", data: bands.map((b) => b.name), inverse: true, axisTick: { show: false } },
+        series: [{
+          type: "bar", barMaxWidth: 24,
+          data: bands.map((b) => ({ value: b.customers, itemStyle: { color: colors[b.band] || ACCENT } })),
+          label: { show: true, position: "right", formatter: (p) => `${p.value} · ${percent(bands[p.dataIndex].share)}` },
+        }],
+      });
+      charts.push(chart);
+    }
+
     const cohortEl = document.getElementById("cohort-chart");
     if (cohortEl) {
       const rows = data.cohorts.slice().reverse();  // the newest cohort at the top
