@@ -51,6 +51,7 @@ def transport(channel: str) -> Transport:
     from clm.channels.sms.transport import SmsTransport
     from clm.channels.tencent_sms.transport import TencentSmsTransport
     from clm.channels.webhook.transport import WebhookTransport
+    from clm.channels.wechat.transport import WeChatTransport
     from clm.core.settings import settings
 
     sms_providers: dict[str, type[Any]] = {
@@ -65,6 +66,7 @@ def transport(channel: str) -> Transport:
         "email": EmailTransport,
         "sms": sms_providers.get(provider, SmsTransport),
         "webhook": WebhookTransport,
+        "wechat": WeChatTransport,
     }
     if channel not in transports:
         raise ValueError(f"no transport for channel {channel!r}; channels: {', '.join(transports)}")

@@ -48,6 +48,10 @@ class Settings:
     tencent_sms_sign_name: str | None
     tencent_sms_endpoint: str
     tencent_sms_region: str
+    # WeChat Official Account: app id and secret (template messages), and the API's base URL.
+    wechat_app_id: str | None
+    wechat_app_secret: str | None
+    wechat_api_url: str
     webhook_url: str | None
     # ISO 4217 code of the store's currency: how the console writes money (¥1,299.00).
     currency: str
@@ -90,6 +94,9 @@ class Settings:
                 "CLM_TENCENT_SMS_ENDPOINT", "https://sms.tencentcloudapi.com/"
             ),
             tencent_sms_region=os.environ.get("CLM_TENCENT_SMS_REGION", "ap-guangzhou"),
+            wechat_app_id=os.environ.get("CLM_WECHAT_APP_ID") or None,
+            wechat_app_secret=os.environ.get("CLM_WECHAT_APP_SECRET") or None,
+            wechat_api_url=os.environ.get("CLM_WECHAT_API_URL", "https://api.weixin.qq.com"),
             webhook_url=os.environ.get("CLM_WEBHOOK_URL") or None,
             currency=os.environ.get("CLM_CURRENCY", "CNY").strip().upper(),
             send_attempts=max(1, int(os.environ.get("CLM_SEND_ATTEMPTS", "3"))),
