@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from clm.analytics.churn_store import ChurnRisk, customer_risk
 from clm.analytics.recommend_store import Recommendation, recommend
-from clm.analytics.service import ValueScore, customer_value, shop_margin
+from clm.analytics.service import ValueScore, customer_value
+from clm.commerce.tables import order_items, orders, products
 from clm.core.errors import ClmError, NotFound
 from clm.events.schemas import Event
 from clm.events.tables import events, survey_answers
@@ -36,7 +37,7 @@ class SurveyAnswer:
 class CustomerDetail:
     view: CustomerView
     value: ValueScore | None  # None until `clm clv score` has scored them (or no counted order)
-    historical_clv: float  # completed orders' revenue × the shop's margin
+    historical_clv: float  # margin to date: completed orders' revenue - their products' cost
     risk: ChurnRisk | None
     ledger: list[Posting]
     answers: list[SurveyAnswer]
@@ -72,7 +73,15 @@ def customer_detail(engine: Engine, customer_id: int) -> CustomerDetail:
         .order_by(survey_answers.c.answered_at.desc())
         .limit(50)
     )
+    cost_q = (
+        select(func.coalesce(func.sum(order_items.c.quantity * func.coalesce(products.c.cost, 0)), 0))
+        .select_from(order_items)
+        .join(orders, orders.c.id == order_items.c.order_pk)
+        .outerjoin(products, products.c.sku == order_items.c.sku)
+        .where(orders.c.customer_id == cid, orders.c.status == "completed")
+    )
     with engine.connect() as conn:
+        cost = float(conn.execute(cost_q).scalar_one())
         answers = [
             SurveyAnswer(r.answered_at, r.survey, r.score, r.channel, (r.properties or {}).get("comment"))
             for r in conn.execute(answers_q)
@@ -80,7 +89,7 @@ def customer_detail(engine: Engine, customer_id: int) -> CustomerDetail:
     return CustomerDetail(
         view=view,
         value=value,
-        historical_clv=round(view.orders.revenue * shop_margin(engine), 2),
+        historical_clv=round(view.orders.revenue - cost, 2),
         risk=risk,
         ledger=history(engine, cid, limit=LEDGER_LINES),
         answers=answers,
@@ -151,4 +160,5 @@ def describe(detail: CustomerDetail) -> dict[str, Any]:
         "p_alive": detail.value.p_alive if detail.value else None,
         "clv": detail.value.clv if detail.value else None,
         "churn_probability": detail.risk.probability if detail.risk else None,
+        "historical_clv": detail.historical_clv,
     }

@@ -15,6 +15,8 @@ import pytest
 from sqlalchemy import func, select
 
 from clm.auth.tables import audit_log
+from clm.commerce.schemas import ProductIn
+from clm.commerce.service import upsert_products
 from clm.customers.schemas import CustomerIn
 from clm.customers.service import find_customers, upsert_customer
 from clm.lifecycle.tables import customer_stages
@@ -62,12 +64,15 @@ def test_the_360_page_shows_orders_stage_history_and_the_apis_numbers(
     client, team, personas, engine, tiny_shop
 ):
     b = customer_id(engine, "b")
+    with engine.begin() as conn:
+        upsert_products(conn, [ProductIn(sku="A", name="Tea", price=100.0, cost=30.0)])
     sign_in(client, "ana")
     html = client.get(f"/customers/{b}").text
     figures = page_figures(html)
     api = client.get(f"/api/v1/customers/{b}", headers=personas.headers("vic")).json()
     # by hand: b ordered 200 forty days ago and 80 three days ago, both completed
     assert (figures["orders"], figures["completed"], figures["revenue"]) == (2, 2, 280.0)
+    assert figures["historical_clv"] == 220.0  # 280 less two units of A at a cost of 30
     assert (api["orders"]["orders"], api["orders"]["revenue"]) == (figures["orders"], figures["revenue"])
     assert figures["stage"] == api["stage"]["stage"] is not None
     assert figures["stage_history"] == [[h["from_stage"], h["to_stage"]] for h in api["stage"]["history"]]
