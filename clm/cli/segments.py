@@ -189,7 +189,7 @@ def export(
     ] = None,
 ) -> None:
     """Write every current member to a CSV file."""
-    from clm.core.files import export_encoding
+    from clm.core.encodings import export_encoding
 
     codec = export_encoding(encoding)
     eng = engine()

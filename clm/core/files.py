@@ -31,6 +31,14 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from clm.core.encodings import (
+    ascii_based,
+    bom_encoding,
+    check_encoding,
+    first_guess,
+    is_utf8,
+    looks_binary,
+)
 from clm.core.errors import UnusableInput
 
 FORMATS = ("csv", "tsv", "jsonl", "xlsx")
@@ -94,39 +102,6 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
     )
 
 
-def check_encoding(name: str | None) -> str | None:
-    """A codec name as given to --encoding, checked; GBK and GB2312 are read as GB18030, which
-    contains both."""
-    if not name:
-        return None
-    try:
-        codec = codecs.lookup(name).name
-    except LookupError:
-        raise UnusableInput(f"unknown encoding {name!r}; e.g. utf-8, gb18030, utf-16")
-    return "gb18030" if codec in ("gbk", "gb2312") else codec
-
-
-def _bom_encoding(sample: bytes) -> str | None:
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if sample.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        return "utf-32"
-    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    return None
-
-
-# bytes that do not occur in text: C0 controls but tab, line feed, form feed, carriage return
-_CONTROL = bytes(c for c in range(32) if c not in (9, 10, 12, 13))
-
-
-def _looks_binary(sample: bytes) -> bool:
-    """More than 1% of the sample (and at least 4 bytes) are control bytes or NULs: a workbook,
-    an archive or an image, not text. A stray NUL in a text file is left to the row checks."""
-    controls = len(sample) - len(sample.translate(None, _CONTROL))
-    return controls >= 4 and controls * 100 > len(sample)
-
-
 class DataFile:
     """One bulk input file; iterate `rows()` for (line number, fields or BadRow)."""
 
@@ -184,17 +159,17 @@ class DataFile:
                 sample = self._open_stream(raw).read(SAMPLE_BYTES)
         except (OSError, EOFError) as exc:
             raise UnusableInput(f"cannot read {self.path.name}: {exc}")
-        bom = _bom_encoding(sample)
+        bom = bom_encoding(sample)
         if bom and not (self.given_encoding or "").startswith(bom.removesuffix("-sig")):
             self.encoding = bom  # a byte-order mark is surer than anything said about the file
-        if self.encoding is None and _looks_binary(sample):
+        if self.encoding is None and looks_binary(sample):
             kind = "an Excel workbook (name it .xlsx)" if sample.startswith(b"PK\x03\x04") else "binary data"
             raise UnusableInput(
                 f"{self.path.name} is not a text file (it looks like {kind}); "
                 "import .csv, .tsv, .txt, .jsonl or .xlsx files"
             )
         if self.format != "jsonl":  # the column names, for a rejections file written before reading
-            encoding = self.encoding or ("utf-8" if _is_utf8(sample.split(b"\n", 1)[0]) else "gb18030")
+            encoding = self.encoding or ("utf-8" if is_utf8(sample.split(b"\n", 1)[0]) else "gb18030")
             first = sample.decode(encoding, errors="replace").removeprefix("\ufeff").split("\n", 1)[0]
             fields = next(csv.reader([first.rstrip("\r")], delimiter=self._delimiter(first)), [])
             self.columns = [f.strip() for f in fields if f.strip()]
@@ -230,7 +205,7 @@ class DataFile:
         """The file's lines as text (line endings kept), decoded by the rule in the module's
         docstring; a line that breaks it stops the import with its number."""
         encoding = self.encoding
-        if encoding is not None and not _ascii_based(encoding):  # UTF-16/32: no byte lines
+        if encoding is not None and not ascii_based(encoding):  # UTF-16/32: no byte lines
             text = io.TextIOWrapper(stream, encoding=encoding, errors="strict", newline="")
             line = 0
             try:
@@ -247,9 +222,9 @@ class DataFile:
             if line == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[3:]
             if encoding is None:
-                encoding = self.encoding = _first_guess(raw)
+                encoding = self.encoding = first_guess(raw)
                 decided = decided or encoding == "utf-8-sig"
-            if not decided and encoding == "gb18030" and _is_utf8(raw):
+            if not decided and encoding == "gb18030" and is_utf8(raw):
                 raise UnusableInput(
                     f"line {line} of {self.path.name} is UTF-8 text, but the lines before it are "
                     "GB18030 (GBK): the file holds two encodings; save it in one (or pass --encoding)"
@@ -557,25 +532,6 @@ def _split_block(block: bytes, header: list[str], delimiter: str, first_line: in
     return ColumnChunk(lines, {name: frame[name].to_numpy(dtype=object) for name in header}, [])
 
 
-def _ascii_based(encoding: str) -> bool:
-    """Whether ASCII text reads the same in `encoding` (so lines can be split as bytes)."""
-    return not codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
-
-
-def _is_utf8(raw: bytes) -> bool:
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _first_guess(raw: bytes) -> str:
-    """The encoding the first line that is not plain ASCII says: UTF-8 if it is valid UTF-8,
-    else GB18030 (GBK text is almost never valid UTF-8; the reverse does not hold)."""
-    return "utf-8" if _is_utf8(raw) else "gb18030"
-
-
 def _cell_text(value: Any) -> str:
     """A workbook cell as the text a CSV export of it would hold: whole numbers without '.0',
     dates as YYYY-MM-DD, date-times as YYYY-MM-DD HH:MM:SS (no zone: Excel has none)."""
@@ -609,22 +565,6 @@ def _text_problem(text: str) -> str | None:
     except UnicodeEncodeError:
         return "the line is not valid UTF-8 text"
     return None
-
-
-# How CSV files leave CLM: UTF-8 with a byte-order mark by default (Excel then shows Chinese
-# instead of mojibake), or GB18030 for older Excel and Chinese systems that expect GBK.
-EXPORT_ENCODINGS = {"utf-8-sig": "utf-8-sig", "utf-8": "utf-8", "gb18030": "gb18030", "gbk": "gb18030"}
-
-
-def export_encoding(name: str | None) -> str:
-    """The codec for a CSV export asked for by name (`--encoding`); default UTF-8 with BOM."""
-    if not name:
-        return "utf-8-sig"
-    key = name.strip().lower().replace("_", "-")
-    key = {"utf8": "utf-8", "utf8-sig": "utf-8-sig", "gb2312": "gbk"}.get(key, key)
-    if key not in EXPORT_ENCODINGS:
-        raise UnusableInput(f"cannot export in {name!r}: use utf-8-sig (the default), utf-8 or gb18030")
-    return EXPORT_ENCODINGS[key]
 
 
 def parse_mapping(pairs: list[str]) -> dict[str, str]:
