@@ -215,3 +215,20 @@ def test_the_customer_pages_in_the_browser(
         assert int(page.get_attribute("#customer-count", "data-total")) == count
         assert watch.problems == [], watch.problems
         page.close()
+
+
+def test_a_marketer_reveals_contact_details_in_the_browser(browser, server, team, engine, wei):
+    page = browser.new_page(locale="zh-CN")
+    watch = Watch(page)
+    browser_sign_in(page, server, "mark", f"/customers/{wei.id}")
+    contact = page.locator("#contact")
+    assert "138****5678" in contact.inner_text() and "13812345678" not in contact.inner_text()
+    page.click("text=显示邮箱和手机号")
+    page.wait_for_function("() => document.querySelector('#contact').innerText.includes('13812345678')")
+    assert "zhang.wei@example.com" in contact.inner_text() and "已记入审计日志" in contact.inner_text()
+    assert page.inner_text("main h1") == "张伟"  # family name first, no space
+    with engine.connect() as conn:
+        reveals = select(func.count()).where(audit_log.c.action == "customer.reveal")
+        assert conn.execute(reveals).scalar_one() == 1
+    assert watch.problems == [], watch.problems
+    page.close()
