@@ -122,3 +122,19 @@ def test_events_by_openid_through_the_api_and_a_file(engine, client, personas, w
     assert (report.accepted, report.rejected) == (1, 1)
     assert "is not a WeChat UnionID" in report.rejections[0].reason
     assert [c.id for c in find_customers(engine, {"wechat_unionid": UNIONID})] == [by_app[0]["id"]]
+
+
+def test_an_order_file_names_the_buyer_by_mini_program_openid(engine, write_file):
+    from clm.commerce.importer import import_orders
+
+    buyer, _ = upsert_customer(engine, CustomerIn(wechat_openid=f"{MP}:{OPENID_MP}"), actor="t")
+    path = write_file(
+        "orders.csv",
+        "order_id,wechat_openid,ordered_at,status,total\n"
+        f"WX-1,{MP}:{OPENID_MP},2026/11/1 10:05,已完成,￥1299.00\n"
+        f"WX-2,{OPENID_MP},2026/11/1 10:06,已完成,￥9.90\n",
+    )
+    report = import_orders(engine, DataFile(path))
+    assert (report.accepted, report.rejected) == (1, 1)
+    assert "has no app id" in report.rejections[0].reason
+    assert report.customer_ids == {buyer.id}
