@@ -4,6 +4,7 @@ query, or every match in id order for an export."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -71,9 +72,69 @@ class CustomerPage:
         return max(1, -(-self.total // self.per_page))
 
 
-def _query(engine: Engine, wanted: CustomerFilter, model: str) -> Select[Any]:
+def _conditions(engine: Engine, wanted: CustomerFilter, model: str) -> tuple[list[Any], set[str]]:
+    """The WHERE clauses of `wanted` and which of the joined tables (stage, tier, churn) they
+    read."""
     stage = customer_stages
-    query = (
+    where: list[Any] = [customers.c.merged_into.is_(None)]
+    joins: set[str] = set()
+    if wanted.q.strip():
+        ids = [c.id for c in search_customers(engine, wanted.q, limit=SEARCH_MATCHES)]
+        where.append(customers.c.id.in_(ids or [-1]))
+    if wanted.stage:
+        where.append(stage.c.stage == wanted.stage)
+        joins.add("stage")
+    if wanted.segment:
+        where.append(
+            exists().where(
+                segment_members.c.customer_id == customers.c.id,
+                segment_members.c.segment_id == segments.c.id,
+                segments.c.name == wanted.segment,
+            )
+        )
+    if wanted.tier:
+        where.append(customer_tiers.c.tier == wanted.tier)
+        joins.add("tier")
+    if wanted.band:
+        where.append(churn_scores.c.band == wanted.band)
+        joins.add("churn")
+    if wanted.channel:
+        where.append(customers.c.acquisition_channel == wanted.channel)
+    if wanted.city:
+        where.append(customers.c.city == wanted.city)
+    if wanted.consent:
+        where.append(
+            exists().where(
+                consents.c.customer_id == customers.c.id,
+                consents.c.channel == wanted.consent,
+                consents.c.granted.is_(True),
+            )
+        )
+    return where, joins
+
+
+def _joined(model: str, joins: set[str] | None = None) -> Any:
+    """customers with its stage (in `model`), tier and churn score: outer joins for a page, and
+    for a count only the tables a filter reads (inner joins: the filter needs a row anyway)."""
+    table: Any = customers
+    on = {
+        "stage": (
+            customer_stages,
+            and_(customer_stages.c.customer_id == customers.c.id, customer_stages.c.model == model),
+        ),
+        "tier": (customer_tiers, customer_tiers.c.customer_id == customers.c.id),
+        "churn": (churn_scores, churn_scores.c.customer_id == customers.c.id),
+    }
+    for key, (other, condition) in on.items():
+        if joins is None:
+            table = table.outerjoin(other, condition)
+        elif key in joins:
+            table = table.join(other, condition)
+    return table
+
+
+def _query(where: list[Any], model: str) -> Select[Any]:
+    return (
         select(
             customers.c.id,
             customers.c.first_name,
@@ -83,47 +144,19 @@ def _query(engine: Engine, wanted: CustomerFilter, model: str) -> Select[Any]:
             customers.c.external_id,
             customers.c.city,
             customers.c.acquisition_channel.label("channel"),
-            stage.c.stage,
+            customer_stages.c.stage,
             customer_tiers.c.tier,
             churn_scores.c.band,
             churn_scores.c.probability.label("churn_probability"),
             customers.c.created_at,
         )
-        .outerjoin(stage, and_(stage.c.customer_id == customers.c.id, stage.c.model == model))
-        .outerjoin(customer_tiers, customer_tiers.c.customer_id == customers.c.id)
-        .outerjoin(churn_scores, churn_scores.c.customer_id == customers.c.id)
-        .where(customers.c.merged_into.is_(None))
+        .select_from(_joined(model))
+        .where(*where)
     )
-    if wanted.q.strip():
-        ids = [c.id for c in search_customers(engine, wanted.q, limit=SEARCH_MATCHES)]
-        query = query.where(customers.c.id.in_(ids or [-1]))
-    if wanted.stage:
-        query = query.where(stage.c.stage == wanted.stage)
-    if wanted.segment:
-        query = query.where(
-            exists().where(
-                segment_members.c.customer_id == customers.c.id,
-                segment_members.c.segment_id == segments.c.id,
-                segments.c.name == wanted.segment,
-            )
-        )
-    if wanted.tier:
-        query = query.where(customer_tiers.c.tier == wanted.tier)
-    if wanted.band:
-        query = query.where(churn_scores.c.band == wanted.band)
-    if wanted.channel:
-        query = query.where(customers.c.acquisition_channel == wanted.channel)
-    if wanted.city:
-        query = query.where(customers.c.city == wanted.city)
-    if wanted.consent:
-        query = query.where(
-            exists().where(
-                consents.c.customer_id == customers.c.id,
-                consents.c.channel == wanted.consent,
-                consents.c.granted.is_(True),
-            )
-        )
-    return query
+
+
+def _count(where: list[Any], joins: set[str], model: str) -> Select[Any]:
+    return select(func.count()).select_from(_joined(model, joins)).where(*where)
 
 
 def _order(sort: str, query: Select[Any]) -> Select[Any]:
@@ -150,8 +183,8 @@ def customer_page(
     """One page of the customers that match `wanted`, sorted by `sort` (one of SORTS, "-" in
     front for descending), with how many match in all."""
     model = current_model(engine).name
-    query = _query(engine, wanted, model)
-    counted = select(func.count()).select_from(query.with_only_columns(customers.c.id).subquery())
+    where, joins = _conditions(engine, wanted, model)
+    query, counted = _query(where, model), _count(where, joins, model)
     page = max(1, page)
     with engine.connect() as conn:
         total = int(conn.execute(counted).scalar_one())
@@ -163,7 +196,8 @@ def matching_rows(engine: Engine, wanted: CustomerFilter) -> Iterator[ListRow]:
     """Every customer that matches `wanted`, in id order, read in batches by id (keyset), so an
     export of a million customers never holds them all."""
     model = current_model(engine).name
-    query = _query(engine, wanted, model).order_by(customers.c.id).limit(EXPORT_BATCH)
+    where, _ = _conditions(engine, wanted, model)
+    query = _query(where, model).order_by(customers.c.id).limit(EXPORT_BATCH)
     after = 0
     while True:
         with engine.connect() as conn:
@@ -174,15 +208,26 @@ def matching_rows(engine: Engine, wanted: CustomerFilter) -> Iterator[ListRow]:
         after = rows[-1].id
 
 
+# the drop-downs' values are read at most this often: over a million customers the distinct cities
+# are a scan, and a new city or segment may well take a minute to be offered
+CHOICES_SECONDS = 60.0
+_choices: dict[tuple[str, str], tuple[float, dict[str, list[str]]]] = {}
+
+
 def filter_choices(engine: Engine) -> dict[str, list[str]]:
-    """The values each filter can take in this store (for the list's drop-downs)."""
+    """The values each filter can take in this store (for the list's drop-downs), at most
+    CHOICES_SECONDS old."""
     model = current_model(engine)
+    key = (str(engine.url), model.name)
+    cached = _choices.get(key)
+    if cached is not None and time.monotonic() - cached[0] < CHOICES_SECONDS:
+        return cached[1]
 
     def distinct(column: Any) -> Select[Any]:
         return select(column).where(column.is_not(None)).distinct().order_by(column)
 
     with engine.connect() as conn:
-        return {
+        choices = {
             "stage": list(model.keys),
             "segment": list(conn.execute(select(segments.c.name).order_by(segments.c.name)).scalars()),
             "tier": list(conn.execute(distinct(customer_tiers.c.tier)).scalars()),
@@ -191,3 +236,5 @@ def filter_choices(engine: Engine) -> dict[str, list[str]]:
             "city": list(conn.execute(distinct(customers.c.city).limit(500)).scalars()),
             "consent": list(conn.execute(distinct(consents.c.channel)).scalars()),
         }
+    _choices[key] = (time.monotonic(), choices)
+    return choices
