@@ -43,6 +43,14 @@ def test_password_is_stored_as_argon2_and_signs_in(engine):
     assert row["actor"] == f"user:{user.id}:wei@example.com" and row["details"]["source"] == "127.0.0.1"
 
 
+def test_production_hash_costs_meet_the_owasp_minimum():
+    from clm.auth import users as module
+
+    # OWASP's password storage cheat sheet: Argon2id with at least 19 MiB of memory and 2 passes
+    assert module._hasher.type.name == "ID"
+    assert module._hasher.memory_cost >= 19 * 1024 and module._hasher.time_cost >= 2
+
+
 def test_bad_input_is_refused_clearly(engine):
     with pytest.raises(InvalidInput, match="at least 8"):
         create_user(engine, "a@b.co", "viewer", "short")
