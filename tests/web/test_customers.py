@@ -232,3 +232,25 @@ def test_a_marketer_reveals_contact_details_in_the_browser(browser, server, team
         assert conn.execute(reveals).scalar_one() == 1
     assert watch.problems == [], watch.problems
     page.close()
+
+
+def test_the_360_page_shows_the_journey_trace(client, team, engine, wei):
+    from datetime import UTC, datetime, timedelta
+
+    from clm.journeys.service import save_definition, scan_triggers, set_status
+    from clm.journeys.steps import run_steps
+    from tests.journeys.test_cart_journey import event as record_event
+
+    t0 = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
+    steps = [{"update": {"attribute": "welcomed", "value": True}}]
+    save_definition(engine, {"name": "mark-welcomed", "trigger": {"event": "signup"}, "steps": steps})
+    set_status(engine, "mark-welcomed", "live")
+    record_event(engine, "w1", "signup", t0)
+    assert scan_triggers(engine, t0 + timedelta(minutes=1)) == {"mark-welcomed": 1}
+    run_steps(engine, t0 + timedelta(minutes=2))
+    sign_in(client, "vic")
+    html = client.get(f"/customers/{wei.id}").text
+    journeys = html[html.index("旅程与消息") : html.index("推荐")]
+    assert "mark-welcomed" in journeys and '<ol class="trace">' in journeys
+    assert "update" in journeys[journeys.index('<ol class="trace">') :]
+    assert "welcomed" in html[html.index("自定义属性") :]  # the step's attribute, among the custom ones
