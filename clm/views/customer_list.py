@@ -10,13 +10,14 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, and_, exists, func, select
+from sqlalchemy import Engine, Select, String, and_, exists, func, literal, or_, select
 
 from clm.analytics.tables import churn_scores
 from clm.customers.search import search_customers
 from clm.customers.tables import consents, customers
 from clm.lifecycle.service import current_model
 from clm.lifecycle.tables import customer_stages
+from clm.loyalty.service import programme
 from clm.loyalty.tables import customer_tiers
 from clm.segments.tables import segment_members, segments
 
@@ -74,7 +75,7 @@ class CustomerPage:
 
 def _conditions(engine: Engine, wanted: CustomerFilter, model: str) -> tuple[list[Any], set[str]]:
     """The WHERE clauses of `wanted` and which of the joined tables (stage, tier, churn) they
-    read."""
+    read. A customer without a tier row is in the programme's lowest tier."""
     stage = customer_stages
     where: list[Any] = [customers.c.merged_into.is_(None)]
     joins: set[str] = set()
@@ -93,8 +94,12 @@ def _conditions(engine: Engine, wanted: CustomerFilter, model: str) -> tuple[lis
             )
         )
     if wanted.tier:
-        where.append(customer_tiers.c.tier == wanted.tier)
-        joins.add("tier")
+        if wanted.tier == programme(engine).lowest.name:
+            where.append(or_(customer_tiers.c.tier == wanted.tier, customer_tiers.c.tier.is_(None)))
+            joins.add("tier?")
+        else:
+            where.append(customer_tiers.c.tier == wanted.tier)
+            joins.add("tier")
     if wanted.band:
         where.append(churn_scores.c.band == wanted.band)
         joins.add("churn")
@@ -126,14 +131,14 @@ def _joined(model: str, joins: set[str] | None = None) -> Any:
         "churn": (churn_scores, churn_scores.c.customer_id == customers.c.id),
     }
     for key, (other, condition) in on.items():
-        if joins is None:
+        if joins is None or f"{key}?" in joins:  # "?": the filter keeps customers without a row
             table = table.outerjoin(other, condition)
         elif key in joins:
             table = table.join(other, condition)
     return table
 
 
-def _query(where: list[Any], model: str) -> Select[Any]:
+def _query(where: list[Any], model: str, lowest_tier: str) -> Select[Any]:
     return (
         select(
             customers.c.id,
@@ -145,7 +150,7 @@ def _query(where: list[Any], model: str) -> Select[Any]:
             customers.c.city,
             customers.c.acquisition_channel.label("channel"),
             customer_stages.c.stage,
-            customer_tiers.c.tier,
+            func.coalesce(customer_tiers.c.tier, literal(lowest_tier, String)).label("tier"),
             churn_scores.c.band,
             churn_scores.c.probability.label("churn_probability"),
             customers.c.created_at,
@@ -184,7 +189,7 @@ def customer_page(
     front for descending), with how many match in all."""
     model = current_model(engine).name
     where, joins = _conditions(engine, wanted, model)
-    query, counted = _query(where, model), _count(where, joins, model)
+    query, counted = _query(where, model, programme(engine).lowest.name), _count(where, joins, model)
     page = max(1, page)
     with engine.connect() as conn:
         total = int(conn.execute(counted).scalar_one())
@@ -197,7 +202,7 @@ def matching_rows(engine: Engine, wanted: CustomerFilter) -> Iterator[ListRow]:
     export of a million customers never holds them all."""
     model = current_model(engine).name
     where, _ = _conditions(engine, wanted, model)
-    query = _query(where, model).order_by(customers.c.id).limit(EXPORT_BATCH)
+    query = _query(where, model, programme(engine).lowest.name).order_by(customers.c.id).limit(EXPORT_BATCH)
     after = 0
     while True:
         with engine.connect() as conn:
@@ -230,7 +235,7 @@ def filter_choices(engine: Engine) -> dict[str, list[str]]:
         choices = {
             "stage": list(model.keys),
             "segment": list(conn.execute(select(segments.c.name).order_by(segments.c.name)).scalars()),
-            "tier": list(conn.execute(distinct(customer_tiers.c.tier)).scalars()),
+            "tier": [t.name for t in programme(engine).tiers],
             "band": ["high", "medium", "low", "lost"],
             "channel": list(conn.execute(distinct(customers.c.acquisition_channel)).scalars()),
             "city": list(conn.execute(distinct(customers.c.city).limit(500)).scalars()),

@@ -21,6 +21,7 @@ from clm.customers.names import full_name
 from clm.events.service import event_counts
 from clm.journeys.service import trace
 from clm.lifecycle.service import current_model
+from clm.loyalty.service import programme
 from clm.views.customer_detail import customer_detail, customer_events, describe, event_channels
 from clm.views.customer_list import (
     SORTS,
@@ -120,6 +121,7 @@ def customers_list(
         found=found,
         choices=filter_choices(console.engine),
         stage_names={s.key: (s.name_zh if zh else s.name_en) for s in model.stages},
+        tier_names={t.name: (t.title_zh if zh else t.title_en) for t in programme(console.engine).tiers},
         bands=BANDS,
         full=sees_contact_details(console),
         section=BY_KEY["customers"],

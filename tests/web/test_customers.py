@@ -254,3 +254,26 @@ def test_the_360_page_shows_the_journey_trace(client, team, engine, wei):
     assert "mark-welcomed" in journeys and '<ol class="trace">' in journeys
     assert "update" in journeys[journeys.index('<ol class="trace">') :]
     assert "welcomed" in html[html.index("自定义属性") :]  # the step's attribute, among the custom ones
+
+
+def test_the_list_names_tiers_as_the_programme_does(client, team, engine, tiny_shop, wei):
+    from clm.loyalty.service import programme
+    from clm.loyalty.tables import customer_tiers
+    from clm.loyalty.tiers import evaluate_tiers
+
+    evaluate_tiers(engine)
+    with engine.connect() as conn:
+        counted = select(customer_tiers.c.tier, func.count()).group_by(customer_tiers.c.tier)
+        rows = dict(conn.execute(counted).all())
+    tiers = programme(engine).tiers
+    lowest = programme(engine).lowest.name
+    # a customer without a tier row is in the lowest tier: 4 customers in all
+    without = 4 - sum(rows.values())
+    expected = {t.name: rows.get(t.name, 0) + (without if t.name == lowest else 0) for t in tiers}
+    assert sum(expected.values()) == 4 and expected[lowest] >= 1
+    sign_in(client, "vic")
+    for tier in tiers:
+        html = client.get("/customers", params={"tier": tier.name}).text
+        assert shown_total(html) == expected[tier.name]
+        assert f'<option value="{tier.name}" selected>{tier.title_zh}</option>' in html
+        assert html.count(f'<td class="wide-only">{tier.title_zh}</td>') == expected[tier.name]
