@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from statistics import median
 from typing import Annotated, Any, Literal
 
@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, Response
 
 from clm.analytics.service import risk_summary
+from clm.feedback.service import survey_results
 from clm.lifecycle.cohorts import cohorts
 from clm.lifecycle.flows import stage_flows
 from clm.lifecycle.funnel import FunnelReport, FunnelStep, funnel
@@ -149,6 +150,7 @@ def overview_data(console: Console, start: date, end: date, days: int) -> dict[s
     moves = stage_flows(engine, this_start, this_end, model.name)
     retention = cohorts(engine, months=COHORT_MONTHS)
     risk = risk_summary(engine)
+    satisfaction = satisfaction_by_month(engine, this_end)
     say = translations(console.locale).gettext
     weak = weak_link(flow)
     return {
@@ -192,6 +194,7 @@ def overview_data(console: Console, start: date, end: date, days: int) -> dict[s
                 for band, label in RISK_BANDS.items()
             ],
         },
+        "satisfaction": satisfaction,
         "cohorts": [
             {"cohort": c.cohort, "customers": c.customers, "active": c.active, "partial": c.partial}
             for c in retention.cohorts
@@ -213,6 +216,28 @@ def overview_data(console: Console, start: date, end: date, days: int) -> dict[s
             ],
         },
     }
+
+
+def satisfaction_by_month(engine: Any, end: date, months: int = 12) -> list[dict[str, Any]]:
+    """NPS and CSAT of every survey of the kind, month by month, for the `months` calendar months
+    up to the one holding `end` (the feedback domain's results service, grouped by month)."""
+    first = date(end.year, end.month, 1)
+    for _ in range(months - 1):
+        first = date(first.year - (first.month == 1), 12 if first.month == 1 else first.month - 1, 1)
+    lower = datetime.combine(first, datetime.min.time(), UTC)
+    upper = datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC)
+    nps = {g.label: g for g in survey_results(engine, "nps", start=lower, end=upper, by="month").groups}
+    csat = {g.label: g for g in survey_results(engine, "csat", start=lower, end=upper, by="month").groups}
+    return [
+        {
+            "month": month,
+            "nps": nps[month].nps if month in nps else None,
+            "nps_responses": nps[month].responses if month in nps else 0,
+            "csat": csat[month].csat if month in csat else None,
+            "csat_responses": csat[month].responses if month in csat else 0,
+        }
+        for month in sorted(set(nps) | set(csat))
+    ]
 
 
 def _period(
@@ -257,7 +282,7 @@ def _instant(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
-CSV_PARTS = ("kpi", "stages", "funnel", "flows", "channels", "cohorts", "risk")
+CSV_PARTS = ("kpi", "stages", "funnel", "flows", "channels", "cohorts", "risk", "satisfaction")
 
 
 def csv_rows(part: str, data: dict[str, Any]) -> list[list[Any]]:
@@ -279,6 +304,9 @@ def csv_rows(part: str, data: dict[str, Any]) -> list[list[Any]]:
     if part == "flows":
         head = ["from_stage", "to_stage", "moves", "customers"]
         return [head] + [[f["from"] or "", f["to"], f["moves"], f["customers"]] for f in data["flows"]]
+    if part == "satisfaction":
+        head = ["month", "nps", "nps_responses", "csat", "csat_responses"]
+        return [head] + [[m[k] for k in head] for m in data["satisfaction"]]
     if part == "risk":
         return [["band", "name", "customers", "share"]] + [
             [b["band"], b["name"], b["customers"], b["share"]] for b in data["risk"]["bands"]
@@ -296,7 +324,7 @@ def csv_rows(part: str, data: dict[str, Any]) -> list[list[Any]]:
 def overview_csv(
     console: Annotated[Console, Depends(page("read", "overview"))],
     part: Annotated[
-        Literal["kpi", "stages", "funnel", "flows", "channels", "cohorts", "risk"], Query()
+        Literal["kpi", "stages", "funnel", "flows", "channels", "cohorts", "risk", "satisfaction"], Query()
     ] = "kpi",
     period: Annotated[int | None, Query(ge=1, le=3650)] = None,
     start: Annotated[date | None, Query(alias="from")] = None,

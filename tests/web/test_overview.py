@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from clm.customers.schemas import CustomerIn
+from clm.customers.service import upsert_customer
 from clm.lifecycle.funnel import FunnelReport, FunnelStep
 from clm.lifecycle.kpi import FORMULAS
 from clm.web.overview import CARDS, weak_link
@@ -171,3 +173,32 @@ def test_each_chart_downloads_its_numbers_as_csv_for_excel(client, team, engine,
     assert cohort_rows[0][:4] == ["cohort", "customers", "partial_month", "active_month_0"]
     assert [r[0] for r in cohort_rows[1:]] == [c["cohort"] for c in data["cohorts"]]
     assert client.get("/overview.csv", params={"part": "nope"}).status_code == 422
+
+
+def test_nps_and_csat_by_month_are_the_feedback_services(client, team, engine):
+    from clm.events.schemas import EventIn
+    from clm.events.service import ingest
+
+    now = datetime.now(UTC).replace(day=1, hour=6, minute=0, second=0, microsecond=0)
+    upsert_customer(engine, CustomerIn(external_id="s1"), actor="test")
+    answers = [("nps", 10), ("nps", 9), ("nps", 3), ("csat", 5), ("csat", 2)]  # this month
+    items = [
+        EventIn(
+            type="survey_response",
+            timestamp=now,
+            channel="email",
+            external_id="s1",
+            properties={"survey": kind, "survey_name": f"q-{kind}", "score": score},
+        )
+        for kind, score in answers
+    ]
+    ingest(engine, [i.to_valid(datetime.now(UTC) + timedelta(days=1)) for i in items], actor="test")
+    sign_in(client, "vic")
+    data = page_data(client.get("/").text)
+    [month] = data["satisfaction"]
+    # by hand: NPS = 2/3 promoters - 1/3 detractors = 33.3; CSAT = 1 of 2 answers 4-5 = 50%
+    assert month["month"] == now.strftime("%Y-%m")
+    assert month["nps"] == pytest.approx(100 / 3) and month["nps_responses"] == 3
+    assert month["csat"] == pytest.approx(50.0) and month["csat_responses"] == 2
+    rows = client.get("/overview.csv", params={"part": "satisfaction"}).text.lstrip("\ufeff").splitlines()
+    assert rows[0] == "month,nps,nps_responses,csat,csat_responses" and rows[1].endswith(",3,50.0,2")

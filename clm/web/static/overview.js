@@ -147,6 +147,29 @@
       charts.push(chart);
     }
 
+    const satisfactionEl = document.getElementById("satisfaction-chart");
+    if (satisfactionEl) {
+      const months = data.satisfaction;
+      const chart = echarts.init(satisfactionEl, null, { renderer: "svg" });
+      const answers = (key) => (p) => `${p.seriesName}: ${p.value === null ? "–" : p.value.toFixed(1)}` +
+        ` (${labels.answers}: ${months[p.dataIndex][key]})`;
+      chart.setOption({
+        textStyle: { fontFamily: FONT },
+        legend: { top: 0 },
+        grid: { left: 8, right: 8, top: 36, bottom: 8, containLabel: true },
+        tooltip: { trigger: "item" },
+        xAxis: { type: "category", data: months.map((m) => m.month), axisTick: { show: false } },
+        yAxis: { type: "value", min: -100, max: 100, splitLine: { lineStyle: { color: "#eef2f5" } } },
+        series: [
+          { name: "NPS", type: "line", connectNulls: true, data: months.map((m) => m.nps), itemStyle: { color: ACCENT },
+            tooltip: { formatter: answers("nps_responses") } },
+          { name: "CSAT %", type: "line", connectNulls: true, data: months.map((m) => m.csat), itemStyle: { color: "#f79009" },
+            tooltip: { formatter: answers("csat_responses") } },
+        ],
+      });
+      charts.push(chart);
+    }
+
     const cohortEl = document.getElementById("cohort-chart");
     if (cohortEl) {
       const rows = data.cohorts.slice().reverse();  // the newest cohort at the top
