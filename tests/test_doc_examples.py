@@ -31,10 +31,13 @@ READERS_FILES = {
     "telco.csv",
     "cart.yaml",
     "vip.yaml",
+    "会员.csv",
+    "订单.xlsx",
+    "export.csv",
 }
 # options that name a file an example writes
 OUTPUTS = {"png", "card", "out"}
-FILE_NAME = r"[\w./-]+\.(csv|tsv|txt|jsonl|ndjson|json|yaml|yml|gz)"
+FILE_NAME = r"[\w./-]+\.(csv|tsv|txt|jsonl|ndjson|json|yaml|yml|gz|xlsx)"
 # commands that name a customer (parameter names of the CLI) or a ticket
 CUSTOMER_PARAMS = {"who", "target", "customer_id", "survivor", "others"}
 RECOMMEND_ACTIONS = {"evaluate", "build", "rules"}
@@ -72,6 +75,8 @@ def _examples() -> list[Example]:
             for part in line.split("&&"):
                 # a synopsis's optional parts ([--horizon 90]) are written as they would be typed
                 words = [w.strip("[]") for w in shlex.split(part, comments=True)]
+                # a trailing `...` stands for the options written out in the example before it
+                words = words[:-1] if words[-1] == "..." else words
                 found.append(Example(page.name, number, block, tuple(w for w in words[1:] if w)))
     return found
 
