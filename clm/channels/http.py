@@ -8,22 +8,34 @@ import httpx
 from clm.channels.base import OutboundMessage, SendResult
 
 
-class HttpTransport:
-    """A JSON POST per message; 2xx sent, other 4xx permanent, 408/429/5xx and network errors temporary."""
+class KeptAliveClient:
+    """One keep-alive HTTP client per transport, opened for a batch of messages and closed after
+    it (every HTTP channel's transport: generic SMS, webhook, Alibaba/Tencent Cloud, WeChat)."""
 
-    def __init__(self, url: str | None, token: str | None = None, timeout: float = 15) -> None:
-        self.url, self.token, self.timeout = url, token, timeout
-        self._client: httpx.Client | None = None
+    timeout: float = 15
+    _client: httpx.Client | None = None
+
+    def client_headers(self) -> dict[str, str]:
+        return {}
 
     def open(self) -> None:
         if self._client is None:
-            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-            self._client = httpx.Client(timeout=self.timeout, headers=headers)
+            self._client = httpx.Client(timeout=self.timeout, headers=self.client_headers())
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+class HttpTransport(KeptAliveClient):
+    """A JSON POST per message; 2xx sent, other 4xx permanent, 408/429/5xx and network errors temporary."""
+
+    def __init__(self, url: str | None, token: str | None = None, timeout: float = 15) -> None:
+        self.url, self.token, self.timeout = url, token, timeout
+
+    def client_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def payload(self, message: OutboundMessage) -> dict[str, object]:
         return {"id": message.key, "to": message.to, "text": message.text}

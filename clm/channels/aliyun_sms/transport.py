@@ -24,6 +24,7 @@ from urllib.parse import quote
 import httpx
 
 from clm.channels.base import OutboundMessage, SendResult
+from clm.channels.http import KeptAliveClient
 from clm.channels.sms.provider_template import national_number, provider_call
 from clm.core.errors import InvalidInput
 from clm.core.settings import settings
@@ -64,7 +65,7 @@ def sign(method: str, params: Mapping[str, str], secret: str) -> str:
     return base64.b64encode(digest).decode()
 
 
-class AliyunSmsTransport:
+class AliyunSmsTransport(KeptAliveClient):
     def __init__(
         self,
         access_key_id: str | None,
@@ -76,7 +77,6 @@ class AliyunSmsTransport:
     ) -> None:
         self.access_key_id, self._secret = access_key_id, access_key_secret
         self.sign_name, self.endpoint, self.region, self.timeout = sign_name, endpoint, region, timeout
-        self._client: httpx.Client | None = None
 
     def __repr__(self) -> str:  # the secret never shows, not even in a traceback's locals
         return f"AliyunSmsTransport(endpoint={self.endpoint!r}, access_key_id={self.access_key_id!r})"
@@ -87,15 +87,6 @@ class AliyunSmsTransport:
         return cls(
             s.aliyun_access_key_id, s.aliyun_access_key_secret, s.aliyun_sms_sign_name, s.aliyun_sms_endpoint
         )
-
-    def open(self) -> None:
-        if self._client is None:
-            self._client = httpx.Client(timeout=self.timeout)
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
 
     def params(self, message: OutboundMessage, now: datetime | None = None) -> dict[str, str]:
         """The signed request parameters of one message (raises InvalidInput on a bad template)."""

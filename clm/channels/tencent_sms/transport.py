@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from clm.channels.base import OutboundMessage, SendResult
+from clm.channels.http import KeptAliveClient
 from clm.channels.sms.provider_template import provider_call
 from clm.core.errors import InvalidInput
 from clm.core.settings import settings
@@ -75,7 +76,7 @@ def authorization(secret_id: str, secret_key: str, host: str, payload: bytes, ti
     )
 
 
-class TencentSmsTransport:
+class TencentSmsTransport(KeptAliveClient):
     def __init__(
         self,
         secret_id: str | None,
@@ -88,7 +89,6 @@ class TencentSmsTransport:
     ) -> None:
         self.secret_id, self._secret_key, self.app_id = secret_id, secret_key, app_id
         self.sign_name, self.endpoint, self.region, self.timeout = sign_name, endpoint, region, timeout
-        self._client: httpx.Client | None = None
 
     def __repr__(self) -> str:  # the secret never shows, not even in a traceback's locals
         return f"TencentSmsTransport(endpoint={self.endpoint!r}, secret_id={self.secret_id!r})"
@@ -104,15 +104,6 @@ class TencentSmsTransport:
             s.tencent_sms_endpoint,
             s.tencent_sms_region,
         )
-
-    def open(self) -> None:
-        if self._client is None:
-            self._client = httpx.Client(timeout=self.timeout)
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
 
     def request(self, message: OutboundMessage, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
         """The body and headers of one message's signed request (raises InvalidInput on a bad template)."""

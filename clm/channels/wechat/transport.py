@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import httpx
 
 from clm.channels.base import OutboundMessage, SendResult
+from clm.channels.http import KeptAliveClient
 from clm.channels.sms.provider_template import provider_call
 from clm.core.errors import InvalidInput
 from clm.core.settings import settings
@@ -50,7 +51,7 @@ _tokens: dict[tuple[str, str], _Token] = {}  # (api url, app id) -> token, share
 _tokens_lock = threading.Lock()
 
 
-class WeChatTransport:
+class WeChatTransport(KeptAliveClient):
     def __init__(
         self,
         app_id: str | None,
@@ -64,7 +65,6 @@ class WeChatTransport:
             api_url.rstrip("/"),
             timeout,
         )
-        self._client: httpx.Client | None = None
 
     def __repr__(self) -> str:  # the secret never shows, not even in a traceback's locals
         return f"WeChatTransport(api_url={self.api_url!r}, app_id={self.app_id!r})"
@@ -73,15 +73,6 @@ class WeChatTransport:
     def from_settings(cls) -> WeChatTransport:
         s = settings()
         return cls(s.wechat_app_id, s.wechat_app_secret, s.wechat_api_url)
-
-    def open(self) -> None:
-        if self._client is None:
-            self._client = httpx.Client(timeout=self.timeout)
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
 
     def _token(self, force_refresh: bool = False) -> str:
         """The account's access token, from the process's cache while it has 5 minutes left."""
