@@ -129,15 +129,22 @@ def ingest(engine: Engine, batch: Sequence[ValidEvent], *, actor: str) -> Ingest
     return in_retried_transaction(engine, lambda conn: ingest_events(conn, batch, actor=actor))
 
 
-def timeline(engine: Engine, customer_id: int, limit: int = 50, offset: int = 0) -> list[Event]:
-    """A customer's events, newest first."""
-    query = (
-        select(events)
-        .where(events.c.customer_id == customer_id)
-        .order_by(events.c.occurred_at.desc(), events.c.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
+def timeline(
+    engine: Engine,
+    customer_id: int,
+    limit: int = 50,
+    offset: int = 0,
+    *,
+    type: str = "",
+    channel: str = "",
+) -> list[Event]:
+    """A customer's events, newest first; only one type and/or channel when given."""
+    query = select(events).where(events.c.customer_id == customer_id)
+    if type:
+        query = query.where(events.c.type == type)
+    if channel:
+        query = query.where(events.c.channel == channel)
+    query = query.order_by(events.c.occurred_at.desc(), events.c.id.desc()).limit(limit).offset(offset)
     with engine.connect() as conn:
         return [
             Event(

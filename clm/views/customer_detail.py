@@ -16,6 +16,7 @@ from clm.analytics.service import ValueScore, customer_value
 from clm.commerce.tables import order_items, orders, products
 from clm.core.errors import ClmError, NotFound
 from clm.events.schemas import Event
+from clm.events.service import timeline
 from clm.events.tables import events, survey_answers
 from clm.loyalty.ledger import Posting, history
 from clm.views.customer import CustomerView, customer_view
@@ -108,26 +109,7 @@ def customer_events(
 ) -> list[Event]:
     """A customer's events, newest first, of one type and/or channel when given (the API's
     timeline, narrowed)."""
-    query = select(events).where(events.c.customer_id == customer_id)
-    if type:
-        query = query.where(events.c.type == type)
-    if channel:
-        query = query.where(events.c.channel == channel)
-    query = query.order_by(events.c.occurred_at.desc(), events.c.id.desc()).limit(limit).offset(offset)
-    with engine.connect() as conn:
-        return [
-            Event(
-                r.id,
-                r.event_id,
-                r.customer_id,
-                r.type,
-                r.channel,
-                r.occurred_at,
-                r.received_at,
-                r.properties or {},
-            )
-            for r in conn.execute(query)
-        ]
+    return timeline(engine, customer_id, limit, offset, type=type, channel=channel)
 
 
 def event_channels(engine: Engine, customer_id: int) -> list[str]:
