@@ -4,6 +4,9 @@ CLM_TEST_DATABASE_URL says so), emptied before each test, and named personas wit
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -149,3 +152,26 @@ def write_file(tmp_path: Path):  # type: ignore[no-untyped-def]
         return path
 
     return write
+
+
+@pytest.fixture
+def server(engine: Engine) -> Iterator[str]:
+    """The whole app (API and pages) served by uvicorn on a free local port, for browser tests."""
+    import uvicorn
+
+    from clm.api import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
