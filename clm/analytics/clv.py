@@ -389,12 +389,14 @@ class ModifiedBetaGeoNBD(_Model):
         t/(α+T+t))] · P(alive)  (Batislam et al. 2007)."""
         r, alpha, a, b = self._ab()
         x, tx, t_obs = _as_arrays(frequency, recency, T)
-        hyper = special.hyp2f1(r + x, b + x + 1, a + b + x, t / (alpha + t_obs + t))
-        if_alive = (
-            (a + b + x)
-            / (a - 1)
-            * (1 - np.exp((r + x) * (np.log(alpha + t_obs) - np.log(alpha + t_obs + t))) * hyper)
-        )
+        z = t / (alpha + t_obs + t)
+        log_ratio = np.log(alpha + t_obs) - np.log(alpha + t_obs + t)  # ln(1 − z)
+        with np.errstate(all="ignore"):
+            direct = 1 - np.exp((r + x) * log_ratio) * special.hyp2f1(r + x, b + x + 1, a + b + x, z)
+            # Euler's transformation of the same ₂F₁ (its (1−z)^(c−a−b) folds into the power):
+            # finite where the direct form overflows (large r + x), and the other way round
+            euler = 1 - np.exp((a - 1) * log_ratio) * special.hyp2f1(a + b - r, a - 1, a + b + x, z)
+        if_alive = (a + b + x) / (a - 1) * np.where(np.isfinite(direct), direct, euler)
         return if_alive * self.probability_alive(x, tx, t_obs)
 
 

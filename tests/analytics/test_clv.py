@@ -347,3 +347,31 @@ def test_migration_clears_the_fill_value_of_one_time_buyers(database_url):
             with owner.begin() as conn:
                 conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         owner.dispose()
+
+
+def test_modified_bgnbd_expected_purchases_stay_finite_where_the_direct_form_overflows():
+    """E[Y(t)] holds ₂F₁(r+x, b+x+1; a+b+x; z), which overflows for large r + x (a fit on a small
+    shop gave r ≈ 207; the score then failed on a NULL). Euler's transformation of the same
+    function is used there; where both forms are finite they agree."""
+    from clm.analytics.clv import ModifiedBetaGeoNBD
+
+    def model(r, alpha, a, b):
+        m = ModifiedBetaGeoNBD()
+        m.params_ = {"r": r, "alpha": alpha, "a": a, "b": b}
+        return m
+
+    x, tx, T = np.arange(6.0), np.zeros(6), np.array([300, 250, 200, 100, 20, 5.0])
+    tx = np.minimum(T, 3.0 * x)
+    overflowing = model(206.9639058, 5.09689986, 0.31518058, 1.29848252).expected_purchases(365, x, tx, T)
+    # (a customer long silent at such a high rate is almost surely gone: near 0, still a number)
+    assert np.all(np.isfinite(overflowing)) and np.all(overflowing >= 0) and overflowing[-1] > 1
+    # the published CDNOW fit (BTYDplus): both forms finite, the same numbers either way
+    cdnow = model(0.525, 6.183, 0.891, 1.614)
+    from scipy import special
+
+    z = 39 / (6.183 + T + 39)
+    direct = 1 - ((6.183 + T) / (6.183 + T + 39)) ** (0.525 + x) * special.hyp2f1(
+        0.525 + x, 1.614 + x + 1, 0.891 + 1.614 + x, z
+    )
+    by_hand = (0.891 + 1.614 + x) / (0.891 - 1) * direct * cdnow.probability_alive(x, tx, T)
+    np.testing.assert_allclose(cdnow.expected_purchases(39, x, tx, T), by_hand, rtol=1e-9)
