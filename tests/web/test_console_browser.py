@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from clm.auth.tables import audit_log
@@ -101,6 +102,7 @@ def browser_sign_in(page, server: str, who: str, target: str = "/") -> None:  # 
     page.fill("input[name=password]", password(who))
     page.click("button[type=submit].primary")
     page.wait_for_url(server + target)
+    page.wait_for_function("() => window.Alpine !== undefined")  # menus answer clicks only then
 
 
 def test_sign_in_and_sign_out(browser, server, team):
@@ -212,7 +214,7 @@ def test_the_menu_slides_in_on_a_phone(browser, server, team):
         box = page.locator(part).bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, part
     page.click(".user-button")
-    assert page.locator(".user-popup .language").is_visible()  # the language switch lives here
+    expect(page.locator(".user-popup .language")).to_be_visible()  # the language switch lives here
     page.click(".user-button")
     page.click(".menu-toggle")
     page.wait_for_timeout(300)  # the slide
