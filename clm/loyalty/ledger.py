@@ -1,5 +1,5 @@
-"""The points ledger: postings, balances derived from them, first-in-first-out expiry, and the
-earning and reversing that completed and refunded orders cause.
+"""The points ledger: postings, balances derived from them and first-in-first-out expiry (earning
+from orders and events is `clm.loyalty.accrual`).
 
 Nothing is updated in place. A balance is the sum of a customer's postings. Every positive
 posting is a lot that expires whole at its `expires_at`; spending takes the oldest lots first.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -22,7 +22,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     String,
-    and_,
     cast,
     exists,
     func,
@@ -33,23 +32,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from clm.commerce.tables import order_items, orders, products
 from clm.core.errors import Conflict, InvalidInput, NotFound
 from clm.core.timeutil import as_utc, utcnow
 from clm.customers.locks import lock_customers
 from clm.customers.tables import customers
-from clm.events.tables import events
-from clm.loyalty.programme import EarnRule, Programme, preset, programme_from_dict
+from clm.loyalty.programme import Programme, preset, programme_from_dict
 from clm.loyalty.tables import loyalty_settings, points_postings
-from clm.store.bulk import insert_ignore_many
-from clm.store.schema import to_db_timestamp
 from clm.store.sql import greatest
 
 KINDS = ("earn", "redeem", "expire", "adjust", "reverse")
 MANUAL_KINDS = ("earn", "redeem", "adjust")
 SYSTEM = "loyalty"
 _p = points_postings
-_COLUMNS = (
+COLUMNS = (
     "customer_id", "kind", "points", "reason", "reference", "rule", "order_id", "reverses_id",
     "posted_at", "expires_at", "actor",
 )  # fmt: skip
@@ -71,7 +66,7 @@ class Posting:
     actor: str
 
 
-def _posting(r: Any) -> Posting:
+def posting_of(r: Any) -> Posting:
     return Posting(
         r.id, r.customer_id, r.kind, r.points, r.reason, r.reference, r.rule, r.order_id,
         r.reverses_id, r.posted_at, r.expires_at, r.actor,
@@ -105,7 +100,7 @@ def select_programme(engine: Engine, programme: Programme, source: str) -> None:
             conn.execute(insert(loyalty_settings).values(id=1, **values))
 
 
-def _expiry(programme: Programme, at: datetime) -> datetime | None:
+def expiry_of(programme: Programme, at: datetime) -> datetime | None:
     return None if programme.expiry_days is None else at + timedelta(days=programme.expiry_days)
 
 
@@ -129,7 +124,7 @@ def sweep_expired(conn: Connection, now: datetime, customer_ids: Collection[int]
         literal(None, _p.c.expires_at.type),
         literal(SYSTEM),
     )
-    return len(conn.execute(insert(_p).from_select(list(_COLUMNS), rows).returning(_p.c.id)).all())
+    return len(conn.execute(insert(_p).from_select(list(COLUMNS), rows).returning(_p.c.id)).all())
 
 
 def unswept_expiry(conn: Connection, now: datetime, customer_ids: Collection[int]) -> dict[int, int]:
@@ -242,7 +237,7 @@ def balances(conn: Connection, customer_ids: Collection[int]) -> dict[int, int]:
 
 def _existing(conn: Connection, reference: str) -> Posting | None:
     row = conn.execute(select(_p).where(_p.c.reference == reference)).first()
-    return None if row is None else _posting(row)
+    return None if row is None else posting_of(row)
 
 
 def _replay(found: Posting, customer_id: int, kind: str, points: int) -> Posting:
@@ -322,12 +317,12 @@ def post_points(
                     reason=reason.strip(),
                     reference=reference,
                     posted_at=now,
-                    expires_at=_expiry(programme, now) if signed > 0 else None,
+                    expires_at=expiry_of(programme, now) if signed > 0 else None,
                     actor=actor,
                 )
                 .returning(_p.c.id)
             ).scalar_one()
-            return _posting(conn.execute(select(_p).where(_p.c.id == new_id)).one()), True
+            return posting_of(conn.execute(select(_p).where(_p.c.id == new_id)).one()), True
     except IntegrityError:
         # another request with the same reference won the race: answer with its posting
         with engine.connect() as conn:
@@ -345,7 +340,7 @@ def reverse_posting(engine: Engine, posting_id: int, reason: str, *, actor: str)
         row = conn.execute(select(_p).where(_p.c.id == posting_id)).first()
         if row is None:
             raise NotFound(f"no posting with id {posting_id}")
-        original = _posting(row)
+        original = posting_of(row)
         if original.kind in ("expire", "reverse"):
             raise InvalidInput(f"a {original.kind} posting cannot be reversed", "posting_id")
         lock_customers(conn, [original.customer_id])
@@ -354,7 +349,7 @@ def reverse_posting(engine: Engine, posting_id: int, reason: str, *, actor: str)
             return found, False
         sweep_expired(conn, now, [original.customer_id])
         if original.points > 0:
-            points = -_take_back(conn, original, now, balance(conn, original.customer_id))
+            points = -take_back(conn, original, now, balance(conn, original.customer_id))
         else:
             points = -original.points
         programme = active_programme(conn)
@@ -368,209 +363,20 @@ def reverse_posting(engine: Engine, posting_id: int, reason: str, *, actor: str)
                 order_id=original.order_id,
                 reverses_id=posting_id,
                 posted_at=now,
-                expires_at=_expiry(programme, now) if points > 0 else None,
+                expires_at=expiry_of(programme, now) if points > 0 else None,
                 actor=actor,
             )
         )
-        return _posting(conn.execute(select(_p).where(_p.c.reference == f"reverse:{posting_id}")).one()), True
+        reversal = conn.execute(select(_p).where(_p.c.reference == f"reverse:{posting_id}")).one()
+        return posting_of(reversal), True
 
 
-def _take_back(conn: Connection, lot: Posting, now: datetime, have: int) -> int:
+def take_back(conn: Connection, lot: Posting, now: datetime, have: int) -> int:
     """How much of an earned lot a reversal can take: nothing once it expired, never more than
     the balance (points already spent stay spent)."""
     if lot.expires_at is not None and lot.expires_at <= now:
         return 0
     return max(0, min(lot.points, have))
-
-
-# ---------------------------------------------------------------- earning from orders and events
-
-
-@dataclass
-class Accrual:
-    """What one accrual run posted."""
-
-    earned: int = 0
-    earn_postings: int = 0
-    reversed: int = 0
-    reversals: int = 0
-    expired: int = 0
-    customers: set[int] = field(default_factory=set)
-
-
-def _order_candidates(conn: Connection, rule: EarnRule, customer_ids: Collection[int] | None) -> Any:
-    o = orders
-    amount: Any
-    if rule.category:
-        amount = (
-            select(func.sum(order_items.c.quantity * order_items.c.unit_price))
-            .select_from(order_items.join(products, products.c.sku == order_items.c.sku))
-            .where(order_items.c.order_pk == o.c.id, products.c.category == rule.category)
-            .scalar_subquery()
-        )
-    else:
-        amount = o.c.total
-    reference = literal("order:", String) + o.c.order_id + literal(f":{rule.name}", String)
-    conditions = [o.c.status == "completed", ~exists().where(_p.c.reference == reference)]
-    if rule.campaign:
-        conditions.append(o.c.campaign == rule.campaign)
-    if rule.channel:
-        conditions.append(o.c.channel == rule.channel)
-    if rule.starts:
-        conditions.append(o.c.ordered_at >= datetime.combine(rule.starts, datetime.min.time()))
-    if rule.ends:
-        conditions.append(
-            o.c.ordered_at < datetime.combine(rule.ends + timedelta(days=1), datetime.min.time())
-        )
-    if customer_ids is not None:
-        conditions.append(o.c.customer_id.in_(sorted(set(customer_ids))))
-    return conn.execute(
-        select(o.c.customer_id, o.c.order_id, o.c.ordered_at, amount).where(and_(*conditions))
-    )
-
-
-def _event_candidates(conn: Connection, rule: EarnRule, customer_ids: Collection[int] | None) -> Any:
-    e = events
-    scope = [e.c.type == rule.event]
-    if customer_ids is not None:
-        scope.append(e.c.customer_id.in_(sorted(set(customer_ids))))
-    if rule.once:
-        reference = literal(f"event:{rule.name}:", String) + cast(e.c.customer_id, String)
-        return conn.execute(
-            select(e.c.customer_id, reference, func.min(e.c.occurred_at))
-            .where(*scope, ~exists().where(_p.c.reference == reference))
-            .group_by(e.c.customer_id)
-        )
-    reference = literal(f"event:{rule.name}:", String) + e.c.event_id
-    return conn.execute(
-        select(e.c.customer_id, reference, e.c.occurred_at).where(
-            *scope, ~exists().where(_p.c.reference == reference)
-        )
-    )
-
-
-def accrue(
-    engine: Engine, customer_ids: Collection[int] | None = None, now: datetime | None = None
-) -> Accrual:
-    """Bring the ledger up to date with the store, for everybody or the given customers:
-    earn for completed orders and earning events, take points back for refunded or cancelled
-    orders, expire lots that fell due. Set-based and idempotent (each posting has a reference)."""
-    now = as_utc(now or utcnow())
-    out = Accrual()
-    with engine.begin() as conn:
-        programme = active_programme(conn)
-        dialect = conn.dialect.name
-        stamp = to_db_timestamp(now, dialect)
-        for rule in programme.earn:
-            rows: list[tuple[Any, ...]] = []
-            if rule.on == "order":
-                for cid, order_id, at, amount in _order_candidates(conn, rule, customer_ids):
-                    points = int(float(amount or 0) * rule.points_per_unit)
-                    if points > 0:
-                        at = as_utc(at)
-                        rows.append(
-                            _row(
-                                cid,
-                                "earn",
-                                points,
-                                f"order {order_id}",
-                                f"order:{order_id}:{rule.name}",
-                                rule.name,
-                                order_id,
-                                at,
-                                _expiry(programme, at),
-                                dialect,
-                            )
-                        )
-            else:
-                for cid, reference, at in _event_candidates(conn, rule, customer_ids):
-                    at = as_utc(at)
-                    rows.append(
-                        _row(
-                            cid,
-                            "earn",
-                            rule.points,
-                            f"{rule.event} bonus",
-                            reference,
-                            rule.name,
-                            None,
-                            at,
-                            _expiry(programme, at),
-                            dialect,
-                        )
-                    )
-            added = insert_ignore_many(conn, _p, _COLUMNS, rows, ("reference",))
-            out.earn_postings += added
-            out.earned += sum(r[2] for r in rows) if added == len(rows) else 0
-            out.customers.update(r[0] for r in rows)
-        taken, count, touched = _reverse_refunds(conn, programme, now, stamp, customer_ids)
-        out.reversed, out.reversals = taken, count
-        out.customers.update(touched)
-        out.expired = sweep_expired(conn, now, customer_ids)
-    return out
-
-
-def _row(
-    cid: int, kind: str, points: int, reason: str, reference: str, rule: str | None, order_id: str | None,
-    at: datetime, expires: datetime | None, dialect: str, reverses: int | None = None, actor: str = SYSTEM,
-) -> tuple[Any, ...]:  # fmt: skip
-    return (
-        cid, kind, points, reason, reference, rule, order_id, reverses, to_db_timestamp(at, dialect),
-        None if expires is None else to_db_timestamp(expires, dialect), actor,
-    )  # fmt: skip
-
-
-def _reverse_refunds(
-    conn: Connection, programme: Programme, now: datetime, stamp: Any, customer_ids: Collection[int] | None
-) -> tuple[int, int, set[int]]:
-    """One reversal per earn posting whose order was refunded or cancelled since."""
-    reference = literal("reverse:", String) + cast(_p.c.id, String)
-    r = _p.alias("rev")
-    conditions = [
-        _p.c.kind == "earn",
-        orders.c.status.in_(("refunded", "cancelled")),
-        ~exists().where(r.c.reference == reference),
-    ]
-    if customer_ids is not None:
-        conditions.append(_p.c.customer_id.in_(sorted(set(customer_ids))))
-    pending = conn.execute(
-        select(_p)
-        .select_from(_p.join(orders, orders.c.order_id == _p.c.order_id))
-        .where(*conditions)
-        .order_by(_p.c.customer_id, _p.c.id)
-    ).all()
-    if not pending:
-        return 0, 0, set()
-    touched = {p.customer_id for p in pending}
-    lock_customers(conn, touched)
-    sweep_expired(conn, now, touched)
-    left = balances(conn, touched)
-    rows = []
-    taken_total = 0
-    for p in map(_posting, pending):
-        take = _take_back(conn, p, now, left.get(p.customer_id, 0))
-        left[p.customer_id] = left.get(p.customer_id, 0) - take
-        taken_total += take
-        why = f"order {p.order_id} refunded"
-        if take < p.points:
-            why += f": {take} of its {p.points} points were left to take back"
-        rows.append(
-            _row(
-                p.customer_id,
-                "reverse",
-                -take,
-                why,
-                f"reverse:{p.id}",
-                p.rule,
-                p.order_id,
-                now,
-                None,
-                conn.dialect.name,
-                reverses=p.id,
-            )
-        )
-    insert_ignore_many(conn, _p, _COLUMNS, rows, ("reference",))
-    return taken_total, len(rows), touched
 
 
 # ---------------------------------------------------------------- reading
@@ -585,7 +391,7 @@ def history(engine: Engine, customer_id: int, limit: int = 100, offset: int = 0)
             .limit(limit)
             .offset(offset)
         )
-        return [_posting(r) for r in rows]
+        return [posting_of(r) for r in rows]
 
 
 def expiring(conn: Connection, customer_id: int, until: datetime) -> int:

@@ -13,12 +13,11 @@ from sqlalchemy import Engine, select
 
 from clm.core.timeutil import utcnow
 from clm.customers.service import require_customer
+from clm.loyalty.accrual import Accrual, accrue
 from clm.loyalty.ledger import (
     KINDS,
     MANUAL_KINDS,
-    Accrual,
     Posting,
-    accrue,
     active_programme,
     balance,
     balances,

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from clm.commerce.schemas import OrderIn
 from clm.commerce.service import ingest_order_batch
 from clm.core.errors import Conflict, InvalidInput
-from clm.loyalty.ledger import accrue, balance, expiring, post_points, reverse_posting, sweep_expired
+from clm.loyalty.accrual import accrue
+from clm.loyalty.ledger import balance, expiring, post_points, reverse_posting, sweep_expired
 from clm.loyalty.tables import points_postings
 
 
