@@ -38,7 +38,7 @@ from clm.events.schemas import SYSTEM_CHANNEL, SYSTEM_ID_PREFIX
 from clm.events.tables import events
 from clm.lifecycle.tables import customer_features, customer_stages
 from clm.segments.space import SegmentSpace
-from clm.segments.tables import segment_exits, segment_members, segments
+from clm.segments.tables import segment_exits, segment_members, segment_sizes, segments
 from clm.store.bulk import insert_many
 from clm.store.schema import UTCDateTime, to_db_timestamp
 from clm.store.sql import in_ids, json_object
@@ -188,7 +188,18 @@ def rebuild(
     _emit(conn, segment_id, name, run, now, entered, exited)
     total = conn.execute(select(func.count()).where(ours)).scalar_one()
     conn.execute(update(segments).where(segments.c.id == segment_id).values(members=total, built_at=now))
+    record_size(conn, segment_id, now, entered, exited)
     return int(entered), int(exited)
+
+
+def record_size(conn: Connection, segment_id: int, now: datetime, entered: int, exited: int) -> None:
+    """Note the segment's stored size now (after a rebuild or a static list's edit), for its trend."""
+    total = select(segments.c.members).where(segments.c.id == segment_id).scalar_subquery()
+    conn.execute(
+        insert(segment_sizes).values(
+            segment_id=segment_id, measured_at=now, members=total, entered=int(entered), exited=int(exited)
+        )
+    )
 
 
 def _emit(
@@ -380,5 +391,6 @@ __all__ = [
     "matching",
     "rebuild",
     "recheck",
+    "record_size",
     "source",
 ]

@@ -15,6 +15,7 @@ from clm.core.imports import ChunkOutcome, ImportReport, Rejection, run_import
 from clm.core.timeutil import utcnow
 from clm.customers.identities import IDENTITY_KINDS, normalize_identity
 from clm.customers.tables import customer_identities, customers
+from clm.segments.evaluate import record_size
 from clm.segments.service import STATIC, _enter, _load, create_segment, list_segments, rebuild_segments
 from clm.segments.tables import segments
 
@@ -83,6 +84,9 @@ def import_list(
         rejections_path=rejections_path,
         progress=progress,
     )
+    if report.accepted:
+        with engine.begin() as conn:
+            record_size(conn, row.id, utcnow(), report.accepted, 0)
     readers = [s.name for s in list_segments(engine) if f"segment:{name}" in s.depends]
     if readers and report.accepted:  # segments that read the list follow it
         rebuild_segments(engine, readers)

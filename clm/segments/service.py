@@ -30,9 +30,10 @@ from clm.segments.evaluate import (
     matching,
     rebuild,
     recheck,
+    record_size,
 )
 from clm.segments.space import affected
-from clm.segments.tables import segment_exits, segment_members, segments
+from clm.segments.tables import segment_exits, segment_members, segment_sizes, segments
 from clm.store.sql import in_ids
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,99}$")
@@ -250,6 +251,7 @@ def create_segment(
             segment_id = _insert(conn, values)
             entered = _add(conn, segment_id, name, customer_ids, now)
             conn.execute(update(segments).where(segments.c.id == segment_id).values(built_at=now))
+            record_size(conn, segment_id, now, entered, 0)
             built = Build(name, entered, entered, 0)
         else:
             if customer_ids:
@@ -332,6 +334,7 @@ def delete_segment(engine: Engine, name: str) -> None:
             raise Conflict(f"segment {name!r} is used by {', '.join(sorted(readers))}; change those first")
         conn.execute(delete(segment_members).where(segment_members.c.segment_id == row.id))
         conn.execute(delete(segment_exits).where(segment_exits.c.segment_id == row.id))
+        conn.execute(delete(segment_sizes).where(segment_sizes.c.segment_id == row.id))
         conn.execute(delete(segments).where(segments.c.id == row.id))
 
 
@@ -439,7 +442,10 @@ def add_members(engine: Engine, name: str, customer_ids: Collection[int]) -> int
         row = _load(conn, name)
         if row.kind != STATIC:
             raise InvalidInput(f"{name!r} is a dynamic segment: its condition decides who is in it", "name")
-        added = _add(conn, row.id, name, customer_ids, utcnow())
+        now = utcnow()
+        added = _add(conn, row.id, name, customer_ids, now)
+        if added:
+            record_size(conn, row.id, now, added, 0)
     recheck_customers(engine, customer_ids, {f"segment:{name}"})  # segments that read the list
     return added
 
@@ -452,7 +458,10 @@ def remove_members(engine: Engine, name: str, customer_ids: Collection[int]) -> 
             raise InvalidInput(f"{name!r} is a dynamic segment: its condition decides who is in it", "name")
         ids = sorted(set(customer_ids))
         keep = Compiled(customers.c.id.not_in(ids), frozenset(), frozenset(), frozenset(), "")
-        removed = recheck(conn, [[Target(row.id, name, keep)]], ids, utcnow()).exited.get(name, 0)
+        now = utcnow()
+        removed = recheck(conn, [[Target(row.id, name, keep)]], ids, now).exited.get(name, 0)
+        if removed:
+            record_size(conn, row.id, now, 0, removed)
     recheck_customers(engine, ids, {f"segment:{name}"})
     return removed
 

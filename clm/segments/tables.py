@@ -50,3 +50,16 @@ segment_exits = Table(
     Index("ix_segment_exits_segment_time", "segment_id", "exited_at"),
     Index("ix_segment_exits_run_id", "run_id"),
 )
+
+# The segment's size after each full evaluation (a rebuild): the console draws its trend from it.
+segment_sizes = Table(
+    "segment_sizes",
+    metadata,
+    Column("id", PKType, primary_key=True, autoincrement=True),
+    Column("segment_id", PKType, ForeignKey("segments.id", ondelete="CASCADE"), nullable=False),
+    Column("measured_at", UTCDateTime, nullable=False),
+    Column("members", Integer, nullable=False),
+    Column("entered", Integer, nullable=False),
+    Column("exited", Integer, nullable=False),
+    Index("ix_segment_sizes_segment_time", "segment_id", "measured_at"),
+)
