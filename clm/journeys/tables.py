@@ -102,7 +102,13 @@ outbox = Table(
     Column("claimed_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
+    # the provider's id of the sent message (SMS BizId / SerialNo, WeChat msgid), and what its
+    # delivery receipt said: delivered or undelivered, and when
+    Column("provider_ref", String(100)),
+    Column("delivery", String(16)),
+    Column("delivered_at", UTCDateTime),
     Index("ix_outbox_due", "status", "not_before"),
+    Index("ix_outbox_provider_ref", "channel", "provider_ref"),
     Index("ix_outbox_customer_sent", "customer_id", "channel", "sent_at"),
 )
 
