@@ -64,7 +64,7 @@ order_items = Table(
     UniqueConstraint("order_pk", "sku"),
 )
 
-# The counted orders of one customer on one UTC day, as they stand between refunds: a row holds
+# The counted orders of one customer on one day of the store's time zone, as they stand between refunds: a row holds
 # for the moments t with counted_from <= t < counted_until, so at any t a customer has at most one
 # row per day. Kept in step with `orders` by every write (clm/commerce/order_days.py); reports
 # over all customers read this instead of every order and line item.
@@ -72,7 +72,7 @@ order_days = Table(
     "order_days",
     metadata,
     Column("customer_id", PKType, ForeignKey("customers.id"), primary_key=True),
-    Column("day", Integer, primary_key=True),  # whole days since 1970-01-01 UTC
+    Column("day", Integer, primary_key=True),  # whole days since 1970-01-01 in order_days_zone
     Column("counted_from", UTCDateTime, primary_key=True),  # order_days.BEGINNING, or a refund time
     Column("counted_until", UTCDateTime, nullable=False),  # a refund time, or order_days.NEVER
     # money as double precision: sums over millions of rows are several times faster than
@@ -83,6 +83,14 @@ order_days = Table(
     # SQLite keeps the rows themselves in key order: a report's grouping by customer then reads
     # the table once, in order, with no lookups from an index
     sqlite_with_rowid=False,
+)
+
+# The time zone (CLM_DEFAULT_TIMEZONE) whose calendar days `order_days` was cut in: one row. A
+# changed setting is seen against it and the summary rebuilt (order_days.ensure_order_days_zone).
+order_days_zone = Table(
+    "order_days_zone",
+    metadata,
+    Column("zone", String(64), primary_key=True),
 )
 
 marketing_spend = Table(
