@@ -29,6 +29,7 @@ from clm.auth.service import record_audit
 from clm.core.errors import InvalidInput, NotFound
 from clm.core.timeutil import utcnow
 from clm.customers.locks import lock_customers
+from clm.customers.names import name_keys
 from clm.customers.schemas import PROFILE_FIELDS, DuplicatePair
 from clm.customers.tables import consents, customer_identities, customer_merges, customers
 from clm.store.sql import strpos
@@ -151,6 +152,9 @@ def _merge_profile_fields(conn: Connection, survivor: int, merged: Sequence[int]
         attributes.update(rows[m]["attributes"] or {})
     attributes.update(base["attributes"] or {})
     values["attributes"] = attributes
+    if "first_name" in values or "last_name" in values:
+        first, last = values.get("first_name", base["first_name"]), values.get("last_name", base["last_name"])
+        values.update(name_keys(first, last))
     values["updated_at"] = now
     conn.execute(update(customers).where(customers.c.id == survivor).values(**values))
 

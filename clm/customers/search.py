@@ -1,68 +1,99 @@
 """Find customers from one line of text, as a search box gets it: an id, an email, a phone
-number, an external id, a WeChat OpenID (appid:openid) or UnionID, or (part of) a name."""
+number, an external id, a WeChat OpenID (appid:openid) or UnionID, or (the start of) a name.
+
+Every kind of match is an index read, so a search costs the same at a thousand customers or a
+million: ids and identities are unique keys, and a name is matched by the start of its indexed
+keys (clm.customers.names.name_keys: family name first and given name first, case folded,
+without spaces), each a range of one index read in key order."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, String, func, or_, select
+from sqlalchemy import Engine, select
 
-from clm.core.errors import InvalidInput, NotFound
+from clm.core.errors import InvalidInput
 from clm.customers.identities import normalize_identity
+from clm.customers.names import search_key
 from clm.customers.schemas import Customer
-from clm.customers.service import find_customers, get_customer
-from clm.customers.tables import customers
+from clm.customers.service import get_customer
+from clm.customers.tables import customer_identities, customers
 
 MAX_QUERY = 200
+_KINDS = ("email", "phone", "external_id", "wechat_openid", "wechat_unionid")
 
 
 def search_customers(engine: Engine, text: str, limit: int = 20) -> list[Customer]:
-    """Profiles whose id, email, phone or external id equals `text` (normalised as on import),
-    then profiles whose name starts with it (family name first or given name first). Exact
-    matches come first; merged profiles lead to their survivor."""
+    """The profiles `search_customer_ids` finds, whole (for a short list of results)."""
+    return [get_customer(engine, cid) for cid in search_customer_ids(engine, text, limit)]
+
+
+def search_customer_ids(engine: Engine, text: str, limit: int = 20) -> list[int]:
+    """Ids of the live profiles whose id, email, phone, external id or WeChat id equals `text`
+    (normalised as on import), then of those whose name starts with it, family name first or
+    given name first (张伟, 张, 伟, Ann Lee, Lee Ann, ann l), in name order. Exact matches come
+    first; a merged profile leads to its survivor."""
     text = " ".join(text.split())[:MAX_QUERY]
-    if not text:
+    if not text or limit < 1:
         return []
-    found: dict[int, Customer] = {}
+    with engine.connect() as conn:
+        found = dict.fromkeys(_exact(conn, text))
+        if len(found) < limit:
+            for customer_id in _by_name(conn, text, limit):
+                found.setdefault(customer_id)
+    return list(found)[:limit]
+
+
+def _exact(conn, text: str) -> list[int]:  # type: ignore[no-untyped-def]
+    ids: list[int] = []
     if text.isdigit() and len(text) <= 18:
+        ids.append(int(text))
+    wanted = []
+    for kind in _KINDS:
         try:
-            customer = get_customer(engine, int(text))
-            found[customer.id] = customer
-        except NotFound:
-            pass
-    identities: dict[str, str] = {}
-    for kind in ("email", "phone", "external_id", "wechat_openid", "wechat_unionid"):
-        try:
-            identities[kind] = normalize_identity(kind, text)
+            wanted.append((kind, normalize_identity(kind, text)))
         except InvalidInput:
             continue
-    for customer in find_customers(engine, identities, limit) if identities else []:
-        found.setdefault(customer.id, customer)
-    if len(found) < limit:
-        for customer_id in _by_name(engine, text, limit - len(found)):
-            if customer_id not in found:
-                found[customer_id] = get_customer(engine, customer_id)
-    return list(found.values())[:limit]
-
-
-def _by_name(engine: Engine, text: str, limit: int) -> list[int]:
-    pattern = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    # typed as text, so that + concatenates (an untyped function result would be added as numbers)
-    first = func.lower(func.coalesce(customers.c.first_name, ""), type_=String)
-    last = func.lower(func.coalesce(customers.c.last_name, ""), type_=String)
-    written = [
-        last + first,  # 张伟
-        first + " " + last,  # Ann Lee
-        last + " " + first,  # Lee Ann
-        first,
-        last,
-    ]
-    with engine.connect() as conn:
-        return list(
+    for kind, value in wanted:
+        ids.extend(
             conn.execute(
-                select(customers.c.id)
-                .where(
-                    customers.c.merged_into.is_(None), or_(*(w.like(pattern, escape="\\") for w in written))
+                select(customer_identities.c.customer_id).where(
+                    customer_identities.c.kind == kind, customer_identities.c.value == value
                 )
-                .order_by(customers.c.id)
-                .limit(limit)
             ).scalars()
         )
+    if not ids:
+        return []
+    # follow merges to the survivor (a tombstone's merged_into is always a live profile)
+    rows = conn.execute(select(customers.c.id, customers.c.merged_into).where(customers.c.id.in_(ids))).all()
+    live = {r.id: r.merged_into or r.id for r in rows}
+    return list(dict.fromkeys(live[i] for i in ids if i in live))
+
+
+def _after(prefix: str) -> str | None:
+    """The smallest text greater than every text that starts with `prefix` (in code point order,
+    which is UTF-8 byte order, the keys' collation on both stores); None when there is none."""
+    last = ord(prefix[-1]) + 1
+    if last > 0x10FFFF:
+        return None
+    if 0xD800 <= last <= 0xDFFF:  # surrogates are not characters; the next one is
+        last = 0xE000
+    return prefix[:-1] + chr(last)
+
+
+def _by_name(conn, text: str, limit: int) -> list[int]:  # type: ignore[no-untyped-def]
+    key = search_key(text)
+    if not key:
+        return []
+    upper = _after(key)
+    found: list[tuple[str, int]] = []
+    for column in (customers.c.name_key, customers.c.given_name_key):
+        query = (
+            select(column, customers.c.id)
+            .where(column >= key, customers.c.merged_into.is_(None))
+            .order_by(column, customers.c.id)
+            .limit(limit)
+        )
+        if upper is not None:
+            query = query.where(column < upper)
+        found.extend((k, i) for k, i in conn.execute(query))
+    found.sort()
+    return list(dict.fromkeys(i for _, i in found))[:limit]

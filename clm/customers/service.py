@@ -24,6 +24,7 @@ from clm.core.timeutil import utcnow
 from clm.customers.identities import identity_pairs
 from clm.customers.locks import lock_customers
 from clm.customers.merge import live_id, merge_into
+from clm.customers.names import NAME_KEYS, name_keys
 from clm.customers.schemas import (
     PROFILE_FIELDS,
     Consent,
@@ -547,7 +548,9 @@ def upsert_customers(conn: Connection, items: Sequence[CustomerIn], *, actor: st
                 "updated_at": now,
                 "source": item.consent_source or actor,
             }
-    columns = [*PROFILE_FIELDS, "attributes"]
+    for state in current.values():
+        state.update(name_keys(state["first_name"], state["last_name"]))
+    columns = [*PROFILE_FIELDS, "attributes", *NAME_KEYS]
     conn.execute(
         update(customers)
         .where(customers.c.id == bindparam("cid"))

@@ -36,12 +36,18 @@ customers = Table(
     Column("attributes", JSONType),
     # Set when this profile was merged into another; it is then a tombstone that redirects.
     Column("merged_into", PKType, ForeignKey("customers.id"), index=True),
+    # the name as search compares it (clm.customers.names.name_keys), family name first and given
+    # name first: a prefix of either is one range read of its index, at a million customers too
+    Column("name_key", key_text(400)),
+    Column("given_name_key", key_text(400)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_customers_names", "last_name", "first_name"),
     # narrow: reports grouped by acquisition channel look up a million customers' channels here
     # instead of in the wide profile rows (SQLite is told to, see clm.lifecycle.kpi)
     Index("ix_customers_id_channel", "id", "acquisition_channel"),
+    Index("ix_customers_name_key", "name_key", "id"),
+    Index("ix_customers_given_name_key", "given_name_key", "id"),
 )
 
 customer_identities = Table(

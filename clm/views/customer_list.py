@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, Select, String, and_, exists, func, literal, or_, select
 
 from clm.analytics.tables import churn_scores
-from clm.customers.search import search_customers
+from clm.customers.search import search_customer_ids
 from clm.customers.tables import consents, customers
 from clm.lifecycle.service import current_model
 from clm.lifecycle.tables import customer_stages
@@ -80,7 +80,7 @@ def _conditions(engine: Engine, wanted: CustomerFilter, model: str) -> tuple[lis
     where: list[Any] = [customers.c.merged_into.is_(None)]
     joins: set[str] = set()
     if wanted.q.strip():
-        ids = [c.id for c in search_customers(engine, wanted.q, limit=SEARCH_MATCHES)]
+        ids = search_customer_ids(engine, wanted.q, limit=SEARCH_MATCHES)
         where.append(customers.c.id.in_(ids or [-1]))
     if wanted.stage:
         where.append(stage.c.stage == wanted.stage)
