@@ -55,7 +55,7 @@ customer_identities = Table(
     metadata,
     Column("id", PKType, primary_key=True, autoincrement=True),
     Column("customer_id", PKType, ForeignKey("customers.id"), nullable=False, index=True),
-    Column("kind", key_text(20), nullable=False),
+    Column("kind", key_text(32), nullable=False),
     Column("value", key_text(320), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("kind", "value"),
