@@ -8,7 +8,9 @@ without spaces), each a range of one index read in key order."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Select, select
 
 from clm.core.errors import InvalidInput
 from clm.customers.identities import normalize_identity
@@ -42,7 +44,7 @@ def search_customer_ids(engine: Engine, text: str, limit: int = 20) -> list[int]
     return list(found)[:limit]
 
 
-def _exact(conn, text: str) -> list[int]:  # type: ignore[no-untyped-def]
+def _exact(conn: Connection, text: str) -> list[int]:
     ids: list[int] = []
     if text.isdigit() and len(text) <= 18:
         ids.append(int(text))
@@ -79,12 +81,14 @@ def _after(prefix: str) -> str | None:
     return prefix[:-1] + chr(last)
 
 
-def _by_name(conn, text: str, limit: int) -> list[int]:  # type: ignore[no-untyped-def]
+def name_queries(text: str, limit: int) -> list[Select[Any]]:
+    """The range reads that find names starting with `text`: one per name key, each in its
+    index's order (empty when `text` has nothing a name could start with)."""
     key = search_key(text)
     if not key:
         return []
     upper = _after(key)
-    found: list[tuple[str, int]] = []
+    queries = []
     for column in (customers.c.name_key, customers.c.given_name_key):
         query = (
             select(column, customers.c.id)
@@ -92,8 +96,10 @@ def _by_name(conn, text: str, limit: int) -> list[int]:  # type: ignore[no-untyp
             .order_by(column, customers.c.id)
             .limit(limit)
         )
-        if upper is not None:
-            query = query.where(column < upper)
-        found.extend((k, i) for k, i in conn.execute(query))
-    found.sort()
+        queries.append(query if upper is None else query.where(column < upper))
+    return queries
+
+
+def _by_name(conn: Connection, text: str, limit: int) -> list[int]:
+    found = sorted((k, i) for query in name_queries(text, limit) for k, i in conn.execute(query))
     return list(dict.fromkeys(i for _, i in found))[:limit]

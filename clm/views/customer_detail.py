@@ -1,6 +1,8 @@
 """What the console's 360° page shows beyond the API's customer view (clm.views.customer, which it
 starts from, so page and API agree): value scores, churn risk with its reasons, the points
-ledger, survey answers, recommendations and the event timeline filtered by type and channel."""
+ledger, survey answers, every ticket and follow-up task (closed and done ones too),
+recommendations, the orders a page at a time and the event timeline filtered by type and
+channel."""
 
 from __future__ import annotations
 
@@ -13,16 +15,20 @@ from sqlalchemy import Engine, func, select
 from clm.analytics.churn_store import ChurnRisk, customer_risk
 from clm.analytics.recommend_store import Recommendation, recommend
 from clm.analytics.service import ValueScore, customer_value
+from clm.commerce.schemas import Order
+from clm.commerce.service import customer_orders
 from clm.commerce.tables import order_items, orders, products
 from clm.core.errors import ClmError, NotFound
 from clm.events.schemas import Event
 from clm.events.service import timeline
 from clm.events.tables import events, survey_answers
+from clm.feedback.service import Task, Ticket, list_tasks, list_tickets
 from clm.loyalty.ledger import Posting, history
 from clm.views.customer import CustomerView, customer_view
 
 RECOMMENDATIONS = 5
 LEDGER_LINES = 20
+CASES = 20  # tickets, and tasks, shown: the newest ticket and the soonest due tasks first
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,16 @@ class CustomerDetail:
     ledger: list[Posting]
     answers: list[SurveyAnswer]
     recommendations: list[Recommendation]
+    tickets: list[Ticket]  # every status, newest first
+    tasks: list[Task]  # open, done and cancelled, soonest due first
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    orders: list[Order]  # newest first, with their items
+    page: int
+    pages: int
+    total: int
 
 
 def customer_detail(engine: Engine, customer_id: int) -> CustomerDetail:
@@ -95,7 +111,18 @@ def customer_detail(engine: Engine, customer_id: int) -> CustomerDetail:
         ledger=history(engine, cid, limit=LEDGER_LINES),
         answers=answers,
         recommendations=recommended,
+        tickets=list_tickets(engine, customer_id=cid, limit=CASES),
+        tasks=list_tasks(engine, status=None, customer_id=cid, limit=CASES),
     )
+
+
+def order_page(engine: Engine, customer_id: int, total: int, page: int = 1, per_page: int = 10) -> OrderPage:
+    """One page of a customer's orders with their items, newest first; `total` is how many
+    orders they have (the view's order summary), so the pages can be named without a count."""
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    found = customer_orders(engine, customer_id, limit=per_page, offset=(page - 1) * per_page)
+    return OrderPage(found, page, pages, total)
 
 
 def customer_events(

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from starlette.concurrency import run_in_threadpool
 
 from clm.auth.service import record_audit
+from clm.commerce.service import order_summary
 from clm.core.errors import ClmError, NotFound
 from clm.customers.masking import mask_email, mask_phone
 from clm.customers.names import full_name
@@ -22,7 +23,13 @@ from clm.events.service import event_counts
 from clm.journeys.service import trace
 from clm.lifecycle.service import current_model
 from clm.loyalty.service import programme
-from clm.views.customer_detail import customer_detail, customer_events, describe, event_channels
+from clm.views.customer_detail import (
+    customer_detail,
+    customer_events,
+    describe,
+    event_channels,
+    order_page,
+)
 from clm.views.customer_list import (
     SORTS,
     CustomerFilter,
@@ -40,6 +47,7 @@ router = APIRouter(include_in_schema=False, tags=["console"])
 
 PER_PAGE = 50
 EVENTS_PER_PAGE = 20
+ORDERS_PER_PAGE = 10
 BANDS = {
     "high": N_("High risk"),
     "medium": N_("Medium risk"),
@@ -60,6 +68,47 @@ RFM_NAMES = {  # clm.analytics.rfm.SEGMENTS
     "hibernating": N_("Hibernating"),
     "other": N_("Other"),
 }
+# the churn model's features in words (clm.analytics.churn_store.WORDS), for its reasons
+FEATURE_WORDS = {
+    "days_since_first_seen": N_("days as a customer"),
+    "days_since_last_activity": N_("days since the last activity"),
+    "days_since_last_purchase": N_("days since the last purchase"),
+    "orders": N_("orders"),
+    "refunds": N_("refunded orders"),
+    "revenue": N_("revenue to date"),
+    "aov": N_("average order value"),
+    "purchase_gap_days": N_("usual days between purchases"),
+    "orders_90d": N_("orders in the last 90 days"),
+    "revenue_365d": N_("revenue in the last 365 days"),
+    "categories": N_("product categories bought"),
+    "views_30d": N_("page and product views in the last 30 days"),
+    "carts_30d": N_("items added to a cart in the last 30 days"),
+    "email_opens_30d": N_("emails opened in the last 30 days"),
+    "email_clicks_30d": N_("email clicks in the last 30 days"),
+    "events_30d": N_("actions in the last 30 days"),
+    "inquiries": N_("inquiries, trials and sales calls"),
+    "last_nps": N_("the latest NPS answer"),
+    "last_csat": N_("the latest CSAT answer"),
+    "open_tickets": N_("open support tickets"),
+    "overdue_ratio": N_("days since the last purchase ÷ usual gap"),
+    "acquisition_channel": N_("acquisition channel"),
+}
+IDENTITY_KINDS = {
+    "email": N_("Email"),
+    "phone": N_("Phone"),
+    "external_id": N_("External id"),
+    "wechat_openid": N_("WeChat OpenID"),
+    "wechat_unionid": N_("WeChat UnionID"),
+    "wecom_external_userid": N_("WeCom external contact id"),
+}
+TICKET_STATUSES = {
+    "open": N_("Open"),
+    "assigned": N_("Assigned"),
+    "waiting": N_("Waiting for the customer"),
+    "resolved": N_("Resolved"),
+    "closed": N_("Closed"),
+}
+TASK_STATUSES = {"open": N_("Open"), "done": N_("Done"), "cancelled": N_("Cancelled")}
 EXPORT_COLUMNS = (
     "id",
     "name",
@@ -202,7 +251,18 @@ def _detail_context(console: Console, customer_id: int) -> dict[str, Any] | None
         "stage_names": {s.key: (s.name_zh if zh else s.name_en) for s in model.stages},
         "bands": BANDS,
         "rfm_names": RFM_NAMES,
+        "feature_words": FEATURE_WORDS,
+        "ticket_statuses": TICKET_STATUSES,
+        "task_statuses": TASK_STATUSES,
+        "identity_kinds": IDENTITY_KINDS,
         "may_reveal": sees_contact_details(console),
+    }
+
+
+def _orders_context(console: Console, customer_id: int, total: int, op: int) -> dict[str, Any]:
+    return {
+        "order_page": order_page(console.engine, customer_id, total, op, ORDERS_PER_PAGE),
+        "customer_id": customer_id,
     }
 
 
@@ -233,6 +293,7 @@ def customer_360(
     type: Text = "",
     channel: Text = "",
     p: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    op: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
     context = _detail_context(console, customer_id)
     if context is None:
@@ -246,8 +307,20 @@ def customer_360(
         "customer.html",
         **context,
         **_events_context(console, customer.id, type, channel, p),
+        **_orders_context(console, customer.id, context["detail"].view.orders.orders, op),
         section=BY_KEY["customers"],
     )
+
+
+@router.get("/customers/{customer_id}/orders", response_class=HTMLResponse)
+def customer_orders_part(
+    console: Annotated[Console, Depends(page("read", "customers"))],
+    customer_id: int,
+    op: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> Response:
+    """The 360° page's orders alone, one page of them (htmx swaps it in when the page changes)."""
+    total = order_summary(console.engine, customer_id).orders
+    return console.render("_customer_orders.html", **_orders_context(console, customer_id, total, op))
 
 
 @router.get("/customers/{customer_id}/events", response_class=HTMLResponse)
@@ -292,4 +365,10 @@ async def customer_reveal(
             )
 
     await run_in_threadpool(audit)
-    return console.render("_customer_contact.html", customer=customer, revealed=True, may_reveal=True)
+    return console.render(
+        "_customer_contact.html",
+        customer=customer,
+        revealed=True,
+        may_reveal=True,
+        identity_kinds=IDENTITY_KINDS,
+    )

@@ -117,6 +117,8 @@ class Formats:
         return format_datetime(value, "medium", tzinfo=self.tz, locale=self.locale)
 
     def date(self, value: date | None) -> str:
+        if isinstance(value, datetime):  # the day it was in the store's time zone, not in UTC
+            value = value.astimezone(self.tz).date()
         return "–" if value is None else format_date(value, "medium", locale=self.locale)
 
     def language_name(self, locale: str) -> str:

@@ -190,7 +190,7 @@ def test_a_viewer_sees_masked_contact_details_and_may_not_reveal(client, team, e
     [("zh-CN", "订单", "生命周期阶段"), ("en-US", "Orders", "Lifecycle stage")],
 )
 def test_the_customer_pages_in_the_browser(
-    browser, server, team, engine, tiny_shop, wei, locale, orders_word, history_word
+    browser, server, team, engine, tiny_shop, wei, regular, locale, orders_word, history_word
 ):
     b = customer_id(engine, "b")
     for width in (1280, 390):
@@ -204,6 +204,13 @@ def test_the_customer_pages_in_the_browser(
         # the event timeline filters by type in place (htmx)
         page.select_option("#events select[name=type]", "purchase")
         page.wait_for_function("() => document.querySelectorAll('#events tbody tr').length === 2")
+        if width == 1280:  # a regular's older orders swap in, in place (htmx)
+            page.goto(f"{server}/customers/{regular.id}")
+            assert page.locator("#orders tbody tr").count() == 10
+            page.click("#orders-part .pager a")
+            page.wait_for_selector('#orders-page[data-page="2"]')
+            assert page.locator("#orders tbody tr").count() == 2
+            assert page.url.endswith(f"/customers/{regular.id}")  # the rest of the page stayed
         # the list, filtered by stage from its drop-down
         page.goto(server + "/customers")
         stage = page.locator("select[name=stage] option").nth(1).get_attribute("value")
@@ -277,3 +284,71 @@ def test_the_list_names_tiers_as_the_programme_does(client, team, engine, tiny_s
         assert shown_total(html) == expected[tier.name]
         assert f'<option value="{tier.name}" selected>{tier.title_zh}</option>' in html
         assert html.count(f'<td class="wide-only">{tier.title_zh}</td>') == expected[tier.name]
+
+
+@pytest.fixture
+def regular(engine):  # type: ignore[no-untyped-def]
+    """李娜, a regular: twelve orders a month apart (r0 the newest, r11 the oldest), a closed
+    ticket and an open one, a done follow-up task, in the static segment "vip" since she joined."""
+    from datetime import UTC, datetime, timedelta
+
+    from clm.commerce.schemas import OrderIn
+    from clm.commerce.service import ingest_order_batch
+    from clm.feedback.service import create_task, finish_task, open_ticket, update_ticket
+    from clm.segments.service import create_segment
+
+    customer, _ = upsert_customer(
+        engine, CustomerIn(external_id="r1", first_name="娜", last_name="李", city="杭州"), actor="test"
+    )
+    today = datetime.now(UTC).replace(hour=4, minute=0, second=0, microsecond=0)
+    ingest_order_batch(
+        engine,
+        [
+            OrderIn(
+                order_id=f"r{n}",
+                external_id="r1",
+                ordered_at=today - timedelta(days=1 + 30 * n),
+                status="completed",
+                total=10.0 + n,
+                items=[{"sku": f"SKU-{n}", "unit_price": 10.0 + n}],
+            )
+            for n in range(12)
+        ],
+        actor="test",
+    )
+    closed = open_ticket(engine, customer.id, "发票抬头错了", "请帮我改一下发票抬头")
+    update_ticket(engine, closed.id, status="closed")
+    open_ticket(engine, customer.id, "Where is my parcel?", "It has not arrived")
+    task = create_task(engine, customer.id, "回访：发票是否收到", due_at=today + timedelta(days=1))
+    finish_task(engine, task.id)
+    create_segment(engine, "vip", static=True, customer_ids=[customer.id])
+    return customer
+
+
+def test_the_360_page_shows_everything_of_a_regular(client, team, engine, regular):
+    from clm.segments.service import customer_segments
+
+    sign_in(client, "vic")
+    html = client.get(f"/customers/{regular.id}").text
+    orders = html[html.index('id="orders-part"') : html.index("</table>", html.index('id="orders"'))]
+    assert [f"r{n}" for n in range(10)] == re.findall(r'<td translate="no">(r\d+)</td>', orders)
+    assert "第 1 / 2 页" in html and "12 个订单" in html
+    # page 2 holds the two oldest orders with their items, as a part (htmx) and as the whole page
+    part = client.get(f"/customers/{regular.id}/orders", params={"op": 2}).text
+    assert re.findall(r'<td translate="no">(r\d+)</td>', part) == ["r10", "r11"]
+    assert "SKU-11 × 1" in part and 'data-page="2"' in part and "较新" in part
+    whole = client.get(f"/customers/{regular.id}", params={"op": 2}).text
+    assert re.findall(r'<td translate="no">(r\d+)</td>', whole) == ["r10", "r11"]
+    # a closed ticket, an open one and a done task, each with its status
+    cases = html[html.index('id="cases"') : html.index("</table>", html.index('id="cases"'))]
+    assert cases.count('class="ticket status-closed"') == 1 and "发票抬头错了" in cases
+    assert cases.count('class="ticket status-open"') == 1 and "已关闭" in cases
+    assert 'class="task status-done"' in cases and "已完成" in cases
+    # the segment with the day she entered it, in the store's time zone
+    (name, entered_at), *_ = customer_segments(engine, regular.id)
+    assert name == "vip"
+    from clm.web.i18n import Formats
+
+    when = Formats("zh_CN").datetime(entered_at)
+    shown = rf'<span translate="no">vip</span> <span class="muted">自 {re.escape(when)} 起</span>'
+    assert re.search(shown, html)
