@@ -167,6 +167,7 @@ def run_import(
 ) -> ImportReport:
     """Import `data`: `parse` validates one row (raising on bad input), `write` stores a chunk."""
     books = _Books(kind, data, rejections_path)
+    _watch(progress, books.report)
 
     def flush(chunk: list[tuple[int, T]]) -> None:
         books.absorb(write(chunk))
@@ -230,6 +231,7 @@ def run_prepared_import(
     one chunk behind the first part.
     """
     books = _Books(kind, data, rejections_path)
+    _watch(progress, books.report)
 
     def write(items: T) -> ChunkOutcome | Matched:
         with engine.begin() as conn:
@@ -275,6 +277,21 @@ def run_prepared_import(
     if progress:
         progress(data.size)
     return books.report
+
+
+class ReportWatcher:
+    """A `progress` callback that also sees the running report (rows read, accepted, rejected so
+    far) when it is called after each chunk: give one to an importer for live counters."""
+
+    report: ImportReport | None = None
+
+    def __call__(self, bytes_read: int) -> None:
+        """Called after each chunk is stored, with how far into the file reading has got."""
+
+
+def _watch(progress: Callable[[int], None] | None, report: ImportReport) -> None:
+    if isinstance(progress, ReportWatcher):
+        progress.report = report
 
 
 class _Books:

@@ -12,11 +12,13 @@ from fastapi.staticfiles import StaticFiles
 from clm.web.access import ConsoleDenied, ConsoleRedirect
 from clm.web.customers import router as customers_router
 from clm.web.frame import router as frame_router
+from clm.web.imports import router as imports_router
+from clm.web.imports import runner as import_runner
 from clm.web.overview import router as overview_router
 
 STATIC = Path(__file__).parent / "static"
 # every router of console pages; tests/web/test_permissions.py checks each of their routes
-CONSOLE_ROUTERS = (frame_router, overview_router, customers_router)
+CONSOLE_ROUTERS = (frame_router, overview_router, customers_router, imports_router)
 
 
 def install_console(app: FastAPI) -> None:
@@ -25,6 +27,8 @@ def install_console(app: FastAPI) -> None:
     for router in CONSOLE_ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # imports a stopped server left queued or half done are taken up again when it starts
+    app.router.add_event_handler("startup", lambda: import_runner(app).resume())
 
     @app.exception_handler(ConsoleRedirect)
     async def to_sign_in(request: Request, exc: ConsoleRedirect) -> Response:

@@ -102,6 +102,16 @@ SECTIONS = (
         ("clm tickets list", "clm tasks list"),
     ),
     Section(
+        "imports",
+        N_("Imports"),
+        "/imports",
+        "read",
+        "M12 3v12m0 0-4-4m4 4 4-4M4 17v3h16v-3",
+        N_("Customers, events, orders and products from CSV, JSON Lines or Excel files."),
+        ("clm import customers customers.csv", "clm import orders 订单.xlsx"),
+        built=True,
+    ),
+    Section(
         "settings",
         N_("Settings"),
         "/settings",
