@@ -28,7 +28,7 @@ from clm.analytics.frames import read_frame
 from clm.commerce.order_days import counted_at, day_of, start_of_day
 from clm.commerce.tables import order_days, orders
 from clm.core.errors import InvalidInput
-from clm.core.timeutil import as_utc, utcnow
+from clm.core.timeutil import as_utc, store_zone, utcnow
 from clm.features import counted_order
 from clm.store.schema import UTCDateTime
 
@@ -78,7 +78,7 @@ def rfm_summary(
     df = pd.DataFrame(
         {
             "customer": transactions[customer_col].astype(str),
-            "when": pd.to_datetime(transactions[date_col], utc=True, errors="coerce", format="mixed"),
+            "when": _moments(transactions[date_col]),
             "amount": pd.to_numeric(transactions[amount_col], errors="coerce") if amount_col else 0.0,
         }
     )
@@ -89,7 +89,10 @@ def rfm_summary(
     if (df["when"] > end).any():
         raise InvalidInput("transactions after the observation end; cut them off first", date_col)
     step = pd.Timedelta(days=UNITS[unit])
-    df["period"] = df["when"].dt.floor("D")
+    # a purchase day is a calendar day of the store's time zone, as in the store's order summary
+    df["period"] = (
+        df["when"].dt.tz_convert(store_zone().key).dt.floor("D", ambiguous=True, nonexistent="shift_backward")
+    )
     periods = df.groupby(["customer", "period"], sort=False).agg(
         when=("when", "min"), amount=("amount", "sum")
     )
@@ -118,9 +121,23 @@ def rfm_summary(
     return out
 
 
+def _moments(column: pd.Series) -> pd.Series:
+    """Transaction times as UTC; one without a zone is a wall-clock time in the store's time zone
+    (`CLM_DEFAULT_TIMEZONE`), as in imported files and the API."""
+    parsed = pd.to_datetime(column, errors="coerce", format="mixed")
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        return parsed.dt.tz_convert("UTC")
+    if pd.api.types.is_datetime64_dtype(parsed.dtype):
+        local = parsed.dt.tz_localize(store_zone().key, ambiguous="NaT", nonexistent="shift_forward")
+        return local.dt.tz_convert("UTC")
+    # zones that differ from row to row: each keeps its own, rows without one are taken as UTC
+    return pd.to_datetime(column, utc=True, errors="coerce", format="mixed")
+
+
 def _utc(value: Any) -> pd.Timestamp:
+    """The observation end as UTC; without a zone, in the store's time zone."""
     ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.tz_localize(store_zone().key).tz_convert("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def store_summary(

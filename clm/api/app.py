@@ -13,6 +13,7 @@ from clm import __version__
 from clm.analytics.api import router as analytics_router
 from clm.api import customer_view, errors
 from clm.commerce.api import router as commerce_router
+from clm.commerce.order_days import ensure_order_days_zone
 from clm.core.followups import CoalescingRefresher
 from clm.customers.api import router as customers_router
 from clm.events.api import router as events_router
@@ -74,6 +75,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         dependencies=[Depends(errors.reject_nul_characters)],
     )
     app.state.engine = engine or make_engine()
+    # a changed CLM_DEFAULT_TIMEZONE: the order summary's days are cut in the new zone first
+    ensure_order_days_zone(app.state.engine)
     # after ingestion commits, the customers it touched get their stages and segments re-evaluated
     app.state.refresh_customers = CoalescingRefresher(refresh_customers)  # shared by concurrent requests
     # survey results by stage or segment: the feedback domain cannot read those tables itself

@@ -61,7 +61,17 @@ def engine() -> Engine:
         raise ClmError(
             f"the database schema is at revision {revision}, this clm needs {head}: run `clm init`"
         )
+    _days_in_store_zone(eng)
     return eng
+
+
+def _days_in_store_zone(eng: Engine) -> None:
+    """A changed CLM_DEFAULT_TIMEZONE: the order summary is cut into the new zone's days first."""
+    from clm.commerce.order_days import ensure_order_days_zone
+    from clm.core.timeutil import store_zone
+
+    if ensure_order_days_zone(eng):
+        typer.echo(f"order summary rebuilt in the time zone {store_zone().key}", err=True)
 
 
 @app.command()
@@ -78,6 +88,7 @@ def init() -> None:
     upgrade_schema(eng)
     after = current_revision(eng)
     _first_segments(eng)
+    _days_in_store_zone(eng)
     # a bulk load killed before it built its indexes again left them out
     rebuilt = recover_cut_short_load(eng) + restore_set_aside(eng, list(load_metadata().sorted_tables))
     if rebuilt:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,7 +14,7 @@ from clm.cli.context import engine
 from clm.cli.output import console, err_console, print_json
 from clm.cli.segments import refresh_segments
 from clm.core.errors import InvalidInput
-from clm.core.timeutil import as_utc
+from clm.core.timeutil import store_midnight, utcnow
 from clm.lifecycle.assign import month_starts
 from clm.lifecycle.cohorts import CohortReport
 from clm.lifecycle.funnel import FunnelReport
@@ -123,7 +123,7 @@ def run(
     json: JsonOpt = False,
 ) -> None:
     """Assign every customer to a stage now; changes are stored and emitted as stage_changed events."""
-    when = as_utc(datetime.combine(_day(as_of, "as_of"), datetime.min.time())) if as_of else None
+    when = store_midnight(_day(as_of, "as_of")) if as_of else None  # the day's start in the store's zone
     eng = engine()
     result = assign_stages(eng, as_of=when)
     refresh_segments(eng, {"features", "stage"}, quiet=json)
@@ -150,9 +150,9 @@ def backfill(
 ) -> None:
     """Build stage history by evaluating the rules at the start of every month, as customers were then."""
     eng = engine()
-    t0 = as_utc(datetime.combine(_day(start, "from"), datetime.min.time()))
-    t1 = as_utc(datetime.combine(_day(end, "to"), datetime.min.time())) if end else None
-    steps = len(month_starts(t0, t1 or as_utc(datetime.now())))
+    t0 = store_midnight(_day(start, "from"))  # days begin in the store's time zone
+    t1 = store_midnight(_day(end, "to")) if end else None
+    steps = len(month_starts(t0, t1 or utcnow()))
     progress = Progress(
         TextColumn("[bold]replaying months"),
         BarColumn(),

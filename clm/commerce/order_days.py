@@ -1,5 +1,10 @@
 """The per-customer-per-day order summary (`order_days`), kept in step with `orders`.
 
+A day is a calendar day in the store's time zone (`CLM_DEFAULT_TIMEZONE`, Asia/Shanghai by
+default): a Beijing customer's order at 00:30 on the 1st belongs to the 1st. The zone the rows
+were cut in is recorded in `order_days_zone`; when the setting changes, `ensure_order_days_zone`
+(run by `clm init`, the server's start and the worker's) rebuilds the summary in the new zone.
+
 KPIs and the RFM/CLV summary look at every customer's orders. Reading one row per customer and
 purchase day, with the cost of the items already added up, is several times cheaper than
 scanning every order and joining every line item to its product for each report.
@@ -20,14 +25,16 @@ hundred customers per statement.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, not_, select
+from sqlalchemy import Connection, Engine, and_, bindparam, case, delete, func, insert, inspect, not_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from clm.commerce.tables import order_days, order_items, orders, products
+from clm.commerce.tables import order_days, order_days_zone, order_items, orders, products
+from clm.core.timeutil import store_day, store_midnight, store_zone
 from clm.customers.merge import after_merge
 from clm.store.schema import UTCDateTime
 from clm.store.sql import day_number
@@ -36,19 +43,21 @@ BEGINNING = datetime(1900, 1, 1, tzinfo=UTC)  # before any order (orders start i
 NEVER = datetime(9999, 12, 31, tzinfo=UTC)
 EPOCH = date(1970, 1, 1)
 _CHUNK = 500
+log = logging.getLogger(__name__)
 
 Scope = Callable[[Any], ColumnElement[bool]] | None
 
 
 def day_of(moment: datetime | date) -> int:
-    """The `day` number of a UTC timestamp or a date."""
+    """The `day` number of a moment (its calendar day in the store's time zone) or of a date."""
     if isinstance(moment, datetime):
-        moment = moment.astimezone(UTC).date()
+        moment = store_day(moment)
     return (moment - EPOCH).days
 
 
 def start_of_day(day: int) -> datetime:
-    return datetime.combine(EPOCH + timedelta(days=day), datetime.min.time(), tzinfo=UTC)
+    """The UTC moment the store's day number `day` begins."""
+    return store_midnight(EPOCH + timedelta(days=day))
 
 
 def counted_at(moment: Any) -> ColumnElement[bool]:
@@ -81,9 +90,35 @@ def refresh_for_products(conn: Connection, skus: Collection[str]) -> None:
 
 
 def rebuild_all_order_days(conn: Connection) -> int:
-    """Rebuild the whole summary (after loading orders by other means); returns its row count."""
+    """Rebuild the whole summary (after loading orders by other means, or in a new time zone);
+    records the zone it was cut in; returns its row count."""
     _rebuild(conn, None)
+    zone = store_zone().key
+    conn.execute(delete(order_days_zone))
+    conn.execute(insert(order_days_zone).values(zone=zone))
     return int(conn.execute(select(func.count()).select_from(order_days)).scalar_one())
+
+
+def order_days_zone_name(conn: Connection) -> str | None:
+    """The time zone the summary's days were cut in (None before any rebuild recorded one)."""
+    return conn.execute(select(order_days_zone.c.zone)).scalar()
+
+
+def ensure_order_days_zone(engine: Engine) -> bool:
+    """Rebuild the summary when `CLM_DEFAULT_TIMEZONE` differs from the zone its days were cut
+    in (a changed setting); True when it rebuilt. Cheap when nothing changed: one row read."""
+    zone = store_zone().key
+    with engine.connect() as conn:
+        if not inspect(conn).has_table(order_days_zone.name):  # a schema not yet upgraded
+            return False
+        if order_days_zone_name(conn) == zone:
+            return False
+    with engine.begin() as conn:
+        if order_days_zone_name(conn) == zone:  # another process rebuilt it meanwhile
+            return False
+        rows = rebuild_all_order_days(conn)
+    log.warning("order_days rebuilt in the time zone %s (%d rows)", zone, rows)
+    return True
 
 
 def _rebuild(conn: Connection, scope: Scope) -> None:

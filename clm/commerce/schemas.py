@@ -18,7 +18,7 @@ from pydantic import (
 
 from clm.core.errors import InvalidInput
 from clm.core.payloads import MAX_AMOUNT, IsoDate, IsoDateTime
-from clm.core.timeutil import as_utc, check_activity_time
+from clm.core.timeutil import check_activity_time, from_store_time
 from clm.customers.identities import IDENTITY_KINDS
 
 ORDER_STATUSES = ("completed", "refunded", "cancelled")
@@ -93,7 +93,7 @@ class OrderIn(BaseModel):
         if v is None:
             return None
         try:
-            return check_activity_time(as_utc(v), info.field_name or "ordered_at")
+            return check_activity_time(from_store_time(v), info.field_name or "ordered_at")
         except InvalidInput as exc:
             raise ValueError(exc.reason)
 

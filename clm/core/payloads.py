@@ -12,7 +12,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Discriminator
+from pydantic import AfterValidator, BeforeValidator, Discriminator
+
+from clm.core.timeutil import from_store_time
 
 # Error locations carry the chosen shape as a tag; the API's error formatter drops these.
 SHAPE_TAGS = ("single", "batch")
@@ -52,8 +54,11 @@ def _text_not_number(kind: str, example: str) -> Callable[[Any], Any]:
 
 
 # The date and date-time of every API body field and query parameter: ISO 8601 text (or a
-# date/datetime object from Python callers), never a bare number.
+# date/datetime object from Python callers), never a bare number. A date-time without a zone is
+# in the store's time zone (`CLM_DEFAULT_TIMEZONE`), as in files; it comes out aware, in UTC.
 IsoDate = Annotated[date, BeforeValidator(_text_not_number("date", "2026-11-01"))]
 IsoDateTime = Annotated[
-    datetime, BeforeValidator(_text_not_number("date and time", "2026-11-01T10:05:00+08:00"))
+    datetime,
+    BeforeValidator(_text_not_number("date and time", "2026-11-01T10:05:00+08:00")),
+    AfterValidator(from_store_time),
 ]

@@ -70,7 +70,7 @@ class Settings:
             default_phone_region=os.environ.get("CLM_DEFAULT_PHONE_REGION", "CN").upper(),
             public_url=os.environ.get("CLM_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
             shop_name=os.environ.get("CLM_SHOP_NAME", "CLM Demo Shop"),
-            default_timezone=os.environ.get("CLM_DEFAULT_TIMEZONE", "Asia/Shanghai"),
+            default_timezone=store_timezone_name(),
             frequency_cap=os.environ.get("CLM_FREQUENCY_CAP", "3/7d"),
             quiet_hours=os.environ.get("CLM_QUIET_HOURS", "21:00-08:00"),
             smtp_host=os.environ.get("CLM_SMTP_HOST", "127.0.0.1"),
@@ -103,6 +103,11 @@ class Settings:
             template_max_bytes=max(1_024, int(os.environ.get("CLM_TEMPLATE_MAX_BYTES", "262144"))),
             order_statuses=os.environ.get("CLM_ORDER_STATUSES", ""),
         )
+
+
+def store_timezone_name() -> str:
+    """`CLM_DEFAULT_TIMEZONE` alone (read per timestamp, so cheaper than every setting)."""
+    return os.environ.get("CLM_DEFAULT_TIMEZONE", "").strip() or "Asia/Shanghai"
 
 
 def settings() -> Settings:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from clm.core.errors import InvalidInput
 from clm.core.payloads import IsoDate, IsoDateTime
-from clm.core.timeutil import as_utc, check_activity_time, check_birthday
+from clm.core.timeutil import check_activity_time, check_birthday, from_store_time
 from clm.customers.identities import (
     normalize_email,
     normalize_phone,
@@ -148,7 +148,7 @@ class CustomerIn(BaseModel):
     @classmethod
     def _utc(cls, v: datetime | None) -> datetime | None:
         try:
-            return check_activity_time(as_utc(v), "first_seen_at") if v else None
+            return check_activity_time(from_store_time(v), "first_seen_at") if v else None
         except InvalidInput as exc:
             raise _pydantic_error(exc)
 

@@ -175,7 +175,7 @@ class EventIn(BaseModel):
     # ISO 8601 text or Unix seconds / milliseconds (what trackers send), as files allow too; a
     # number before 1990 (0, 0.5) is refused by the activity-time check
     timestamp: datetime = Field(
-        ..., description="When it happened: ISO 8601 (naive means UTC) or Unix seconds / milliseconds."
+        ..., description="When it happened: ISO 8601 (without a zone: in the store's time zone, CLM_DEFAULT_TIMEZONE) or Unix seconds / milliseconds."
     )
     channel: str | None = Field(
         None,
@@ -188,6 +188,7 @@ class EventIn(BaseModel):
     anonymous_id: str | None = Field(None, max_length=200)
     wechat_openid: str | None = Field(None, max_length=200, description="appid:openid")
     wechat_unionid: str | None = Field(None, max_length=64)
+    wecom_external_userid: str | None = Field(None, max_length=64, description="WeCom external_userid")
     properties: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("type", "channel")

@@ -13,7 +13,7 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -42,7 +42,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from clm.conditions import compile_condition, first_match
 from clm.core.errors import Conflict
-from clm.core.timeutil import as_utc, utcnow
+from clm.core.timeutil import as_utc, store_day, store_midnight, utcnow
 from clm.customers.locks import lock_customers
 from clm.customers.tables import customers
 from clm.events.schemas import SYSTEM_ID_PREFIX
@@ -349,15 +349,17 @@ def latest_change(engine: Engine, model: str) -> datetime | None:
 
 
 def month_starts(start: datetime, end: datetime) -> list[datetime]:
-    """The first instant of every month after `start` up to `end`, then `end` itself."""
+    """The first instant of every month (of the store's time zone) after `start` up to `end`,
+    then `end` itself."""
     start, end = as_utc(start), as_utc(end)
     moments = []
-    year, month = start.year, start.month
+    local = store_day(start)
+    year, month = local.year, local.month
     while True:
         month += 1
         if month > 12:
             year, month = year + 1, 1
-        moment = start.replace(year=year, month=month, day=1, hour=0, minute=0, second=0, microsecond=0)
+        moment = store_midnight(date(year, month, 1))
         if moment >= end:
             break
         moments.append(moment)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine, func, select, union
 
 from clm.commerce.tables import orders
-from clm.core.timeutil import as_utc, utcnow
+from clm.core.timeutil import as_utc, store_day, utcnow
 from clm.customers.tables import customers
 from clm.events.tables import events
 from clm.features import SYSTEM_CHANNEL, counted_order
@@ -39,7 +39,8 @@ class CohortReport(BaseModel):
     months: int
     cohorts: list[Cohort]
     as_of: date | None = Field(
-        None, description="The day (UTC) the report was made: the running month is counted up to it."
+        None,
+        description="The day (store's time zone) the report was made: the running month is counted up to it.",
     )
 
 
@@ -50,7 +51,8 @@ def _month_label(number: int) -> str:
 def cohorts(engine: Engine, *, months: int = 12, since: date | None = None) -> CohortReport:
     """The retention matrix for cohorts from `since` (default: the last `months` cohorts)."""
     now = utcnow()
-    current = now.year * 12 + now.month - 1
+    today = store_day(now)  # months are the store's calendar months (CLM_DEFAULT_TIMEZONE)
+    current = today.year * 12 + today.month - 1
     first_month = since.year * 12 + since.month - 1 if since is not None else current - months + 1
     first_seen = func.coalesce(customers.c.first_seen_at, customers.c.created_at)
     live = customers.c.merged_into.is_(None)
@@ -102,4 +104,4 @@ def cohorts(engine: Engine, *, months: int = 12, since: date | None = None) -> C
                 partial=current - m0 if 0 <= current - m0 < months else None,
             )
         )
-    return CohortReport(months=months, cohorts=out, as_of=now.date())
+    return CohortReport(months=months, cohorts=out, as_of=today)

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from clm.core.errors import UnusableInput
 from clm.core.settings import settings
+from clm.store.sql import local_time_sqlite
 
 
 def normalize_url(url: str) -> str:
@@ -92,6 +93,8 @@ def _configure_sqlite(engine: Engine) -> None:
         # chunks of a bulk load are then written back once, not once per chunk.
         cursor.execute("PRAGMA wal_autocheckpoint=10000")
         cursor.close()
+        # SQLite has no time zone database: days and months in the store's zone (clm.store.sql)
+        dbapi_connection.create_function("clm_local_time", 2, local_time_sqlite, deterministic=True)
 
     @event.listens_for(engine, "before_execute")
     def before_execute(conn: Connection, *_: Any) -> None:

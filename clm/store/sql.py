@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Float, Integer, Select, String, any_, bindparam
@@ -11,6 +12,9 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
+
+from clm.core.timeutil import store_zone
+from clm.core.timeutil import zone as _zone
 
 
 class strpos(FunctionElement[int]):
@@ -31,8 +35,46 @@ def _strpos_pg(element: strpos, compiler: Any, **kw: Any) -> str:
     return f"strpos({compiler.process(element.clauses, **kw)})"
 
 
-class year_month(FunctionElement[str]):
-    """'YYYY-MM' of a UTC timestamp, for grouping by calendar month."""
+class _zoned(FunctionElement[Any]):
+    """A function of a UTC timestamp read in a time zone (default: the store's,
+    `CLM_DEFAULT_TIMEZONE`). The zone is written into the SQL as a literal and is part of the
+    statement's cache key, so the same expression in SELECT and GROUP BY is one expression to
+    PostgreSQL, and a changed setting compiles anew."""
+
+    inherit_cache = True
+    _traverse_internals = [  # noqa: RUF012
+        *FunctionElement._traverse_internals,
+        ("zone", InternalTraversal.dp_string),
+    ]
+
+    def __init__(self, moment: Any, zone: str | None = None) -> None:
+        self.zone = store_zone().key if zone is None else _zone(zone).key
+        super().__init__(moment)
+
+
+def _local_sqlite(element: _zoned, compiler: Any, **kw: Any) -> str:
+    """The local wall time as SQLite text ('YYYY-MM-DD HH:MM:SS'), by `clm_local_time`, which
+    the engine registers on every SQLite connection (SQLite has no time zone database)."""
+    ts = compiler.process(element.clauses, **kw)
+    if element.zone == "UTC":
+        return ts
+    return f"clm_local_time({ts}, '{element.zone}')"
+
+
+def _local_pg(element: _zoned, compiler: Any, **kw: Any) -> str:
+    return f"({compiler.process(element.clauses, **kw)} AT TIME ZONE '{element.zone}')"
+
+
+def local_time_sqlite(stored: Any, zone_name: str) -> str | None:
+    """`clm_local_time(ts, zone)` for SQLite: a stored UTC timestamp as the zone's wall time."""
+    if stored is None:
+        return None
+    moment = datetime.fromisoformat(str(stored)).replace(tzinfo=UTC).astimezone(_zone(zone_name))
+    return moment.replace(tzinfo=None).isoformat(sep=" ")
+
+
+class year_month(_zoned):
+    """'YYYY-MM' of a UTC timestamp in the store's time zone, for grouping by calendar month."""
 
     type = String()
     inherit_cache = True
@@ -41,12 +83,12 @@ class year_month(FunctionElement[str]):
 
 @compiles(year_month, "sqlite")
 def _year_month_sqlite(element: year_month, compiler: Any, **kw: Any) -> str:
-    return f"strftime('%Y-%m', {compiler.process(element.clauses, **kw)})"
+    return f"strftime('%Y-%m', {_local_sqlite(element, compiler, **kw)})"
 
 
 @compiles(year_month, "postgresql")
 def _year_month_pg(element: year_month, compiler: Any, **kw: Any) -> str:
-    return f"to_char({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC', 'YYYY-MM')"
+    return f"to_char({_local_pg(element, compiler, **kw)}, 'YYYY-MM')"
 
 
 class days_between(FunctionElement[float]):
@@ -69,9 +111,9 @@ def _days_between_pg(element: days_between, compiler: Any, **kw: Any) -> str:
     return f"(EXTRACT(EPOCH FROM (CAST({later} AS TIMESTAMPTZ) - CAST({earlier} AS TIMESTAMPTZ))) / 86400.0)"
 
 
-class day_number(FunctionElement[int]):
-    """The UTC calendar day of a timestamp as a whole number of days since 1970-01-01: cheap to
-    group by ("purchases on the same day") and to subtract."""
+class day_number(_zoned):
+    """The store's calendar day of a timestamp (in `CLM_DEFAULT_TIMEZONE`) as a whole number of
+    days since 1970-01-01: cheap to group by ("purchases on the same day") and to subtract."""
 
     type = Integer()
     inherit_cache = True
@@ -81,14 +123,12 @@ class day_number(FunctionElement[int]):
 @compiles(day_number, "sqlite")
 def _day_number_sqlite(element: day_number, compiler: Any, **kw: Any) -> str:
     # julianday + 0.5 is the Julian day number counted from midnight; 2440588 is 1970-01-01
-    return f"(CAST(julianday({compiler.process(element.clauses, **kw)}) + 0.5 AS INTEGER) - 2440588)"
+    return f"(CAST(julianday({_local_sqlite(element, compiler, **kw)}) + 0.5 AS INTEGER) - 2440588)"
 
 
 @compiles(day_number, "postgresql")
 def _day_number_pg(element: day_number, compiler: Any, **kw: Any) -> str:
-    return (
-        f"(CAST(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC' AS DATE) - DATE '1970-01-01')"
-    )
+    return f"(CAST({_local_pg(element, compiler, **kw)} AS DATE) - DATE '1970-01-01')"
 
 
 class _extreme(FunctionElement[Any]):
@@ -150,8 +190,9 @@ def _json_object_pg(element: json_object, compiler: Any, **kw: Any) -> str:
     return f"jsonb_build_object({compiler.process(element.clauses, **kw)})"
 
 
-class month_number(FunctionElement[int]):
-    """Months since year 0 of a UTC timestamp (year * 12 + month - 1), for month differences."""
+class month_number(_zoned):
+    """Months since year 0 of a timestamp in the store's time zone (year * 12 + month - 1), for
+    month differences."""
 
     type = Integer()
     inherit_cache = True
@@ -160,13 +201,13 @@ class month_number(FunctionElement[int]):
 
 @compiles(month_number, "sqlite")
 def _month_number_sqlite(element: month_number, compiler: Any, **kw: Any) -> str:
-    ts = compiler.process(element.clauses, **kw)
+    ts = _local_sqlite(element, compiler, **kw)
     return f"(CAST(strftime('%Y', {ts}) AS INTEGER) * 12 + CAST(strftime('%m', {ts}) AS INTEGER) - 1)"
 
 
 @compiles(month_number, "postgresql")
 def _month_number_pg(element: month_number, compiler: Any, **kw: Any) -> str:
-    ts = f"({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC')"
+    ts = _local_pg(element, compiler, **kw)
     return f"(CAST(EXTRACT(YEAR FROM {ts}) AS INTEGER) * 12 + CAST(EXTRACT(MONTH FROM {ts}) AS INTEGER) - 1)"
 
 

@@ -12,9 +12,10 @@ from clm.commerce.tables import order_days
 from clm.customers.merge import merge_customers
 from clm.migrations import config, upgrade
 
+# days are the store's (Asia/Shanghai, UTC+8): 23:59 and 00:00 there are 15:59 and 16:00 UTC
 MAY1 = datetime(2025, 5, 1, 9, 30, tzinfo=UTC)
-MAY1_LATE = datetime(2025, 5, 1, 23, 59, tzinfo=UTC)
-MAY2 = datetime(2025, 5, 2, 0, 0, tzinfo=UTC)
+MAY1_LATE = datetime(2025, 5, 1, 15, 59, tzinfo=UTC)
+MAY2 = datetime(2025, 5, 1, 16, 0, tzinfo=UTC)
 REFUND = datetime(2025, 5, 20, 12, 0, tzinfo=UTC)
 
 
@@ -54,8 +55,9 @@ def rebuilt(engine):
     return summary(engine)
 
 
-def test_day_numbers_count_utc_days_from_1970():
-    assert day_of(datetime(1970, 1, 1, 23, 59, tzinfo=UTC)) == 0
+def test_day_numbers_count_the_stores_days_from_1970():
+    assert day_of(datetime(1970, 1, 1, 15, 59, tzinfo=UTC)) == 0  # 23:59 in Shanghai
+    assert day_of(datetime(1970, 1, 1, 16, 0, tzinfo=UTC)) == 1
     assert day_of(MAY1) == day_of(MAY1_LATE) == day_of(MAY2) - 1 == 20209
 
 

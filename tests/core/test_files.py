@@ -71,9 +71,9 @@ def test_bad_mapping_option():
         parse_mapping(["nope"])
 
 
-def test_timestamps_are_utc():
+def test_timestamps_are_utc_and_without_a_zone_in_the_stores():
     assert parse_timestamp("2025-01-01T08:00:00+08:00") == datetime(2025, 1, 1, 0, 0, tzinfo=UTC)
-    assert parse_timestamp("2025-01-01 08:00") == datetime(2025, 1, 1, 8, 0, tzinfo=UTC)
+    assert parse_timestamp("2025-01-01 08:00") == datetime(2025, 1, 1, 0, 0, tzinfo=UTC)  # Shanghai
     assert parse_timestamp("2025-01-01T00:00:00Z") == datetime(2025, 1, 1, tzinfo=UTC)
     assert parse_timestamp(1735689600) == datetime(2025, 1, 1, tzinfo=UTC)
     assert parse_timestamp("1735689600000") == datetime(2025, 1, 1, tzinfo=UTC)  # milliseconds

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from clm.core.fonts import cjk_font
+from clm.core.timeutil import store_day
 from clm.lifecycle.charts import (
     CONVERTED,
     PARTIAL,
@@ -89,7 +90,7 @@ def test_the_running_month_is_partial_in_the_data_and_hatched_in_the_heat_map(
         (f"{this:%Y-%m}", 0),
     ]
     assert report.cohorts[0].active == [1.0, 1.0, 0.0, None]  # the 0.0 is the month so far
-    assert report.as_of == datetime.now(UTC).date()
+    assert report.as_of == store_day(datetime.now(UTC))  # the store's day (Asia/Shanghai)
     old = Cohort(cohort="2020-01", customers=5, active=[1.0, 0.4], purchasing=[0.2, 0.0])
     assert old.partial is None  # a report made before the field existed still reads
 

@@ -5,6 +5,7 @@ from datetime import date
 import pytest
 from sqlalchemy import insert
 
+from clm.core.timeutil import store_midnight
 from clm.lifecycle.service import assign_stages, cohorts, funnel, kpis
 from clm.lifecycle.tables import stage_transitions
 from tests.lifecycle.conftest import day
@@ -105,7 +106,7 @@ def test_kpis_by_cohort_and_by_stage(shop, engine):
     assert (
         by_cohort["2026-02"].cac is None and "spend is recorded per channel" in by_cohort["2026-02"].notes[-1]
     )
-    assign_stages(engine, as_of=day("2026-03-01"))
+    assign_stages(engine, as_of=store_midnight(date(2026, 3, 1)))  # the period's start in Shanghai
     by_stage = {
         g.group: g
         for g in kpis(engine, date(2026, 3, 1), date(2026, 3, 31), active_days=90, group_by="stage").groups

@@ -1,6 +1,6 @@
 """Features, stage models, stage assignment, history and re-evaluation on ingestion."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -8,6 +8,7 @@ from sqlalchemy import select
 from clm.cli import main
 from clm.conditions import ConditionError
 from clm.core.errors import Conflict, InvalidInput, UnusableInput
+from clm.core.timeutil import store_midnight
 from clm.events.service import timeline
 from clm.lifecycle.models import PRESETS, load_model, model_from_dict, preset
 from clm.lifecycle.service import (
@@ -113,9 +114,9 @@ def test_history_is_stored_and_emitted_as_events(shop, engine):
 def test_replay_builds_monthly_history_and_rebuild_starts_over(shop, engine):
     build(shop)
     runs = replay_stages(engine, day("2026-01-15"), AS_OF)
-    assert [r.as_of for r in runs] == [
-        day(d) for d in ("2026-02-01", "2026-03-01", "2026-04-01", "2026-05-01", AS_OF.date().isoformat())
-    ]
+    # months begin at midnight in Shanghai (16:00 UTC the day before); AS_OF is 08:00 on 1 June there
+    months = ("2026-02-01", "2026-03-01", "2026-04-01", "2026-05-01", "2026-06-01")
+    assert [r.as_of for r in runs] == [store_midnight(date.fromisoformat(d)) for d in months] + [AS_OF]
     erin = customer_stage(engine, shop.ids["erin"])
     assert [h.to_stage for h in erin.history] == ["activation", "retention", "expansion"]
     assert clear_history(engine, "clm5") > 0
