@@ -104,17 +104,24 @@ def score(
     table: TableOpt = None,
     id_col: IdOpt = None,
     out: Annotated[Path | None, typer.Option(help="Where to write a table's scores (CSV).")] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="The CSV's encoding: utf-8-sig, gb18030 or utf-8 (default: $CLM_EXPORT_ENCODING)."),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Score every recently active customer of the store (table churn_scores) or every row of a
-    customer table (written to a CSV) with the newest model for that source."""
+    customer table (written to a CSV that Excel opens with Chinese) with the newest model for that
+    source."""
     from clm.analytics.service import read_table, score_store, score_table
+    from clm.core.exports import export_encoding, write_csv
 
+    encoding = export_encoding(encoding)  # a name CLM cannot write is refused before any work
     eng = engine()
     if table is not None:
         scores = score_table(eng, read_table(table), id_col=id_col)
         target = out or table.with_name(f"{table.stem}.churn-scores.csv")
-        scores.to_csv(target, index=False)
+        write_csv(target, [list(scores.columns), *scores.itertuples(index=False, name=None)], encoding)
         counts = scores["band"].value_counts().to_dict()
         if json:
             print_json({"rows": len(scores), "bands": counts, "file": str(target)})

@@ -179,19 +179,31 @@ def members_command(
     console.print(_members_table(f"{name}: {total:,} members (from #{offset + 1})", rows))
 
 
+def _export_encoding(name: str | None) -> str:
+    """The export's encoding; a name CLM cannot write is a usage error (exit 2)."""
+    from clm.core.errors import InvalidInput
+    from clm.core.exports import export_encoding
+
+    try:
+        return export_encoding(name)
+    except InvalidInput as exc:
+        raise typer.BadParameter(exc.reason, param_hint="--encoding")
+
+
 @app.command("export")
 def export(
     name: str,
     file: Annotated[Path, typer.Argument(help="CSV file to write.")],
     encoding: Annotated[
         str | None,
-        typer.Option(help="utf-8-sig (default: UTF-8 that Excel opens with Chinese), utf-8 or gb18030."),
+        typer.Option(
+            help="utf-8-sig (UTF-8 that Excel opens with Chinese), gb18030 or utf-8 "
+            "(default: $CLM_EXPORT_ENCODING or utf-8-sig)."
+        ),
     ] = None,
 ) -> None:
     """Write every current member to a CSV file."""
-    from clm.core.encodings import export_encoding
-
-    codec = export_encoding(encoding)
+    codec = _export_encoding(encoding)
     eng = engine()
     total = get_segment(eng, name).members
     with Progress(

@@ -63,19 +63,3 @@ def first_guess(raw: bytes) -> str:
     """The encoding the first line that is not plain ASCII says: UTF-8 if it is valid UTF-8,
     else GB18030 (GBK text is almost never valid UTF-8; the reverse does not hold)."""
     return "utf-8" if is_utf8(raw) else "gb18030"
-
-
-# How CSV files leave CLM: UTF-8 with a byte-order mark by default (Excel then shows Chinese
-# instead of mojibake), or GB18030 for older Excel and Chinese systems that expect GBK.
-EXPORT_ENCODINGS = {"utf-8-sig": "utf-8-sig", "utf-8": "utf-8", "gb18030": "gb18030", "gbk": "gb18030"}
-
-
-def export_encoding(name: str | None) -> str:
-    """The codec for a CSV export asked for by name (`--encoding`); default UTF-8 with BOM."""
-    if not name:
-        return "utf-8-sig"
-    key = name.strip().lower().replace("_", "-")
-    key = {"utf8": "utf-8", "utf8-sig": "utf-8-sig", "gb2312": "gbk"}.get(key, key)
-    if key not in EXPORT_ENCODINGS:
-        raise UnusableInput(f"cannot export in {name!r}: use utf-8-sig (the default), utf-8 or gb18030")
-    return EXPORT_ENCODINGS[key]

@@ -62,6 +62,9 @@ class Settings:
     # Order statuses as other systems write them, read by `clm import orders` besides the
     # built-in Chinese ones: "已发货=completed,退货完成=refunded".
     order_statuses: str
+    # CSV files that leave CLM (downloads, CLI exports): utf-8-sig (UTF-8 with a byte-order mark,
+    # what Excel opens with Chinese intact), gb18030 or utf-8; a request may ask for another.
+    export_encoding: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -102,6 +105,7 @@ class Settings:
             send_attempts=max(1, int(os.environ.get("CLM_SEND_ATTEMPTS", "3"))),
             template_max_bytes=max(1_024, int(os.environ.get("CLM_TEMPLATE_MAX_BYTES", "262144"))),
             order_statuses=os.environ.get("CLM_ORDER_STATUSES", ""),
+            export_encoding=os.environ.get("CLM_EXPORT_ENCODING", "utf-8-sig").strip().lower() or "utf-8-sig",
         )
 
 

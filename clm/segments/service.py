@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, literal, select
 
 from clm.conditions import Condition, ConditionError, parse_condition, parse_text, to_json, to_text
 from clm.core.errors import Conflict, InvalidInput, NotFound
+from clm.core.exports import cell, open_csv, zoned_header
 from clm.core.timeutil import as_utc, utcnow
 from clm.customers.tables import customers
 from clm.lifecycle.service import reassess_customers
@@ -361,17 +362,27 @@ def export_members(
     path: Path,
     *,
     progress: Callable[[int], None] | None = None,
-    encoding: str = "utf-8-sig",
+    encoding: str | None = None,
 ) -> int:
-    """Write every current member to a CSV file (UTF-8 with a byte-order mark, so Excel shows
-    Chinese names, unless `encoding` says otherwise); returns how many."""
+    """Write every current member to a CSV file (`clm.core.exports`: UTF-8 with a byte-order mark,
+    so Excel shows Chinese names, unless `encoding` or CLM_EXPORT_ENCODING says otherwise; times
+    in the store's zone, named in the header); returns how many."""
     c = customers.c
     written = 0
-    with engine.connect() as conn, path.open("w", newline="", encoding=encoding) as out:
+    with engine.connect() as conn, open_csv(path, encoding) as out:
         row = _load(conn, name)
-        writer = csv.writer(out)
+        writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(
-            ["customer_id", "external_id", "email", "phone", "first_name", "last_name", "city", "entered_at"]
+            [
+                "customer_id",
+                "external_id",
+                "email",
+                "phone",
+                "first_name",
+                "last_name",
+                "city",
+                zoned_header("entered_at"),
+            ]
         )
         m = segment_members
         result = conn.execution_options(stream_results=True, yield_per=10_000).execute(
@@ -381,7 +392,7 @@ def export_members(
             .order_by(m.c.customer_id)
         )
         for r in result:
-            writer.writerow([*r[:-1], as_utc(r[-1]).isoformat()])
+            writer.writerow([cell(v) for v in r])
             written += 1
             if progress and written % 10_000 == 0:
                 progress(written)

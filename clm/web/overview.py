@@ -6,8 +6,6 @@ Charts are drawn by ECharts from the figures embedded in the page as JSON."""
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from statistics import median
@@ -17,6 +15,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, Response
 
 from clm.analytics.service import risk_summary
+from clm.core.exports import content_disposition, csv_bytes, export_encoding, media_type
 from clm.feedback.service import survey_results
 from clm.lifecycle.cohorts import cohorts
 from clm.lifecycle.flows import stage_flows
@@ -329,20 +328,19 @@ def overview_csv(
     period: Annotated[int | None, Query(ge=1, le=3650)] = None,
     start: Annotated[date | None, Query(alias="from")] = None,
     end: Annotated[date | None, Query(alias="to")] = None,
+    encoding: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    """One chart's numbers as CSV that Excel opens with Chinese intact (UTF-8 with a byte-order
-    mark); empty cells where a figure is undefined."""
+    """One chart's numbers as CSV that Excel opens with Chinese intact (clm.core.exports: UTF-8
+    with a byte-order mark, or `?encoding=gb18030`); empty cells where a figure is undefined."""
+    encoding = export_encoding(encoding)
     today = datetime.now(Formats(console.locale).tz).date()
     start, end, days, _ = _period(period, start, end, today)
     data = overview_data(console, start, end, days)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerows([["" if v is None else v for v in row] for row in csv_rows(part, data)])
     name = f"clm-{part}-{start.isoformat()}-{end.isoformat()}.csv"
     return Response(
-        "\ufeff" + out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+        csv_bytes(csv_rows(part, data), encoding),
+        media_type=media_type(encoding),
+        headers={"Content-Disposition": content_disposition(name), "Cache-Control": "no-store"},
     )
 
 
