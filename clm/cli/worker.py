@@ -13,6 +13,7 @@ from rich.table import Table
 from clm.cli.context import engine
 from clm.cli.output import console, print_json
 from clm.journeys.service import Tick, tick
+from clm.worker.import_runner import run_queued
 from clm.worker.jobs import parse_every, run_due, schedule, set_interval
 
 log = logging.getLogger("clm.worker")
@@ -31,14 +32,24 @@ def worker(
     poll: Annotated[int, typer.Option(min=1, help="Seconds between rounds.")] = 10,
     journeys: Annotated[bool, typer.Option(help="Also run journeys and send due messages.")] = True,
 ) -> None:
-    """Run due jobs (stages and loyalty daily, segments hourly by default) and the journeys
-    (enrol, exit, due steps, outbox) until stopped. Start as many workers as you like, on as many
-    machines: each job run is claimed by one of them, each step and message by one of them."""
+    """Run due jobs (stages and loyalty daily, segments hourly by default), files queued on the
+    console's imports page, and the journeys (enrol, exit, due steps, outbox) until stopped. Start
+    as many workers as you like, on as many machines: each job run and each import is claimed by
+    one of them, each step and message by one of them."""
     eng = engine()
     while True:
         for name, status, message in run_due(eng):
             colour = "green" if status == "ok" else "red"
             console.print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} [{colour}]{name} {status}[/]: {message}")
+        for job in run_queued(eng):  # files queued on the console's imports page
+            colour = "green" if job.status == "done" else "red"
+            said = f"{job.accepted:,} accepted, {job.rejected:,} rejected"
+            if job.error:
+                said += f"; {job.error}"
+            console.print(
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')} [{colour}]import {job.id} {job.status}[/]: "
+                f"{escape(job.file_name)}: {escape(said)}"
+            )
         failed = False
         if journeys:
             try:

@@ -23,7 +23,6 @@ from clm.web.access import Console, page
 from clm.web.i18n import N_
 from clm.worker.import_jobs import (
     ImportJob,
-    ImportRunner,
     create_upload,
     discard_upload,
     get_job,
@@ -42,6 +41,7 @@ from clm.worker.import_preview import (
     suggest_mapping,
     workbook_sheets,
 )
+from clm.worker.import_runner import ImportRunner
 
 router = APIRouter(include_in_schema=False, tags=["console"])
 

@@ -13,8 +13,9 @@ from sqlalchemy import select
 from clm.auth.tables import audit_log
 from clm.commerce.service import get_order
 from clm.worker import import_jobs
-from clm.worker.import_jobs import ImportRunner, claim_next, create_upload, get_job, queue_job
+from clm.worker.import_jobs import claim_next, create_upload, get_job, queue_job
 from clm.worker.import_preview import suggest_mapping
+from clm.worker.import_runner import ImportRunner
 from tests.web.conftest import sign_in
 
 ORDERS = (
@@ -179,3 +180,17 @@ def test_an_accepted_import_survives_a_server_that_stopped(engine, team, import_
     ImportRunner(engine).resume()  # what a restarted server does
     done = wait_until_finished(engine, job.id)
     assert (done.status, done.accepted, done.attempts) == ("done", 1, 2)
+
+
+def test_clm_worker_runs_a_queued_import(engine, db_url, import_folder):
+    from clm.cli import main
+
+    folder = import_jobs.import_dir() / "uploads"
+    (folder / "p.jsonl").write_text('{"货号": "P9", "品名": "茶壶", "售价": "￥1,299.00", "上架": "是"}\n')
+    job = create_upload(engine, "products", "p.jsonl", "p.jsonl", 60, "user:1:a@example.com", None)
+    queue_job(
+        engine, job.id, {"货号": "sku", "品名": "name", "售价": "price", "上架": "active"}, None, None, "x"
+    )
+    assert main(["--db", db_url, "worker", "--once", "--no-journeys"]) == 0
+    done = get_job(engine, job.id)
+    assert (done.status, done.accepted, done.counters) == ("done", 1, {"products": 1})
