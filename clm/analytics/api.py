@@ -87,10 +87,20 @@ def read_lost(
 
 
 @router.get("/churn/summary")
-def read_risk_summary(request: Request) -> dict[str, Any]:
+def read_risk_summary(
+    request: Request,
+    channel: Annotated[
+        str | None, Query(max_length=100, description="Only customers acquired through this channel.")
+    ] = None,
+    segment: Annotated[
+        str | None, Query(max_length=100, description="Only this segment's members (now).")
+    ] = None,
+) -> dict[str, Any]:
     """How the latest churn scores split: customers and share per band (high, medium, low,
-    lost), the band thresholds, and how many at-risk customers a message can reach."""
-    return risk_summary(request.app.state.engine)
+    lost), the band thresholds, and how many at-risk customers a message can reach (of one
+    acquisition channel's customers or one segment's members, when given)."""
+    engine = request.app.state.engine
+    return risk_summary(engine, request.app.state.customer_scope(engine, channel, segment))
 
 
 @router.get("/churn/customers/{customer_id}", response_model=ChurnRiskOut)

@@ -40,6 +40,7 @@ from clm.commerce.tables import orders
 from clm.conditions import compile_condition, parse_condition
 from clm.core.errors import InvalidInput, NotFound
 from clm.core.timeutil import as_utc, utcnow
+from clm.customers.scope import CustomerScope, in_scope
 from clm.customers.service import get_customer
 from clm.customers.tables import consents, customers
 from clm.events.tables import events
@@ -554,9 +555,10 @@ def already_lost(engine: Engine, *, top: int = 50, by: str = "value") -> list[Ch
         return [_risk(r) for r in conn.execute(query)]
 
 
-def risk_summary(engine: Engine) -> dict[str, Any]:
+def risk_summary(engine: Engine, scope: CustomerScope | None = None) -> dict[str, Any]:
     """How the latest scores split: customers per band (high, medium, low, lost) with their
-    share of all scored, and how many at-risk customers a message can reach."""
+    share of all scored, and how many at-risk customers a message can reach (of the customers in
+    `scope` only, when given)."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(
@@ -566,6 +568,7 @@ def risk_summary(engine: Engine) -> dict[str, Any]:
                 func.max(churn_scores.c.scored_at),
             )
             .join(customers, customers.c.id == churn_scores.c.customer_id)
+            .where(*in_scope(churn_scores.c.customer_id, scope))
             .group_by(churn_scores.c.band)
         ).all()
     total = sum(int(n) for _, n, _, _ in rows)

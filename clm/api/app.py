@@ -27,6 +27,7 @@ from clm.segments.api import router as segments_router
 from clm.store.engine import make_engine
 from clm.views.groups import customer_groups
 from clm.web import install_console
+from clm.views.scope import customer_scope
 from clm.worker.refresh import refresh_customers
 
 DESCRIPTION = """
@@ -82,6 +83,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     # survey results by stage or segment: the feedback domain cannot read those tables itself
     app.state.customer_groups = customer_groups
     errors.install(app)
+    # reports filtered to a channel or a segment: the same, for the lifecycle and analytics routes
+    app.state.customer_scope = customer_scope
     for router in (
         customers_router,  # before the view: /customers/duplicates is not an id
         customer_view.router,

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from clm.auth.http import requires
 from clm.core.payloads import IsoDate
+from clm.customers.scope import CustomerScope
 from clm.lifecycle.cohorts import CohortReport, cohorts
 from clm.lifecycle.flows import StageFlowReport, stage_flows
 from clm.lifecycle.funnel import FunnelReport, funnel
@@ -17,6 +18,17 @@ from clm.lifecycle.retention import RetentionReport, parse_survivors, project_re
 from clm.lifecycle.service import current_model, stage_distribution
 
 router = APIRouter(prefix="/api/v1/lifecycle", tags=["lifecycle"], dependencies=[Depends(requires("read"))])
+
+Channel = Annotated[
+    str | None, Query(max_length=100, description="Only customers acquired through this channel.")
+]
+Segment = Annotated[str | None, Query(max_length=100, description="Only this segment's members (now).")]
+
+
+def _scope(request: Request, channel: str | None, segment: str | None) -> CustomerScope | None:
+    # segment memberships sit above this domain: the app resolves them (clm.views.scope)
+    scope: CustomerScope | None = request.app.state.customer_scope(request.app.state.engine, channel, segment)
+    return scope
 
 
 class StageCount(BaseModel):
@@ -37,11 +49,11 @@ class StagesOut(BaseModel):
 
 
 @router.get("/stages", response_model=StagesOut)
-def read_stages(request: Request) -> StagesOut:
+def read_stages(request: Request, channel: Channel = None, segment: Segment = None) -> StagesOut:
     """The selected stage model, its rules, and how many customers are in each stage now."""
     engine = request.app.state.engine
     model = current_model(engine)
-    counts = dict(stage_distribution(engine))
+    counts = dict(stage_distribution(engine, _scope(request, channel, segment)))
     return StagesOut(
         model=model.name,
         title_en=model.title_en,
@@ -77,9 +89,14 @@ def read_kpi(
     active_days: Annotated[
         int, Query(ge=1, le=3650, description="A customer is active with an order this recent.")
     ] = 365,
+    channel: Channel = None,
+    segment: Segment = None,
 ) -> KpiReport:
     model = current_model(request.app.state.engine).name
-    return kpis(request.app.state.engine, start, end, group_by=by, active_days=active_days, model=model)
+    scope = _scope(request, channel, segment)
+    return kpis(
+        request.app.state.engine, start, end, group_by=by, active_days=active_days, model=model, scope=scope
+    )
 
 
 @router.get("/funnel", response_model=FunnelReport)
@@ -88,10 +105,12 @@ def read_funnel(
     window_days: Annotated[
         int, Query(ge=1, le=3650, description="How long a customer has to reach the next stage.")
     ] = 180,
+    channel: Channel = None,
+    segment: Segment = None,
 ) -> FunnelReport:
     """Stage-to-stage conversion of the selected model with median times and the weakest link
     (the step with the lowest conversion)."""
-    return funnel(request.app.state.engine, window_days=window_days)
+    return funnel(request.app.state.engine, window_days=window_days, scope=_scope(request, channel, segment))
 
 
 @router.get("/flows", response_model=StageFlowReport)
@@ -99,11 +118,13 @@ def read_flows(
     request: Request,
     start: Annotated[IsoDate, Query(alias="from", description="First day, YYYY-MM-DD.")],
     end: Annotated[IsoDate, Query(alias="to", description="Last day (inclusive), YYYY-MM-DD.")],
+    channel: Channel = None,
+    segment: Segment = None,
 ) -> StageFlowReport:
     """Moves between stages of the selected model in the period: from which stage to which, how
     many moves and customers (a first stage has no `from_stage`)."""
     engine = request.app.state.engine
-    return stage_flows(engine, start, end, current_model(engine).name)
+    return stage_flows(engine, start, end, current_model(engine).name, _scope(request, channel, segment))
 
 
 @router.get("/cohorts", response_model=CohortReport)
@@ -113,9 +134,13 @@ def read_cohorts(
     since: Annotated[
         IsoDate | None, Query(description="First cohort month (default: the last `months`).")
     ] = None,
+    channel: Channel = None,
+    segment: Segment = None,
 ) -> CohortReport:
     """Retention by acquisition month × months since acquisition: share active, share purchasing."""
-    return cohorts(request.app.state.engine, months=months, since=since)
+    return cohorts(
+        request.app.state.engine, months=months, since=since, scope=_scope(request, channel, segment)
+    )
 
 
 @router.get("/retention/projection", response_model=RetentionReport)

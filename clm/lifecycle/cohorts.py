@@ -14,6 +14,7 @@ from sqlalchemy import Engine, func, select, union
 
 from clm.commerce.tables import orders
 from clm.core.timeutil import as_utc, store_day, utcnow
+from clm.customers.scope import CustomerScope, in_scope
 from clm.customers.tables import customers
 from clm.events.tables import events
 from clm.features import SYSTEM_CHANNEL, counted_order
@@ -48,8 +49,11 @@ def _month_label(number: int) -> str:
     return f"{number // 12:04d}-{number % 12 + 1:02d}"
 
 
-def cohorts(engine: Engine, *, months: int = 12, since: date | None = None) -> CohortReport:
-    """The retention matrix for cohorts from `since` (default: the last `months` cohorts)."""
+def cohorts(
+    engine: Engine, *, months: int = 12, since: date | None = None, scope: CustomerScope | None = None
+) -> CohortReport:
+    """The retention matrix for cohorts from `since` (default: the last `months` cohorts), of the
+    customers in `scope` (all when None)."""
     now = utcnow()
     today = store_day(now)  # months are the store's calendar months (CLM_DEFAULT_TIMEZONE)
     current = today.year * 12 + today.month - 1
@@ -57,7 +61,7 @@ def cohorts(engine: Engine, *, months: int = 12, since: date | None = None) -> C
     first_seen = func.coalesce(customers.c.first_seen_at, customers.c.created_at)
     live = customers.c.merged_into.is_(None)
     start = month_number(first_seen).label("m0")
-    base = select(customers.c.id, start).where(live).subquery("base")
+    base = select(customers.c.id, start).where(live, *in_scope(customers.c.id, scope)).subquery("base")
     activity = union(
         select(events.c.customer_id, month_number(events.c.occurred_at).label("m")).where(
             events.c.channel != SYSTEM_CHANNEL

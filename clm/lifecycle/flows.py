@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine, and_, func, select
 
 from clm.core.errors import InvalidInput
+from clm.customers.scope import CustomerScope, in_scope
 from clm.lifecycle.tables import stage_transitions
 from clm.store.engine import reading
 
@@ -30,9 +31,12 @@ class StageFlowReport(BaseModel):
     flows: list[StageFlow]
 
 
-def stage_flows(engine: Engine, start: date, end: date, model: str) -> StageFlowReport:
+def stage_flows(
+    engine: Engine, start: date, end: date, model: str, scope: CustomerScope | None = None
+) -> StageFlowReport:
     """Moves between stages of `model` on the days `start` … `end` (both inclusive, UTC), largest
-    first: one GROUP BY over the transitions' time index."""
+    first, of the customers in `scope` (all when None): one GROUP BY over the transitions' time
+    index."""
     if end < start:
         raise InvalidInput("must not be before `from`", "to")
     t = stage_transitions
@@ -40,7 +44,10 @@ def stage_flows(engine: Engine, start: date, end: date, model: str) -> StageFlow
     upper = datetime.combine(end + timedelta(days=1), time(), UTC)
     query = (
         select(t.c.from_stage, t.c.to_stage, func.count(), func.count(t.c.customer_id.distinct()))
-        .where(and_(t.c.changed_at >= lower, t.c.changed_at < upper, t.c.model == model))
+        .where(
+            and_(t.c.changed_at >= lower, t.c.changed_at < upper, t.c.model == model),
+            *in_scope(t.c.customer_id, scope),
+        )
         .group_by(t.c.from_stage, t.c.to_stage)
     )
     with reading(engine) as conn:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine, and_, bindparam, func, select
 
 from clm.core.timeutil import utcnow
+from clm.customers.scope import CustomerScope, in_scope
 from clm.lifecycle.assign import active_model
 from clm.lifecycle.models import StageModel
 from clm.lifecycle.tables import customer_stages, stage_transitions
@@ -52,13 +53,20 @@ class FunnelReport(BaseModel):
     weakest_link: FunnelStep | None = Field(..., description="The step with the lowest conversion.")
 
 
-def funnel(engine: Engine, *, window_days: int = 180, as_of: datetime | None = None) -> FunnelReport:
+def funnel(
+    engine: Engine,
+    *,
+    window_days: int = 180,
+    as_of: datetime | None = None,
+    scope: CustomerScope | None = None,
+) -> FunnelReport:
+    """The funnel of the selected stage model over the customers in `scope` (all when None)."""
     as_of = as_of or utcnow()
     t = stage_transitions
     with engine.connect() as conn:
         model: StageModel = active_model(conn)
         keys = list(model.funnel)
-        of_model = t.c.model == model.name
+        of_model = and_(t.c.model == model.name, *in_scope(t.c.customer_id, scope))
         reach = [
             func.min(t.c.changed_at).filter(t.c.to_stage.in_(keys[k:])).label(f"r{k}")
             for k in range(len(keys))
@@ -103,7 +111,7 @@ def funnel(engine: Engine, *, window_days: int = 180, as_of: datetime | None = N
         now: dict[str, int] = dict(
             conn.execute(
                 select(customer_stages.c.stage, func.count())
-                .where(customer_stages.c.model == model.name)
+                .where(customer_stages.c.model == model.name, *in_scope(customer_stages.c.customer_id, scope))
                 .group_by(customer_stages.c.stage)
             ).all()
         )

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, and_, bindparam, func, literal, select, text
 from clm.commerce.order_days import counted_at, day_of, start_of_day
 from clm.commerce.tables import marketing_spend, order_days
 from clm.core.errors import InvalidInput
+from clm.customers.scope import CustomerScope, in_scope
 from clm.customers.tables import customers
 from clm.events.tables import survey_answers
 from clm.lifecycle.tables import stage_transitions
@@ -108,8 +109,10 @@ def kpis(
     group_by: str | None = None,
     active_days: int = 365,
     model: str = "clm5",
+    scope: CustomerScope | None = None,
 ) -> KpiReport:
-    """KPIs for the days `start` … `end` (both inclusive, UTC)."""
+    """KPIs for the days `start` … `end` (both inclusive, UTC), of the customers in `scope` (all
+    when None). Within a channel CAC is that channel's spend; within a segment it is undefined."""
     for name, value in (("from", start), ("to", end)):
         if not MIN_YEAR <= value.year <= MAX_YEAR:
             raise InvalidInput(f"a date between {MIN_YEAR} and {MAX_YEAR}", name)
@@ -141,7 +144,7 @@ def kpis(
             func.sum(od.c.revenue).label("revenue_to_end"),
             func.sum(od.c.cost).label("cost"),
         )
-        .where(od.c.day < d1, counted_at(p_end))
+        .where(od.c.day < d1, counted_at(p_end), *in_scope(od.c.customer_id, scope))
         .group_by(od.c.customer_id)
         .subquery("pc")
     )
@@ -204,7 +207,7 @@ def kpis(
         .select_from(
             a if group_by in (None, "stage") else a.join(customers, customers.c.id == a.c.customer_id)
         )
-        .where(a.c.answered_at >= p_start, a.c.answered_at < p_end)
+        .where(a.c.answered_at >= p_start, a.c.answered_at < p_end, *in_scope(a.c.customer_id, scope))
         .group_by(skey)
     )
     if group_by == "channel":
@@ -234,6 +237,11 @@ def kpis(
         for row in answer_rows.result():
             sums[row[0]][10:15] = [float(v or 0) for v in row[1:]]
     spend = _spend(engine, start, end + timedelta(days=1))
+    scope_note = None
+    if scope is not None and scope.segment is not None:
+        scope_note, spend = "spend is recorded per channel, not per segment: CAC undefined", {}
+    elif scope is not None and scope.channel is not None:
+        spend = {scope.channel: spend[scope.channel]} if scope.channel in spend else {}
 
     def make_row(name: str, v: list[float], spent: float | None, spend_note: str | None) -> KpiRow:
         at_start, at_end, new, lost, buyers, repeat, n_orders, revenue, with_orders, margin = v[:10]
@@ -275,13 +283,14 @@ def kpis(
         )
 
     total = [sum(col) for col in zip(*sums.values(), strict=True)] if sums else [0.0] * 15
-    overall = make_row("all", total, sum(spend.values()), None)
+    overall = make_row("all", total, sum(spend.values()), scope_note)
     groups: list[KpiRow] = []
     if group_by is not None:
         names = set(sums) | (set(spend) if group_by == "channel" else set())
         for name in sorted(names):
             if group_by == "channel":
-                groups.append(make_row(name, sums.get(name, [0.0] * 15), spend.get(name, 0.0), None))
+                row = sums.get(name, [0.0] * 15)
+                groups.append(make_row(name, row, spend.get(name, 0.0), scope_note))
             else:
                 groups.append(
                     make_row(name, sums[name], None, f"spend is recorded per channel, not per {group_by}")

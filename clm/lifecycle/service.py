@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel
 from sqlalchemy import Engine, func, select
 
+from clm.customers.scope import CustomerScope, in_scope
 from clm.lifecycle.assign import (
     StageRun,
     active_model,
@@ -69,14 +70,15 @@ def customer_stage(engine: Engine, customer_id: int, limit: int = 50) -> Custome
     )
 
 
-def stage_distribution(engine: Engine) -> list[tuple[str, int]]:
-    """Customers per stage of the selected model, in the model's order."""
+def stage_distribution(engine: Engine, scope: CustomerScope | None = None) -> list[tuple[str, int]]:
+    """Customers per stage of the selected model, in the model's order (those in `scope` only,
+    when given)."""
     with engine.connect() as conn:
         model = active_model(conn)
         counts: dict[str, int] = dict(
             conn.execute(
                 select(customer_stages.c.stage, func.count())
-                .where(customer_stages.c.model == model.name)
+                .where(customer_stages.c.model == model.name, *in_scope(customer_stages.c.customer_id, scope))
                 .group_by(customer_stages.c.stage)
             ).all()
         )

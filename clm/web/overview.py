@@ -6,23 +6,30 @@ Charts are drawn by ECharts from the figures embedded in the page as JSON."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from statistics import median
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import literal
 
 from clm.analytics.service import risk_summary
+from clm.core.errors import InvalidInput
 from clm.core.exports import content_disposition, csv_bytes, export_encoding, media_type
+from clm.customers.scope import CustomerScope
 from clm.feedback.service import survey_results
 from clm.lifecycle.cohorts import cohorts
 from clm.lifecycle.flows import stage_flows
 from clm.lifecycle.funnel import FunnelReport, FunnelStep, funnel
 from clm.lifecycle.kpi import FORMULAS, KpiRow, kpis
 from clm.lifecycle.service import current_model, stage_distribution
+from clm.views.scope import customer_scope, scope_choices
 from clm.web.access import Console, page
+from clm.web.figures_cache import Figures, FiguresCache
 from clm.web.i18n import N_, Formats, translations
 
 router = APIRouter(include_in_schema=False, tags=["console"])
@@ -129,7 +136,11 @@ def change(card: Card, now: float | None, before: float | None) -> float | None:
     return None if before == 0 else (now - before) / abs(before)
 
 
-def overview_data(console: Console, start: date, end: date, days: int) -> dict[str, Any]:
+def overview_data(
+    console: Console, start: date, end: date, days: int, scope: CustomerScope | None = None
+) -> dict[str, Any]:
+    """Every figure of the overview for the period (and the one before it), of the customers in
+    `scope` (all when None): the same service calls, with the same scope, as the API's."""
     engine = console.engine
     model = current_model(engine)
     (this_start, this_end), (prev_start, prev_end) = (
@@ -139,17 +150,17 @@ def overview_data(console: Console, start: date, end: date, days: int) -> dict[s
             start - timedelta(days=1),
         ),
     )  # the previous period is as long as this one and ends the day before it starts
-    by_channel = kpis(engine, this_start, this_end, group_by="channel", model=model.name)
+    by_channel = kpis(engine, this_start, this_end, group_by="channel", model=model.name, scope=scope)
     now: KpiRow = by_channel.overall
-    before: KpiRow = kpis(engine, prev_start, prev_end, model=model.name).overall
-    counts = dict(stage_distribution(engine))
+    before: KpiRow = kpis(engine, prev_start, prev_end, model=model.name, scope=scope).overall
+    counts = dict(stage_distribution(engine, scope))
     zh = console.locale.startswith("zh")
     names = {s.key: (s.name_zh if zh else s.name_en) for s in model.stages}
-    flow = funnel(engine, window_days=FUNNEL_WINDOW_DAYS)
-    moves = stage_flows(engine, this_start, this_end, model.name)
-    retention = cohorts(engine, months=COHORT_MONTHS)
-    risk = risk_summary(engine)
-    satisfaction = satisfaction_by_month(engine, this_end)
+    flow = funnel(engine, window_days=FUNNEL_WINDOW_DAYS, scope=scope)
+    moves = stage_flows(engine, this_start, this_end, model.name, scope)
+    retention = cohorts(engine, months=COHORT_MONTHS, scope=scope)
+    risk = risk_summary(engine, scope)
+    satisfaction = satisfaction_by_month(engine, this_end, scope)
     say = translations(console.locale).gettext
     weak = weak_link(flow)
     return {
@@ -217,16 +228,25 @@ def overview_data(console: Console, start: date, end: date, days: int) -> dict[s
     }
 
 
-def satisfaction_by_month(engine: Any, end: date, months: int = 12) -> list[dict[str, Any]]:
+def satisfaction_by_month(
+    engine: Any, end: date, scope: CustomerScope | None = None, months: int = 12
+) -> list[dict[str, Any]]:
     """NPS and CSAT of every survey of the kind, month by month, for the `months` calendar months
-    up to the one holding `end` (the feedback domain's results service, grouped by month)."""
+    up to the one holding `end` (the feedback domain's results service, grouped by month), of the
+    customers in `scope` when given."""
     first = date(end.year, end.month, 1)
     for _ in range(months - 1):
         first = date(first.year - (first.month == 1), 12 if first.month == 1 else first.month - 1, 1)
     lower = datetime.combine(first, datetime.min.time(), UTC)
     upper = datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC)
-    nps = {g.label: g for g in survey_results(engine, "nps", start=lower, end=upper, by="month").groups}
-    csat = {g.label: g for g in survey_results(engine, "csat", start=lower, end=upper, by="month").groups}
+    groups = None if scope is None else scope.ids.add_columns(literal("in scope"))
+    nps, csat = (
+        {
+            g.label: g
+            for g in survey_results(engine, kind, start=lower, end=upper, by="month", groups=groups).groups
+        }
+        for kind in ("nps", "csat")
+    )
     return [
         {
             "month": month,
@@ -250,16 +270,102 @@ def _period(
     return today - timedelta(days=days - 1), today, days, str(days)
 
 
+# The page's figures for one period and filter are kept when slow to compute (a large store);
+# see clm.web.figures_cache. The filter's choices are read at most once a minute when slow.
+FIGURES = {"slow_seconds": 0.25, "fresh_seconds": 300.0}
+CHOICES = {"slow_seconds": 0.05, "fresh_seconds": 60.0}
+
+
+_CACHE_LOCK = threading.Lock()
+
+
+def _cache(console: Console, name: str, settings: dict[str, float]) -> FiguresCache:
+    state = console.request.app.state
+    with _CACHE_LOCK:
+        if not hasattr(state, name):
+            setattr(state, name, FiguresCache(**settings))
+        cache: FiguresCache = getattr(state, name)
+    return cache
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What the overview shows: the period, the filter, and the figures (maybe kept ones)."""
+
+    start: date
+    end: date
+    days: int
+    chosen: str
+    channel: str | None
+    segment: str | None
+    figures: Figures
+    problem: str | None  # a filter that could not be applied, in words
+
+    @property
+    def data(self) -> dict[str, Any]:
+        value: dict[str, Any] = self.figures.value
+        return value
+
+    def query(self, **extra: str) -> str:
+        """The URL query of this period and filter (for CSV links and shared addresses)."""
+        params = {"from": self.start.isoformat(), "to": self.end.isoformat(), **self.filters(), **extra}
+        return urlencode(params)
+
+    def filters(self) -> dict[str, str]:
+        return {k: v for k, v in (("channel", self.channel), ("segment", self.segment)) if v}
+
+
+def shown(
+    console: Console,
+    period: int | None,
+    start: date | None,
+    end: date | None,
+    channel: str | None,
+    segment: str | None,
+) -> Shown:
+    """Read the overview's input and get its figures: one call for the page and its CSVs."""
+    today = datetime.now(Formats(console.locale).tz).date()
+    start, end, days, chosen = _period(period, start, end, today)
+    channel, segment, problem = (channel or "").strip() or None, (segment or "").strip() or None, None
+    try:
+        scope = customer_scope(console.engine, channel, segment)
+    except InvalidInput:  # an unknown segment (the lengths were checked with the query)
+        say = translations(console.locale).gettext
+        problem = say(N_("No segment named “%(name)s”: the figures below are for all customers.")) % {
+            "name": segment
+        }
+        channel, segment, scope = None, None, None
+    key = ("overview", console.locale, start, end, days, channel, segment)
+    figures = _cache(console, "overview_figures", FIGURES).get(
+        key, lambda: overview_data(console, start, end, days, scope)
+    )
+    return Shown(start, end, days, chosen, channel, segment, figures, problem)
+
+
+Period = Annotated[int | None, Query(ge=1, le=3650)]
+From = Annotated[date | None, Query(alias="from")]
+To = Annotated[date | None, Query(alias="to")]
+Channel = Annotated[str | None, Query(max_length=100, description="Only customers acquired through it.")]
+Segment = Annotated[str | None, Query(max_length=100, description="Only the segment's members.")]
+
+
 @router.get("/", response_class=HTMLResponse)
 def overview(
     console: Annotated[Console, Depends(page("read", "overview"))],
-    period: Annotated[int | None, Query(ge=1, le=3650)] = None,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
+    period: Period = None,
+    start: From = None,
+    end: To = None,
+    channel: Channel = None,
+    segment: Segment = None,
 ) -> Response:
-    today = datetime.now(Formats(console.locale).tz).date()
-    start, end, days, chosen = _period(period, start, end, today)
-    data = overview_data(console, start, end, days)
+    view = shown(console, period, start, end, channel, segment)
+    data = view.data
+    channels, segments = (
+        _cache(console, "overview_choices", CHOICES)
+        .get(("choices",), lambda: scope_choices(console.engine))
+        .value
+    )
+    age = (datetime.now(UTC) - view.figures.computed_at).total_seconds()
     return console.render(
         "overview.html",
         data=data,
@@ -267,14 +373,37 @@ def overview(
         # translated here: a formula's own % signs must not meet the template's % formatting
         formulas={c.key: translations(console.locale).gettext(c.formula or REVENUE_FORMULA) for c in CARDS},
         periods=PERIODS,
-        chosen=chosen,
-        start=start,
-        end=end,
+        chosen=view.chosen,
+        start=view.start,
+        end=view.end,
         delta={c.key: change(c, data["kpi"][c.key], data["kpi_previous"][c.key]) for c in CARDS},
         has_data=bool(data["kpi"]["customers_at_end"] or sum(s["customers"] for s in data["stages"])),
-        query=f"from={start.isoformat()}&to={end.isoformat()}",
+        query=view.query(),
+        filters=view.filters(),
+        filter_query=urlencode(view.filters()),
+        filter_words=_filter_words(console, view),
+        channel=view.channel,
+        segment=view.segment,
+        channels=channels if view.channel is None or view.channel in channels else [*channels, view.channel],
+        segments=segments,
+        problem=view.problem,
+        # kept figures say how old they are (a whole minute or more: younger ones are as good as new)
+        as_of=view.figures.computed_at if view.figures.cached and age >= 60 else None,
+        as_of_minutes=int(age // 60),
         risk_scored_at=_instant(data["risk"]["scored_at"]),
     )
+
+
+def _filter_words(console: Console, view: Shown) -> str:
+    say = translations(console.locale).gettext
+    words = []
+    if view.channel:
+        words.append(say(N_("customers acquired through %(channel)s")) % {"channel": view.channel})
+    if view.segment:
+        words.append(say(N_("members of the segment “%(segment)s”")) % {"segment": view.segment})
+    if len(words) == 2:
+        return say(N_("%(first)s and %(second)s")) % {"first": words[0], "second": words[1]}
+    return words[0] if words else ""
 
 
 def _instant(text: str | None) -> datetime | None:
@@ -325,20 +454,24 @@ def overview_csv(
     part: Annotated[
         Literal["kpi", "stages", "funnel", "flows", "channels", "cohorts", "risk", "satisfaction"], Query()
     ] = "kpi",
-    period: Annotated[int | None, Query(ge=1, le=3650)] = None,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
+    period: Period = None,
+    start: From = None,
+    end: To = None,
+    channel: Channel = None,
+    segment: Segment = None,
     encoding: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
     """One chart's numbers as CSV that Excel opens with Chinese intact (clm.core.exports: UTF-8
-    with a byte-order mark, or `?encoding=gb18030`); empty cells where a figure is undefined."""
+    with a byte-order mark, or `?encoding=gb18030`); empty cells where a figure is undefined. The
+    same period and filter as the page."""
+    view = shown(console, period, start, end, channel, segment)
+    if view.problem:
+        return Response(view.problem, status_code=422, media_type="text/plain; charset=utf-8")
     encoding = export_encoding(encoding)
-    today = datetime.now(Formats(console.locale).tz).date()
-    start, end, days, _ = _period(period, start, end, today)
-    data = overview_data(console, start, end, days)
-    name = f"clm-{part}-{start.isoformat()}-{end.isoformat()}.csv"
+    tags = "".join(f"-{v}" for v in view.filters().values() if v.isascii() and v.replace("_", "").isalnum())
+    name = f"clm-{part}-{view.start.isoformat()}-{view.end.isoformat()}{tags}.csv"
     return Response(
-        csv_bytes(csv_rows(part, data), encoding),
+        csv_bytes(csv_rows(part, view.data), encoding),
         media_type=media_type(encoding),
         headers={"Content-Disposition": content_disposition(name), "Cache-Control": "no-store"},
     )

@@ -209,5 +209,13 @@
     window.addEventListener("resize", () => charts.forEach((c) => c.resize()));
   }
 
+  // a filter drop-down applies as soon as it is changed (its form's button does it without scripts)
+  function autosubmit() {
+    document.querySelectorAll("select[data-autosubmit]").forEach((el) => {
+      el.addEventListener("change", () => el.form.submit());
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", draw);
+  document.addEventListener("DOMContentLoaded", autosubmit);
 })();
