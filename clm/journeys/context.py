@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, tuple_
 
+from clm.commerce.tables import products
 from clm.core.errors import ClmError
 from clm.core.settings import settings
 from clm.customers.tables import customers
@@ -79,6 +80,43 @@ def tracker(token: str, key: bytes, base: str | None = None) -> Callable[[str], 
     return track
 
 
+def _cart_skus(event: dict[str, Any]) -> list[str]:
+    """The SKUs a cart event names: `sku`, or `skus` / `items` (each a SKU or {sku: …})."""
+    found: list[str] = []
+    for item in [event.get("sku"), *(event.get("skus") or []), *(event.get("items") or [])]:
+        sku = item.get("sku") if isinstance(item, dict) else item
+        if isinstance(sku, str | int) and str(sku) and str(sku) not in found:
+            found.append(str(sku))
+    return found[:20]
+
+
+def product_cards(engine: Engine, skus: set[str]) -> dict[str, dict[str, Any]]:
+    """sku → what a product card in a message shows: name, price, category, and the product's
+    `image_url` and `url` attributes when the catalogue has them."""
+    if not skus:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                products.c.sku, products.c.name, products.c.price, products.c.category, products.c.attributes
+            ).where(products.c.sku.in_(sorted(skus)))
+        ).all()
+    base = settings().public_url
+    return {
+        r.sku: {
+            "sku": r.sku,
+            "name": r.name,
+            "price": float(r.price),
+            "category": r.category,
+            "image_url": str(
+                (r.attributes or {}).get("image_url") or (r.attributes or {}).get("image") or ""
+            ),
+            "url": str((r.attributes or {}).get("url") or f"{base}/p/{r.sku}"),
+        }
+        for r in rows
+    }
+
+
 def build_contexts(
     engine: Engine,
     items: Sequence[tuple[int, dict[str, Any]]],
@@ -95,7 +133,7 @@ def build_contexts(
     coupon_codes = issue_coupons(
         engine, [(cid, str(c["coupon_campaign"])) for cid, c in items if c.get("coupon_campaign")], now
     )
-    shop = {"name": settings().shop_name, "url": settings().public_url}
+    shop = {"name": settings().shop_name, "url": settings().public_url, "currency": settings().currency}
     picks = {}
     if with_recommendations:
         try:
@@ -104,6 +142,10 @@ def build_contexts(
             picks = recommend_many(engine, ids, 3)
         except ClmError:
             picks = {}
+    cart_skus = {i: _cart_skus(extra.get("event") or {}) for i, (_, extra) in enumerate(items)}
+    wanted_skus = {s for skus in cart_skus.values() for s in skus}
+    wanted_skus |= {r.sku for recs in picks.values() for r in recs}
+    cards = product_cards(engine, wanted_skus)
     out: dict[int, dict[str, Any]] = {}
     for i, (cid, extra) in enumerate(items):
         row = rows.get(cid)
@@ -121,10 +163,14 @@ def build_contexts(
             if extra.get("coupon_campaign")
             else None,
             "recommendations": [],
+            "cart": [cards[s] for s in cart_skus[i] if s in cards],
             "survey_link": None,
         }
         if with_recommendations:
-            context["recommendations"] = [r.__dict__ for r in picks.get(cid, [])]
+            context["recommendations"] = [
+                {**r.__dict__, **{k: v for k, v in cards.get(r.sku, {}).items() if k in ("image_url", "url")}}
+                for r in picks.get(cid, [])
+            ]
         if extra.get("survey"):
             link = invite(engine, str(extra["survey"]), cid, reference=f"message:{extra.get('key', i)}").link
             context["survey_link"] = link

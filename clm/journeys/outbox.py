@@ -43,6 +43,7 @@ from clm.core.tokens import token_digest
 from clm.customers.tables import consents
 from clm.journeys.context import build_contexts, language, profiles, tracker
 from clm.journeys.links import link_key
+from clm.journeys.outbox_admin import was_released
 from clm.journeys.steps import zone
 from clm.journeys.tables import outbox, suppressions
 from clm.store.schema import UTCDateTime, to_db_timestamp
@@ -334,7 +335,8 @@ def dispatch(
                     why = f"frequency cap: {used} {r.channel} messages in {days:g} days (limit {limit})"
                     closed.append({"rid": r.id, "status": "skipped", "reason": why})
                     continue
-            until = quiet_until(now, p.timezone, quiet)
+            # a message a person released goes out now, quiet hours or not (outbox_admin)
+            until = None if was_released(r.reason) else quiet_until(now, p.timezone, quiet)
             if until is not None:
                 later.append({"rid": r.id, "not_before": until})
                 continue
@@ -422,8 +424,10 @@ def _compose(
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
     html = rendered.html
-    if html and r.channel == "email":
-        html += f'<img src="{base}/t/o/{token}" width="1" height="1" alt="">'
+    if html and r.channel == "email":  # the open pixel, inside the body where there is one
+        pixel = f'<img src="{base}/t/o/{token}" width="1" height="1" alt="" style="display:block;border:0">'
+        at = html.lower().rfind("</body>")
+        html = html[:at] + pixel + html[at:] if at >= 0 else html + pixel
     data = {"customer_id": r.customer_id, "journey": context.get("journey")}
     message = OutboundMessage(r.key, r.channel, address, rendered.subject, rendered.text, html, headers, data)
     return message, token
