@@ -143,13 +143,15 @@ def unswept_expiry(conn: Connection, now: datetime, customer_ids: Collection[int
 def _unswept(now: datetime, customer_ids: Collection[int] | None) -> Any:
     """Lots that fell due by `now` with points left and not yet expired by a posting: the lot's
     id, customer, expiry time, the points that expire with it and the expiry posting's reference."""
+    scope = true() if customer_ids is None else _p.c.customer_id.in_(sorted(set(customer_ids)))
+    # a reversal is posted to its lot's customer: scoped alike, one account's read stays an index
+    # read instead of walking every reversal in the ledger
     reversed_ = (
         select(_p.c.reverses_id.label("lot_id"), func.sum(-_p.c.points).label("taken"))
-        .where(_p.c.kind == "reverse", _p.c.points < 0)
+        .where(_p.c.kind == "reverse", _p.c.points < 0, scope)
         .group_by(_p.c.reverses_id)
         .subquery()
     )
-    scope = true() if customer_ids is None else _p.c.customer_id.in_(sorted(set(customer_ids)))
     lots = (
         select(
             _p.c.id,
