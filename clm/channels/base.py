@@ -1,8 +1,10 @@
 """What every transport takes and returns, and the registry of transports by channel name.
 
 To add a channel: make a folder `clm/channels/<name>/` with a `transport.py` holding a class
-with `open()`, `send(message) -> SendResult` and `close()`, and register it in `transport()`
-(an SMS provider: in its `sms_providers`, chosen by CLM_SMS_PROVIDER)."""
+with `from_settings()`, `open()`, `send(message) -> SendResult` and `close()`, and register it in
+`transport()` (an SMS provider: in its `sms_providers`, chosen by CLM_SMS_PROVIDER). A channel that
+reaches a person goes in PERSONAL_CHANNELS (consent, cap and quiet hours then apply to it) and
+needs an address rule in `clm.journeys.channel_choice` (docs/journeys.md, "Channels and templates")."""
 
 from __future__ import annotations
 
@@ -32,6 +34,10 @@ class SendResult:
     permanent: bool = False  # do not retry this message (refused for good)
     detail: str = ""
     bounce: bool = False  # the address itself was refused for good: never write to it again
+    # the person refused messages on this channel (WeChat 43101, WeCom contact deleted): their
+    # consent for the channel is withdrawn, as an unsubscribe link would
+    withdrawn: bool = False
+    ref: str = ""  # the provider's id of the sent message (its delivery receipt names it)
 
 
 class Transport(Protocol):
@@ -52,6 +58,7 @@ def transport(channel: str) -> Transport:
     from clm.channels.tencent_sms.transport import TencentSmsTransport
     from clm.channels.webhook.transport import WebhookTransport
     from clm.channels.wechat.transport import WeChatTransport
+    from clm.channels.wecom.transport import WeComTransport
     from clm.core.settings import settings
 
     sms_providers: dict[str, type[Any]] = {
@@ -67,10 +74,14 @@ def transport(channel: str) -> Transport:
         "sms": sms_providers.get(provider, SmsTransport),
         "webhook": WebhookTransport,
         "wechat": WeChatTransport,
+        "wecom": WeComTransport,
     }
     if channel not in transports:
         raise ValueError(f"no transport for channel {channel!r}; channels: {', '.join(transports)}")
     return transports[channel].from_settings()
 
 
-CHANNELS = ("email", "sms", "webhook")
+CHANNELS = ("email", "sms", "webhook", "wechat", "wecom")
+# Channels that reach a person: consent, the frequency cap and quiet hours apply to them all
+# together (a webhook goes to another system, not to the customer).
+PERSONAL_CHANNELS = ("email", "sms", "wechat", "wecom")

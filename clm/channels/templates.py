@@ -1,6 +1,8 @@
 """Message templates: Jinja2 in a sandbox (a template cannot reach Python internals or the
 file system), one text per language (en, zh), for email (subject, text, optional HTML), SMS
-(text) and webhooks. The presets in `presets/` ship with CLM; `clm templates add FILE` stores
+(text), webhooks, WeChat Official Account template messages (the text maps our data to the WeChat
+template: `template: ID`, then one `field: value` line per data field, optional `url:`) and WeCom
+(the text is the message). The presets in `presets/` ship with CLM; `clm templates add FILE` stores
 more in the database (a stored template of the same name wins).
 
 One model (`MessageTemplate`) checks a template wherever it comes from (a YAML file, the API,
@@ -38,6 +40,7 @@ from sqlalchemy import Engine, insert, select, update
 from clm.channels.tables import message_templates
 from clm.core.definitions import read_definition
 from clm.core.errors import InvalidInput, NotFound
+from clm.core.person_names import display_name, salutation
 from clm.core.settings import settings
 from clm.core.timeutil import utcnow
 
@@ -137,7 +140,7 @@ class MessageTemplate(BaseModel):
     name: str = Field(
         ..., pattern=r"^[a-z0-9_-]{1,100}$", description="1-100 lower-case letters, digits, _ and -"
     )
-    channel: Literal["email", "sms", "webhook"]
+    channel: Literal["email", "sms", "webhook", "wechat", "wecom"]
     description: str = Field("", max_length=1000)
     subject: dict[Language, Source] = Field(default_factory=dict, description="email only: per language")
     text: dict[Language, Source] = Field(..., description="the text per language (or one text: English)")
@@ -151,6 +154,14 @@ class MessageTemplate(BaseModel):
             raise ValueError("text is required (a text, or one per language: {en: …, zh: …})")
         if self.channel == "email" and not self.subject:
             raise ValueError("an email template needs a subject (a text, or one per language)")
+        if self.channel == "wechat":
+            for lang, source in self.text.items():
+                first = next((line.strip() for line in source.splitlines() if line.strip()), "")
+                if not first.startswith("template:"):
+                    raise ValueError(
+                        f"text.{lang}: a WeChat template starts with 'template: ID' (the Official"
+                        " Account's template id), then one 'field: value' line per data field"
+                    )
         return self
 
     def as_dict(self) -> dict[str, Any]:
@@ -268,6 +279,21 @@ def _produce(source: str, html: bool, context: dict[str, Any], room: int) -> str
     return "".join(chunks)
 
 
+def with_names(context: dict[str, Any], lang: str) -> dict[str, Any]:
+    """The context with `customer.salutation` and `customer.display_name` in the language of the
+    text being rendered (clm.core.person_names: 张先生 / Mr Zhang, 张伟 / Wei Zhang)."""
+    customer = context.get("customer")
+    if not isinstance(customer, dict) or "salutation" in customer:
+        return context
+    first, last, gender = customer.get("first_name"), customer.get("last_name"), customer.get("gender")
+    named = {
+        **customer,
+        "salutation": salutation(first, last, gender, lang),
+        "display_name": display_name(first, last, lang),
+    }
+    return {**context, "customer": named}
+
+
 def render(
     template: MessageTemplate, context: dict[str, Any], lang: str = "en", *, max_bytes: int | None = None
 ) -> Rendered:
@@ -276,6 +302,7 @@ def render(
     `InvalidInput` naming the template. `max_bytes`: the output cap, when the caller has read
     the settings already (else CLM_TEMPLATE_MAX_BYTES)."""
     lang = lang if lang in LANGUAGES else "en"
+    context = with_names(context, lang if lang in template.text else "en")
     limit = max_bytes or settings().template_max_bytes
     too_large = f"the rendered message is larger than CLM_TEMPLATE_MAX_BYTES ({limit:,} bytes)"
     token = _budget.set([LOOP_LIMIT])

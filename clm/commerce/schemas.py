@@ -72,6 +72,7 @@ class OrderIn(BaseModel):
     anonymous_id: str | None = Field(None, max_length=200)
     wechat_openid: str | None = Field(None, max_length=200, description="appid:openid")
     wechat_unionid: str | None = Field(None, max_length=64)
+    wecom_external_userid: str | None = Field(None, max_length=64, description="WeCom external_userid")
     ordered_at: IsoDateTime
     status: Literal["completed", "refunded", "cancelled"] = "completed"
     refunded_at: IsoDateTime | None = None
@@ -102,7 +103,7 @@ class OrderIn(BaseModel):
         if not self.identity_fields():
             raise ValueError(
                 "an order needs a customer identity: external_id, email, phone, anonymous_id,"
-                " wechat_openid or wechat_unionid"
+                " wechat_openid, wechat_unionid or wecom_external_userid"
             )
         if self.total is None and not self.items:
             raise ValueError("an order needs a total or at least one item")

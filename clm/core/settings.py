@@ -52,6 +52,14 @@ class Settings:
     wechat_app_id: str | None
     wechat_app_secret: str | None
     wechat_api_url: str
+    # WeCom (企业微信): corp id, customer-contact secret, API base URL, and the staff member (userid)
+    # who sends when neither the step nor the customer names one.
+    wecom_corp_id: str | None
+    wecom_secret: str | None
+    wecom_api_url: str
+    wecom_sender: str | None
+    # The shared secret Alibaba/Tencent Cloud SMS delivery receipts carry (?token=…); unset: refused.
+    sms_receipt_token: str | None
     webhook_url: str | None
     # ISO 4217 code of the store's currency: how the console writes money (¥1,299.00).
     currency: str
@@ -100,6 +108,11 @@ class Settings:
             wechat_app_id=os.environ.get("CLM_WECHAT_APP_ID") or None,
             wechat_app_secret=os.environ.get("CLM_WECHAT_APP_SECRET") or None,
             wechat_api_url=os.environ.get("CLM_WECHAT_API_URL", "https://api.weixin.qq.com"),
+            wecom_corp_id=os.environ.get("CLM_WECOM_CORP_ID") or None,
+            wecom_secret=os.environ.get("CLM_WECOM_SECRET") or None,
+            wecom_api_url=os.environ.get("CLM_WECOM_API_URL", "https://qyapi.weixin.qq.com"),
+            wecom_sender=os.environ.get("CLM_WECOM_SENDER") or None,
+            sms_receipt_token=os.environ.get("CLM_SMS_RECEIPT_TOKEN") or None,
             webhook_url=os.environ.get("CLM_WEBHOOK_URL") or None,
             currency=os.environ.get("CLM_CURRENCY", "CNY").strip().upper(),
             send_attempts=max(1, int(os.environ.get("CLM_SEND_ATTEMPTS", "3"))),

@@ -34,7 +34,7 @@ class MergeIn(BaseModel):
     reason: str = Field("manual merge", max_length=500)
 
 
-ConsentChannel = Literal["email", "sms", "push", "phone", "whatsapp", "post"]
+ConsentChannel = Literal["email", "sms", "push", "phone", "whatsapp", "post", "wechat", "wecom"]
 assert set(get_args(ConsentChannel)) == set(CONSENT_CHANNELS)  # one list of channels
 
 

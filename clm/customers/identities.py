@@ -12,7 +12,15 @@ from clm.core.errors import InvalidInput
 from clm.core.settings import settings
 
 # New kinds go at the end: bulk imports key records by their identities in this order.
-IDENTITY_KINDS = ("external_id", "email", "phone", "anonymous_id", "wechat_openid", "wechat_unionid")
+IDENTITY_KINDS = (
+    "external_id",
+    "email",
+    "phone",
+    "anonymous_id",
+    "wechat_openid",
+    "wechat_unionid",
+    "wecom_external_userid",
+)
 MAX_PLAIN_ID = 200  # characters of an external or anonymous id
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -86,6 +94,18 @@ def normalize_wechat_unionid(value: object) -> str:
     return text
 
 
+def normalize_wecom_external_userid(value: object) -> str:
+    """A WeCom (企业微信) external_userid: the customer as an external contact of the configured
+    corp's staff (wm… / wo…), the same for every staff member of that corp. Case is kept."""
+    text = str(value).strip()
+    if not _WECHAT_TOKEN.match(text):
+        raise InvalidInput(
+            f"{_shown(text)} is not a WeCom external_userid (8 to 64 letters, digits, _ or -)",
+            "wecom_external_userid",
+        )
+    return text
+
+
 def _shown(text: str) -> str:
     """A refused value quoted in an error, cut short so a stray paragraph stays readable."""
     return repr(text if len(text) <= 80 else text[:80] + "…")
@@ -100,6 +120,8 @@ def normalize_identity(kind: str, value: object) -> str:
         return normalize_wechat_openid(value)
     if kind == "wechat_unionid":
         return normalize_wechat_unionid(value)
+    if kind == "wecom_external_userid":
+        return normalize_wecom_external_userid(value)
     if kind in IDENTITY_KINDS:
         return normalize_plain_id(value, kind)
     raise InvalidInput(f"unknown identity kind {kind!r}", "identity")

@@ -19,6 +19,7 @@ from clm.customers.identities import (
     normalize_plain_id,
     normalize_wechat_openid,
     normalize_wechat_unionid,
+    normalize_wecom_external_userid,
 )
 
 PROFILE_FIELDS = (
@@ -39,7 +40,7 @@ PROFILE_FIELDS = (
     "first_seen_at",
 )
 
-CONSENT_CHANNELS = ("email", "sms", "push", "phone", "whatsapp", "post")
+CONSENT_CHANNELS = ("email", "sms", "push", "phone", "whatsapp", "post", "wechat", "wecom")
 
 
 def _pydantic_error(exc: InvalidInput) -> ValueError:
@@ -59,6 +60,9 @@ class CustomerIn(BaseModel):
         None, max_length=200, description="WeChat OpenID with the app id that issued it: appid:openid."
     )
     wechat_unionid: str | None = Field(None, max_length=64, description="WeChat UnionID.")
+    wecom_external_userid: str | None = Field(
+        None, max_length=64, description="WeCom (企业微信) external_userid of the customer."
+    )
     first_name: str | None = Field(None, max_length=200)
     last_name: str | None = Field(None, max_length=200)
     birthday: IsoDate | None = None
@@ -119,6 +123,14 @@ class CustomerIn(BaseModel):
         except InvalidInput as exc:
             raise _pydantic_error(exc)
 
+    @field_validator("wecom_external_userid")
+    @classmethod
+    def _wecom(cls, v: str | None) -> str | None:
+        try:
+            return normalize_wecom_external_userid(v) if v else None
+        except InvalidInput as exc:
+            raise _pydantic_error(exc)
+
     @field_validator("country")
     @classmethod
     def _country(cls, v: str | None) -> str | None:
@@ -175,7 +187,7 @@ class CustomerIn(BaseModel):
         if not any(self.identities().values()):
             raise ValueError(
                 "a customer needs at least one identity: external_id, email, phone, anonymous_id,"
-                " wechat_openid or wechat_unionid"
+                " wechat_openid, wechat_unionid or wecom_external_userid"
             )
         return self
 
@@ -189,6 +201,7 @@ class CustomerIn(BaseModel):
                 ("anonymous_id", self.anonymous_id),
                 ("wechat_openid", self.wechat_openid),
                 ("wechat_unionid", self.wechat_unionid),
+                ("wecom_external_userid", self.wecom_external_userid),
             )
             if v
         }

@@ -80,7 +80,10 @@ def references(d: JourneyDefinition) -> list[tuple[str, str, str, str | None]]:
     for s in d.steps:
         if s.action == "send":
             where = f"step {s.id!r}.send"
-            out.append(("template", str(s.args["template"]), f"{where}.template", s.args["channel"]))
+            per_channel = s.args.get("templates") or {s.args["channel"]: s.args["template"]}
+            for channel, name in per_channel.items():
+                at = f"{where}.template" if len(per_channel) == 1 else f"{where}.template.{channel}"
+                out.append(("template", str(name), at, channel))
             if s.args.get("survey"):
                 out.append(("survey", str(s.args["survey"]), f"{where}.survey", None))
     return out

@@ -21,9 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from clm.conditions import ConditionError, parse_condition
 from clm.core.definitions import read_definition
@@ -155,6 +156,72 @@ def _duration_days(where: str, raw: dict[str, Any]) -> float:
     return total
 
 
+SEND_CHANNELS = ("email", "sms", "webhook", "wechat", "wecom")
+SendChannel = Literal["email", "sms", "webhook", "wechat", "wecom"]
+
+
+class SendStep(BaseModel):
+    """A send step's keys (unknown keys refused). `channels` is a preference list: the first
+    channel the customer can be reached on (an address, consent, the cap) is used at send time,
+    e.g. [wechat, sms, email]; `template` is then one name per channel."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    channel: SendChannel | None = None
+    channels: list[SendChannel] | None = Field(None, min_length=1, max_length=len(SEND_CHANNELS))
+    template: str | dict[SendChannel, str]
+    kind: Literal["marketing", "transactional"] = Field("marketing", alias="class")
+    coupon: str | None = Field(None, max_length=100)
+    survey: str | None = Field(None, max_length=100)
+    sender: str | None = Field(None, max_length=64, description="WeCom: the staff member's userid")
+
+
+def send_args(where: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """A send step's arguments, checked: `channel` (the first choice), `channels` when a
+    preference list is given, `template` (one name, or one per channel) and `templates`."""
+    try:
+        step = SendStep.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = str(first["loc"][0]) if first["loc"] else ""
+        if first["type"] == "missing" and key == "template":
+            raise _bad(f"{where}.template", "names the message template") from None
+        if first["type"] == "extra_forbidden":
+            raise _bad(f"{where}.{key}", f"unknown key; a send step takes {', '.join(_SEND_KEYS)}") from None
+        if key in ("channel", "channels"):
+            raise _bad(f"{where}.{key}", f"one of {', '.join(SEND_CHANNELS)}") from None
+        if key == "class":
+            raise _bad(f"{where}.class", "marketing or transactional") from None
+        raise _bad(f"{where}.{key}", str(first["msg"])) from None
+    if step.channel and step.channels:
+        raise _bad(where, "give channel or channels (a preference list), not both")
+    channels = step.channels or [step.channel or "email"]
+    if len(set(channels)) != len(channels):
+        raise _bad(f"{where}.channels", "names a channel twice")
+    if isinstance(step.template, str):
+        if not step.template:
+            raise _bad(f"{where}.template", "names the message template")
+        if len(channels) > 1:
+            raise _bad(f"{where}.template", "one template per channel: {wechat: NAME, sms: NAME, …}")
+        templates = {channels[0]: step.template}
+    else:
+        templates = dict(step.template)
+        if set(templates) != set(channels) or not all(templates.values()):
+            raise _bad(f"{where}.template", f"one template for each of {', '.join(channels)}")
+    args: dict[str, Any] = {
+        "channel": channels[0],
+        "template": templates[channels[0]],
+        "class": step.kind,
+        **{k: v for k, v in (("coupon", step.coupon), ("survey", step.survey), ("sender", step.sender)) if v},
+    }
+    if len(channels) > 1:
+        args["channels"], args["templates"] = channels, templates
+    return args
+
+
+_SEND_KEYS = ("channel", "channels", "template", "class", "coupon", "survey", "sender")
+
+
 def _step(i: int, raw: Any, ids: list[str]) -> Step:
     if not isinstance(raw, dict):
         raise _bad(f"steps[{i}]", "each step is a mapping with one action")
@@ -167,13 +234,7 @@ def _step(i: int, raw: Any, ids: list[str]) -> Step:
     args = raw[action] if isinstance(raw[action], dict) else {}
     nxt = raw.get("next", ids[i + 1] if i + 1 < len(ids) else None)
     if action == "send":
-        if not args.get("template"):
-            raise _bad(f"{where}.send.template", "names the message template")
-        args = {"channel": "email", "class": "marketing", **args}
-        if args["channel"] not in ("email", "sms", "webhook"):
-            raise _bad(f"{where}.send.channel", "email, sms or webhook")
-        if args["class"] not in ("marketing", "transactional"):
-            raise _bad(f"{where}.send.class", "marketing or transactional")
+        args = send_args(f"{where}.send", args)
     elif action == "wait":
         if "event" in args:
             args = {

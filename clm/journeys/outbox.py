@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -34,18 +33,18 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, update
 
 from clm.auth.service import record_audit
-from clm.channels.base import OutboundMessage, SendResult, Transport, transport
+from clm.channels.base import PERSONAL_CHANNELS, OutboundMessage, SendResult, Transport, transport
 from clm.channels.templates import MessageTemplate, get_template, render
 from clm.core.errors import ClmError, Conflict, InvalidInput, NotFound
 from clm.core.settings import Settings, settings
 from clm.core.timeutil import utcnow
 from clm.core.tokens import token_digest
-from clm.customers.tables import consents
+from clm.customers.service import set_consent
+from clm.journeys import channel_choice
 from clm.journeys.context import build_contexts, language, profiles, tracker
 from clm.journeys.links import link_key
-from clm.journeys.outbox_admin import was_released
 from clm.journeys.steps import zone
-from clm.journeys.tables import outbox, suppressions
+from clm.journeys.tables import journey_log, outbox, suppressions
 from clm.store.schema import UTCDateTime, to_db_timestamp
 
 LEASE = timedelta(minutes=10)
@@ -53,7 +52,6 @@ LEASE = timedelta(minutes=10)
 # group's move to `sending`. A dispatcher killed mid-group leaves at most this many `sending`
 # rows (marked `unknown`, never resent).
 HANDOVER_GROUP = 10
-CAPPED_CHANNELS = ("email", "sms")
 
 
 @dataclass
@@ -238,12 +236,18 @@ def _sent_counts(conn: Connection, customer_ids: list[int], since: datetime) -> 
     return {(cid, ch): int(n) for cid, ch, n in conn.execute(query)}
 
 
-def _address(channel: str, profile: Any, context: dict[str, Any]) -> str | None:
-    if channel == "email":
-        return profile.email
-    if channel == "sms":
-        return profile.phone
-    return str(context.get("url") or settings().webhook_url or "") or None
+def _choice_log(r: Any, outcome: str, detail: str, now: datetime) -> dict[str, Any]:
+    """The trace line of a preference list's choice: the channel used and why not the others."""
+    return {
+        "enrolment_id": r.enrolment_id or 0,
+        "journey_id": r.journey_id or 0,
+        "customer_id": r.customer_id,
+        "step": r.step or "",
+        "action": "channel",
+        "outcome": outcome[:32],
+        "detail": detail,
+        "at": now,
+    }
 
 
 def _finish(conn: Connection, row_id: int, **values: Any) -> None:
@@ -273,77 +277,52 @@ def dispatch(
     people = profiles(engine, [r.customer_id for r in rows])
     ids = sorted(people)
     with engine.connect() as conn:
-        granted = {
-            (cid, ch): ok
-            for cid, ch, ok in conn.execute(
-                select(consents.c.customer_id, consents.c.channel, consents.c.granted).where(
-                    consents.c.customer_id.in_(ids)
-                )
-            )
-        }
-        blocked = {
-            (ch, addr)
-            for ch, addr in conn.execute(
-                select(suppressions.c.channel, suppressions.c.address).where(
-                    suppressions.c.address.in_(
-                        [p.email for p in people.values() if p.email]
-                        + [p.phone for p in people.values() if p.phone]
-                    )
-                )
-            )
-        }
         # the cap counts per window: one query per distinct window length
         per_window = {
             days: _sent_counts(conn, ids, now - timedelta(days=days))
             for days in {d for _, d in caps.values()}
         }
+        guard = channel_choice.load(conn, rows, people, caps, per_window, cfg)
 
     decided: list[tuple[Any, Any, str]] = []  # (row, profile, address) to send
     later: list[dict[str, Any]] = []
     closed: list[dict[str, Any]] = []
-    sent_now: dict[tuple[int, str], int] = defaultdict(int)
+    traced: list[dict[str, Any]] = []  # a preference list's choice, for the journey's trace
     for r in rows:
         p = people.get(r.customer_id)
         marketing = r._mapping["class"] == "marketing"
         if p is None or p.merged_into is not None:
             closed.append({"rid": r.id, "status": "skipped", "reason": "the profile was merged into another"})
             continue
-        address = _address(r.channel, p, r.context or {})
-        if not address:
-            closed.append(
-                {"rid": r.id, "status": "skipped", "reason": f"no {r.channel} address on the profile"}
-            )
+        choice = channel_choice.choose(r, p, guard, cfg.webhook_url)
+        # a journey's preference list: its choice goes to the journey's trace
+        listed = bool((r.context or {}).get("channels")) and r.enrolment_id is not None
+        if choice.channel is None or choice.address is None or choice.template is None:
+            status = "suppressed" if choice.suppressed else "skipped"
+            closed.append({"rid": r.id, "status": status, "reason": choice.why()})
+            if listed:
+                traced.append(_choice_log(r, "no channel", choice.why(), now))
             continue
-        if (r.channel, address) in blocked:
-            closed.append(
-                {"rid": r.id, "status": "suppressed", "reason": f"{address} is suppressed (bounced)"}
-            )
-            continue
-        if marketing and r.channel in CAPPED_CHANNELS:
-            if not granted.get((r.customer_id, r.channel), False):
-                closed.append(
-                    {"rid": r.id, "status": "skipped", "reason": f"no {r.channel} marketing consent"}
-                )
-                continue
-            rule = caps.get(r.channel) or caps.get("*")
-            if rule is not None:
-                limit, days = rule
-                used = (
-                    per_window[days].get((r.customer_id, r.channel), 0) + sent_now[(r.customer_id, r.channel)]
-                )
-                if used >= limit:
-                    why = f"frequency cap: {used} {r.channel} messages in {days:g} days (limit {limit})"
-                    closed.append({"rid": r.id, "status": "skipped", "reason": why})
-                    continue
-            # a message a person released goes out now, quiet hours or not (outbox_admin)
-            until = None if was_released(r.reason) else quiet_until(now, p.timezone, quiet)
+        if marketing and choice.channel in PERSONAL_CHANNELS:
+            until = quiet_until(now, p.timezone, quiet)
             if until is not None:
+                guard.sent_now[(r.customer_id, choice.channel)] -= 1  # not sent in this batch
                 later.append({"rid": r.id, "not_before": until})
                 continue
-            sent_now[(r.customer_id, r.channel)] += 1
-        decided.append((r, p, address))
+        if listed:
+            traced.append(_choice_log(r, f"via {choice.channel}", choice.why(), now))
+        if (choice.channel, choice.template) != (r.channel, r.template):
+            r = channel_choice.ChosenRow(r, choice.channel, choice.template)
+        decided.append((r, p, choice.address))
 
     with engine.begin() as conn:
+        if traced:
+            conn.execute(insert(journey_log), traced)
+        for r, _, _ in decided:
+            if isinstance(r, channel_choice.ChosenRow):  # the row records the channel it went on
+                conn.execute(
+                    update(outbox).where(outbox.c.id == r.id).values(channel=r.channel, template=r.template)
+                )
         for c in closed:
             _finish(conn, c["rid"], status=c["status"], reason=c["reason"])
             report.note(c["reason"].split(":")[0])
@@ -429,6 +408,12 @@ def _compose(
         at = html.lower().rfind("</body>")
         html = html[:at] + pixel + html[at:] if at >= 0 else html + pixel
     data = {"customer_id": r.customer_id, "journey": context.get("journey")}
+    if r.channel == "wecom":  # the staff member who sends: the step's, else the customer's own
+        sender = (r.context or {}).get("sender") or (context.get("customer") or {}).get("attr", {}).get(
+            "wecom_sender"
+        )
+        if sender:
+            data["sender"] = str(sender)
     message = OutboundMessage(r.key, r.channel, address, rendered.subject, rendered.text, html, headers, data)
     return message, token
 
@@ -465,14 +450,18 @@ def _deliver(
     pending: list[tuple[Any, str, SendResult]] = []
     handover = _Handover(engine)
 
+    withdrawn: list[tuple[Any, str]] = []  # (row, why): consent withdrawn once recorded
+
     def record(marks: list[dict[str, Any]]) -> None:
         failed = [p for p in pending if not p[2].ok]
         if failed:
             with engine.begin() as conn:
                 for p in failed:
                     _record(conn, *p, now, report)
+            withdrawn.extend((p[0], p[2].detail) for p in failed if p[2].withdrawn)
         done = [p[0].id for p in pending if p[2].ok]
-        handover.write(done, now, marks)
+        refs = [{"rid": p[0].id, "ref": p[2].ref[:100]} for p in pending if p[2].ok and p[2].ref]
+        handover.write(done, now, marks, refs)
         report.sent += len(done)
         pending.clear()
 
@@ -518,8 +507,11 @@ def _deliver(
                     _record(conn, *p, now, report)
                 for r, why in unsendable:
                     _attempt_failed(conn, r, why, now, report)
+            withdrawn.extend((p[0], p[2].detail) for p in pending if not p[2].ok and p[2].withdrawn)
         for sender in opened.values():
             _close_quietly(sender)
+        for r, why in withdrawn:  # the provider says the person refused: as an unsubscribe would
+            set_consent(engine, r.customer_id, r.channel, False, source=f"{r.channel}: {why}"[:200])
 
 
 def _close_quietly(sender: Transport) -> None:
@@ -562,8 +554,15 @@ class _Handover:
     def _value(self, v: Any) -> Any:
         return to_db_timestamp(v, self.dialect) if isinstance(v, datetime) else v
 
-    def write(self, sent: list[int], at: datetime, sending: list[dict[str, Any]]) -> None:
-        """In one transaction: these messages were sent; these are being handed over now."""
+    def write(
+        self,
+        sent: list[int],
+        at: datetime,
+        sending: list[dict[str, Any]],
+        refs: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """In one transaction: these messages were sent (with the provider's id of those that
+        have one, `refs`: rid, ref); these are being handed over now."""
         if not sent and not sending:
             return
         self.cursor.execute("BEGIN" if self.postgres else "BEGIN IMMEDIATE")
@@ -572,6 +571,11 @@ class _Handover:
                 params = {f"i{n}": row_id for n, row_id in enumerate(sent)} | {"at": self._value(at)}
                 ids = ", ".join(self.style.format(f"i{n}") for n in range(len(sent)))
                 self.cursor.execute(self._SENT.format(at=self.style.format("at"), ids=ids), params)
+            if refs:
+                ref_sql = "UPDATE outbox SET provider_ref = {ref} WHERE id = {rid}"
+                self.cursor.executemany(
+                    ref_sql.format(ref=self.style.format("ref"), rid=self.style.format("rid")), refs
+                )
             if sending:
                 rows = [{k: self._value(v) for k, v in marks.items()} for marks in sending]
                 self.cursor.executemany(self.sending_sql, rows)
@@ -618,12 +622,23 @@ def _record(
     conn: Connection, r: Any, address: str, result: SendResult, now: datetime, report: DispatchReport
 ) -> None:
     if result.ok:
-        _finish(conn, r.id, status="sent", sent_at=now, reason=None)
+        _finish(conn, r.id, status="sent", sent_at=now, reason=None, provider_ref=result.ref[:100] or None)
         report.sent += 1
     elif result.permanent:
-        _finish(conn, r.id, status="failed", reason=result.detail)
-        report.failed += 1
-        if result.bounce and r.channel in CAPPED_CHANNELS:
+        rest = channel_choice.remaining(r)
+        if rest:  # a preference list falls back to its next channel at once
+            _, templates = channel_choice.candidates(r)
+            why = f"{r.channel} failed: {result.detail}; trying {', '.join(rest)}"[:2000]
+            context = {**(r.context or {}), "channels": rest, "templates": {c: templates[c] for c in rest}}
+            _finish(conn, r.id, status="queued", attempts=0, not_before=now, reason=why, context=context,
+                    channel=rest[0], template=templates[rest[0]])  # fmt: skip
+            if r.enrolment_id:
+                conn.execute(insert(journey_log).values(_choice_log(r, f"{r.channel} failed", why, now)))
+            report.retried += 1
+        else:
+            _finish(conn, r.id, status="failed", reason=result.detail)
+            report.failed += 1
+        if result.bounce and r.channel in PERSONAL_CHANNELS:
             exists_ = conn.execute(
                 select(suppressions.c.address).where(
                     and_(suppressions.c.channel == r.channel, suppressions.c.address == address)

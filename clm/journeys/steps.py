@@ -123,6 +123,8 @@ def _run_group(
                         "coupon_campaign": a.get("coupon"),
                         "survey": a.get("survey"),
                         "variant": r.variant,
+                        # a preference list: the dispatcher picks the channel at send time
+                        **{k: a[k] for k in ("channels", "templates", "sender") if a.get(k)},
                     },
                     "status": "queued",
                     "not_before": now,
@@ -131,7 +133,8 @@ def _run_group(
                 }
             )
             out.moves.append(_move(r, now, step.next))
-            out.logs.append(_log(r, step.id, "send", "queued", f"{a['channel']} {a['template']}", now))
+            how = " › ".join(a["channels"]) if "channels" in a else f"{a['channel']} {a['template']}"
+            out.logs.append(_log(r, step.id, "send", "queued", how, now))
     elif step.action == "wait" and "event" in a:
         for r in rows:
             until = now + timedelta(days=a["timeout_days"])

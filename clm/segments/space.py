@@ -54,7 +54,7 @@ _VALUE_FIELDS = {
     "rfm_m": "rfm_m",
 }
 _ORDER_FILTERS = {"sku": order_items.c.sku, "category": products.c.category}
-CONSENT_CHANNELS = ("email", "sms", "push", "phone", "whatsapp", "wechat", "mail")
+CONSENT_CHANNELS = ("email", "sms", "push", "phone", "whatsapp", "wechat", "wecom", "mail")
 
 
 def _feature_row() -> dict[str, Any]:

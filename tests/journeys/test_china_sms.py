@@ -89,7 +89,7 @@ class FakeAliyun(BaseHTTPRequestHandler):
             {
                 "Code": code,
                 "Message": "OK" if code == "OK" else code,
-                "BizId": "900619746936498440^0",
+                "BizId": f"9006197469364984{len(FakeAliyun.received):02d}^0",
                 "RequestId": "F655A8D5",
             },
         )
@@ -160,7 +160,7 @@ class FakeTencent(FakeAliyun):
             "+8613800000004": "FailedOperation.PhoneNumberInBlacklist",
         }.get(phone, "Ok")
         status = {
-            "SerialNo": "5000:1045710669157053657849499619",
+            "SerialNo": f"5000:10457106691570536578494996{len(FakeTencent.received):02d}",
             "PhoneNumber": phone,
             "Fee": 1,
             "SessionContext": body.get("SessionContext", ""),

@@ -20,7 +20,13 @@ from clm.channels.wechat import transport as wechat
 from clm.channels.wechat.transport import WeChatTransport
 
 APP_ID, APP_SECRET = "wx1234567890abcdef", "wechat-test-secret-Pq3"
-ANSWERS = {"o-unfollowed-01": 43004, "o-refused-0001": 43101, "o-quota-00001": 45009}
+ANSWERS = {
+    "o-unfollowed-01": 43004,
+    "o-refused-0001": 43101,
+    "o-quota-00001": 45009,
+    "o-rate-000001": 45047,
+    "o-invalid-0001": 40003,
+}
 
 
 class FakeWeChat(BaseHTTPRequestHandler):
@@ -135,9 +141,14 @@ def test_wechat_error_codes_become_outcomes(fake_wechat):
     unfollowed = sender.send(_to("o-unfollowed-01"))
     refused = sender.send(_to("o-refused-0001"))
     quota = sender.send(_to("o-quota-00001"))
-    assert unfollowed.permanent and unfollowed.bounce and "43004" in unfollowed.detail
-    assert refused.permanent and refused.bounce and "consent withdrawn" in refused.detail
+    rate = sender.send(_to("o-rate-000001"))
+    invalid = sender.send(_to("o-invalid-0001"))
+    assert unfollowed.permanent and unfollowed.withdrawn and "43004" in unfollowed.detail
+    assert refused.permanent and refused.withdrawn and not refused.bounce
+    assert "consent withdrawn" in refused.detail
     assert not quota.ok and not quota.permanent and "45009" in quota.detail
+    assert not rate.ok and not rate.permanent and "45047" in rate.detail
+    assert invalid.permanent and invalid.bounce and not invalid.withdrawn and "40003" in invalid.detail
     other_app = sender.send(
         OutboundMessage("k", "wechat", "wxfedcba0987654321:oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", "", TEXT)
     )

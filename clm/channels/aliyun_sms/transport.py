@@ -145,7 +145,8 @@ def outcome(response: httpx.Response) -> SendResult:
     except (ValueError, AttributeError):
         code, text = "", response.text[:200]
     if response.is_success and code == "OK":
-        return SendResult(True, detail=f"BizId {body.get('BizId', '')}")
+        biz_id = str(body.get("BizId", ""))
+        return SendResult(True, detail=f"BizId {biz_id}", ref=biz_id)
     detail = f"Alibaba Cloud SMS {code or response.status_code}: {text}"
     if code in NUMBER_REFUSED:
         return SendResult(False, permanent=True, bounce=True, detail=f"{detail} ({NUMBER_REFUSED[code]})")

@@ -178,7 +178,8 @@ def outcome(response: httpx.Response) -> SendResult:
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return SendResult(False, detail=f"Tencent Cloud SMS {response.status_code}: {response.text[:200]}")
     if code == "Ok":
-        return SendResult(True, detail=f"SerialNo {status.get('SerialNo', '')}")
+        serial = str(status.get("SerialNo", ""))
+        return SendResult(True, detail=f"SerialNo {serial}", ref=serial)
     detail = f"Tencent Cloud SMS {code}: {text[:200]}"
     if code in NUMBER_REFUSED:
         return SendResult(False, permanent=True, bounce=True, detail=f"{detail} ({NUMBER_REFUSED[code]})")

@@ -12,10 +12,11 @@ the Chinese SMS providers (`clm.channels.sms.provider_template`): `template: ID`
 `field: value` line each, an optional `url:` line the link the message opens. The outbox key is
 `client_msg_id`, which WeChat uses to drop a repeat.
 
-errcode → outcome: 0 sent; 45009 (daily API quota), 45047 and -1 (busy) retried later; 43004 (the
-person no longer follows the account) and 43101 (the person refused messages) failed for good and
-suppressed — the outbox has no "consent withdrawn" outcome, so suppression is how it stops; 40003
-(invalid OpenID) failed for good and suppressed; other codes failed for good."""
+errcode → outcome: 0 sent (WeChat's msgid kept as the provider reference); 45009 (daily API
+quota), 45047 (too many messages to this person) and -1 (busy) retried later; 43004 (the person no
+longer follows the account) and 43101 (the person refused messages) failed for good and the
+customer's `wechat` consent withdrawn; 40003 (invalid OpenID) failed for good and the OpenID
+suppressed; other codes failed for good."""
 
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ RETRY_LATER = frozenset({-1, 45009, 45047})
 PERSON_REFUSED = {
     43004: "the person does not follow the account (consent withdrawn)",
     43101: "the person refused messages from the account (consent withdrawn)",
-    40003: "invalid OpenID",
 }
+INVALID_OPENID = 40003
 _MARGIN = 300  # seconds before expiry a cached token is no longer used
 
 
@@ -154,10 +155,13 @@ def outcome(answer: dict[str, object]) -> SendResult:
     code = answer.get("errcode")
     code = code if isinstance(code, int) else -2
     if code == 0:
-        return SendResult(True, detail=f"msgid {answer.get('msgid', '')}")
+        msgid = str(answer.get("msgid", ""))
+        return SendResult(True, detail=f"msgid {msgid}", ref=msgid)
     detail = f"WeChat errcode {code}: {str(answer.get('errmsg', ''))[:200]}"
     if code in PERSON_REFUSED:
-        return SendResult(False, permanent=True, bounce=True, detail=f"{detail} ({PERSON_REFUSED[code]})")
+        return SendResult(False, permanent=True, withdrawn=True, detail=f"{detail} ({PERSON_REFUSED[code]})")
+    if code == INVALID_OPENID:
+        return SendResult(False, permanent=True, bounce=True, detail=f"{detail} (invalid OpenID)")
     if code in RETRY_LATER or code in TOKEN_REJECTED:
         return SendResult(False, detail=detail)
     return SendResult(False, permanent=True, detail=detail)

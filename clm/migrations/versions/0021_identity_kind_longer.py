@@ -25,7 +25,9 @@ def _kind_length(old: int, new: int) -> None:
         op.execute(f'ALTER TABLE customer_identities ALTER COLUMN kind TYPE varchar({new}) COLLATE "C"')
         return
     with op.batch_alter_table("customer_identities") as batch:
-        batch.alter_column("kind", existing_type=sa.String(old), type_=sa.String(new), existing_nullable=False)
+        batch.alter_column(
+            "kind", existing_type=sa.String(old), type_=sa.String(new), existing_nullable=False
+        )
 
 
 def upgrade() -> None:
