@@ -7,15 +7,17 @@ enrols nobody twice."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, String, and_, cast, exists, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from clm.core.timeutil import store_day, store_midnight
 from clm.customers.tables import customers
 from clm.events.tables import events
 from clm.journeys.definition import JourneyDefinition
+from clm.journeys.holidays import celebrates_lunar_birthday_on, holidays_on
 from clm.journeys.tables import enrolments, journeys
 from clm.segments.service import customers_matching
 from clm.store.schema import UTCDateTime
@@ -183,22 +185,48 @@ def count_entrants(
     return total
 
 
+LUNAR_CALENDAR = ("lunar", "农历", "阴历")  # attribute birthday_calendar: celebrated by the lunar calendar
+
+
 def _anniversary_ids(conn: Connection, d: JourneyDefinition, now: datetime) -> tuple[list[int], str]:
-    target = (now + timedelta(days=d.trigger.offset_days)).date()
+    # the day is the store's (CLM_DEFAULT_TIMEZONE): a Beijing birthday starts at its midnight
+    target = store_day(now) + timedelta(days=d.trigger.offset_days)
+    if d.trigger.date_field == "holiday":
+        return _holiday_ids(conn, d, target, now)
     column = customers.c.birthday if d.trigger.date_field == "birthday" else customers.c.first_seen_at
     days = [target.strftime("%m-%d")]
     leap = target.year % 4 == 0 and (target.year % 100 != 0 or target.year % 400 == 0)
     if days[0] == "02-28" and not leap:
         days.append("02-29")  # born on 29 February: celebrated on the 28th in other years
+    live = [customers.c.merged_into.is_(None), column.is_not(None)]
+    if d.trigger.date_field != "birthday":
+        return [
+            r[0] for r in conn.execute(select(customers.c.id).where(*live, month_day(column).in_(days)))
+        ], (f"date:{target.year}")
+    calendar = func.coalesce(json_text(customers.c.attributes, "birthday_calendar"), "")
+    lunar = calendar.in_(LUNAR_CALENDAR)
     ids = [
-        r[0]
-        for r in conn.execute(
-            select(customers.c.id).where(
-                customers.c.merged_into.is_(None), column.is_not(None), month_day(column).in_(days)
-            )
-        )
+        r[0] for r in conn.execute(select(customers.c.id).where(*live, ~lunar, month_day(column).in_(days)))
     ]
-    return ids, f"date:{target.year}"
+    # a lunar birthday moves on the Gregorian calendar: those (few) profiles are checked one by one
+    for cid, born in conn.execute(select(customers.c.id, column).where(*live, lunar)):
+        if celebrates_lunar_birthday_on(born, target):
+            ids.append(cid)
+    return sorted(ids), f"date:{target.year}"
+
+
+def _holiday_ids(
+    conn: Connection, d: JourneyDefinition, target: date, now: datetime
+) -> tuple[list[int], str]:
+    """The customers a holiday trigger enrols on `target` (none unless one of its festivals falls
+    then); the entry key names the festival and year, so each is celebrated once."""
+    festivals = [name for name in holidays_on(target) if name in d.trigger.holidays]
+    key = f"holiday:{'+'.join(festivals) or 'none'}:{target.year}"
+    if not festivals:
+        return [], key
+    if d.trigger.condition:
+        return customers_matching(conn, d.trigger.condition, as_of=now), key
+    return list(conn.execute(select(customers.c.id).where(customers.c.merged_into.is_(None))).scalars()), key
 
 
 def next_run(journey: Any, d: JourneyDefinition, now: datetime) -> tuple[datetime | None, datetime | None]:
@@ -218,9 +246,9 @@ def next_run(journey: Any, d: JourneyDefinition, now: datetime) -> tuple[datetim
         if last is not None and last >= run_at:
             return None, run_at + step if step else None
         return run_at, None
-    if kind == "date":
-        if last is not None and last.date() == now.date():
-            return None, datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), now.tzinfo)
+    if kind == "date":  # once a day, the store's day (CLM_DEFAULT_TIMEZONE)
+        if last is not None and store_day(last) == store_day(now):
+            return None, store_midnight(store_day(now) + timedelta(days=1))
         return now, None
     every = timedelta(days=d.trigger.every_days or 1)
     if last is not None and now - last < every:

@@ -39,7 +39,7 @@ def test_gb18030_on_request_and_by_setting(monkeypatch):
 
 
 def test_an_unknown_encoding_is_refused_by_name():
-    with pytest.raises(InvalidInput, match="latin-1.*gb18030"):
+    with pytest.raises(InvalidInput, match=r"latin-1.*gb18030"):
         export_encoding("latin-1")
 
 
