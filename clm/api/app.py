@@ -77,8 +77,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         dependencies=[Depends(errors.reject_nul_characters)],
     )
     app.state.engine = engine or make_engine()
-    # a changed CLM_DEFAULT_TIMEZONE: the order summary's days are cut in the new zone first
-    ensure_order_days_zone(app.state.engine)
+    # a changed CLM_DEFAULT_TIMEZONE: the order summary's days are cut in the new zone at start
+    app.router.add_event_handler("startup", lambda: ensure_order_days_zone(app.state.engine))
     # after ingestion commits, the customers it touched get their stages and segments re-evaluated
     app.state.refresh_customers = CoalescingRefresher(refresh_customers)  # shared by concurrent requests
     # survey results by stage or segment: the feedback domain cannot read those tables itself

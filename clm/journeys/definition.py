@@ -45,6 +45,7 @@ class Trigger:
     offset_days: int = 0
     at: str | None = None  # broadcast: ISO time of the (first) send
     every_days: float | None = None  # broadcast: repeat; condition: how often to look
+    holidays: tuple[str, ...] = ()  # date trigger on date_field "holiday": the festivals' names
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,32 @@ def _trigger(raw: Any) -> Trigger:
         )  # fmt: skip
         return Trigger("broadcast", condition=condition, at=b.get("at"), every_days=b.get("every_days"))
     raise _bad("trigger", f"unknown trigger {sorted(raw)}; see docs/journeys.md")
+
+
+def _holiday_trigger(raw: dict[str, Any]) -> Trigger:
+    """`{holiday: [春节, 中秋], segment: active_users, offset_days: -1}`: each named festival's
+    day (clm.journeys.holidays), offset, enrols the segment's (or condition's) customers, once a
+    year per festival; without a segment or condition, every customer."""
+    from clm.journeys.holidays import holiday_name  # the calendars load only for such journeys
+
+    names = raw["holiday"] if isinstance(raw["holiday"], list) else [raw["holiday"]]
+    if not names or not all(isinstance(n, str) for n in names):
+        raise _bad("trigger.holiday", "one festival or a list of them (春节, 中秋, …)")
+    try:
+        festivals = tuple(dict.fromkeys(holiday_name(n) for n in names))
+    except InvalidInput as exc:
+        raise _bad("trigger.holiday", exc.reason) from None
+    offset = raw.get("offset_days", 0)
+    if not isinstance(offset, int) or abs(offset) > 60:
+        raise _bad("trigger.offset_days", "whole days between -60 and 60")
+    unknown = sorted(set(raw) - {"holiday", "segment", "condition", "offset_days", "every_days"})
+    if unknown:
+        raise _bad(f"trigger.{unknown[0]}", "unknown key; a holiday takes segment, condition, offset_days")
+    condition = (
+        _condition("trigger.condition", raw["condition"]) if raw.get("condition")
+        else f'in_segment("{raw["segment"]}")' if raw.get("segment") else None
+    )  # fmt: skip
+    return Trigger("date", date_field="holiday", offset_days=offset, holidays=festivals, condition=condition)
 
 
 def _duration_days(where: str, raw: dict[str, Any]) -> float:
