@@ -29,6 +29,9 @@ PAGES = {
     "customer": "/customers/2",
     "settings": "/settings",
     "password": "/account/password",
+    "segments": "/segments",
+    "segment": "/segments/2",
+    "segment-builder": "/segments/2/edit",
 }
 WIDTHS = {"wide": (1280, 860), "phone": (390, 844)}
 LOCALES = {"zh": "zh-CN", "en": "en-US"}

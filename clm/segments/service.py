@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -399,6 +399,22 @@ def export_members(
     return written
 
 
+def iter_members(engine: Engine, name: str) -> Iterator[tuple[Any, ...]]:
+    """Every current member, streamed by customer id: (customer_id, external_id, email, phone,
+    first_name, last_name, city, entered_at); for exports that write as they read."""
+    c, m = customers.c, segment_members
+    with engine.connect() as conn:
+        row = _load(conn, name)
+        result = conn.execution_options(stream_results=True, yield_per=5_000).execute(
+            select(c.id, c.external_id, c.email, c.phone, c.first_name, c.last_name, c.city, m.c.entered_at)
+            .select_from(m.join(customers, c.id == m.c.customer_id))
+            .where(m.c.segment_id == row.id)
+            .order_by(m.c.customer_id)
+        )
+        for r in result:
+            yield (*r[:-1], as_utc(r[-1]))
+
+
 def customer_segments(engine: Engine, customer_id: int) -> list[tuple[str, datetime]]:
     """The segments a customer is in now, with when they entered."""
     with engine.connect() as conn:
@@ -586,6 +602,43 @@ def refresh_customers(
     return recheck_customers(engine, customer_ids, changed)
 
 
+def segment_by_id(engine: Engine, segment_id: int) -> Segment:
+    """A segment by its id (the console's links use ids, so any name works in a URL)."""
+    with engine.connect() as conn:
+        row = conn.execute(select(segments).where(segments.c.id == segment_id)).first()
+    if row is None:
+        raise NotFound(f"no segment with id {segment_id}")
+    return _row(row)
+
+
+def check_condition(engine: Engine, where: str) -> list[str]:
+    """Parse and compile a condition without running it; returns what it reads (raises
+    ConditionError pointing at the column when it is wrong)."""
+    cond = parse_definition(where, None)
+    with engine.connect() as conn:
+        return sorted(_compile(conn, cond, where, "where").depends)
+
+
+def size_history(
+    engine: Engine, segment_ids: Collection[int], since: datetime
+) -> dict[int, list[tuple[datetime, int]]]:
+    """Each segment's size at every rebuild or list edit since `since`, oldest first."""
+    wanted = sorted(set(segment_ids))
+    out: dict[int, list[tuple[datetime, int]]] = {i: [] for i in wanted}
+    if not wanted:
+        return out
+    s = segment_sizes.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(s.segment_id, s.measured_at, s.members)
+            .where(s.segment_id.in_(wanted), s.measured_at >= since)
+            .order_by(s.segment_id, s.measured_at, s.id)
+        )
+        for segment_id, at, size in rows:
+            out[segment_id].append((as_utc(at), int(size)))
+    return out
+
+
 def install_builtins(engine: Engine) -> list[str]:
     """Create the built-in segments that do not exist yet; returns their names."""
     existing = {s.name for s in list_segments(engine)}
@@ -604,6 +657,7 @@ __all__ = [
     "Preview",
     "Segment",
     "add_members",
+    "check_condition",
     "create_segment",
     "customer_segments",
     "customers_matching",
@@ -611,6 +665,7 @@ __all__ = [
     "export_members",
     "get_segment",
     "install_builtins",
+    "iter_members",
     "list_segments",
     "members",
     "parse_definition",
@@ -619,5 +674,7 @@ __all__ = [
     "recheck_customers",
     "refresh_customers",
     "remove_members",
+    "segment_by_id",
+    "size_history",
     "update_segment",
 ]

@@ -15,10 +15,19 @@ from clm.web.frame import router as frame_router
 from clm.web.imports import router as imports_router
 from clm.web.imports import runner as import_runner
 from clm.web.overview import router as overview_router
+from clm.web.segment_builder import router as segment_builder_router
+from clm.web.segments import router as segments_router
 
 STATIC = Path(__file__).parent / "static"
 # every router of console pages; tests/web/test_permissions.py checks each of their routes
-CONSOLE_ROUTERS = (frame_router, overview_router, customers_router, imports_router)
+CONSOLE_ROUTERS = (
+    frame_router,
+    overview_router,
+    customers_router,
+    segment_builder_router,  # before segments_router: /segments/new is not a segment id
+    segments_router,
+    imports_router,
+)
 
 
 def install_console(app: FastAPI) -> None:

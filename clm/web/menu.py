@@ -54,6 +54,7 @@ SECTIONS = (
         "M12 3a9 9 0 1 0 9 9h-9z M14 1v8h8a8 8 0 0 0-8-8z",
         N_("Groups of customers defined by conditions, kept up to date."),
         ("clm segments list", "clm segments builtins", 'clm segments preview "orders >= 2"'),
+        built=True,
     ),
     Section(
         "journeys",
