@@ -137,20 +137,28 @@ def counted_order(as_of: Any) -> ColumnElement[bool]:
     return and_(orders.c.status != "cancelled", not_(refunded_order(as_of)))
 
 
-def feature_query(scoped: bool = False) -> Select[Any]:
+def feature_query(scoped: bool = False, sampled: bool = False) -> Select[Any]:
     """One SELECT with a row of features per live customer first seen by `:as_of`.
 
     With `scoped`, it covers only the customers in the expanding parameter `:scope`
     (incremental re-evaluation); every aggregate is then restricted too, so the cost follows
-    the customers touched, not the size of the store. The statement has only bound
-    parameters (see `feature_params`), so it is built once and its compiled form cached."""
+    the customers touched, not the size of the store. With `sampled`, likewise only the
+    customers whose id modulo `:sample_modulus` is below `:sample_keep` (a fixed sample to learn
+    from; ids say nothing about behaviour, and every block of ids is kept in the same share).
+    The statement has only bound parameters (see `feature_params`), so it is built once and its
+    compiled form cached."""
     at = AS_OF
     t30, t90, t365 = (timestamp_param(f"t{d}") for d in RECENT_DAYS)
     counted = counted_order(at)
     refunded_by = refunded_order(at)
 
     def limit(query: Select[Any], column: Any) -> Select[Any]:
-        return query.where(in_ids(column)) if scoped else query
+        if scoped:
+            query = query.where(in_ids(column))
+        if sampled:
+            modulus = bindparam("sample_modulus", type_=Integer)
+            query = query.where(column % modulus < bindparam("sample_keep", type_=Integer))
+        return query
 
     o = limit(
         select(

@@ -41,7 +41,7 @@ class JourneyIn(BaseModel):
     definition: dict[str, Any] = Field(
         ..., description="The journey as in a YAML file: name, trigger, reentry, exit_when, goal, steps."
     )
-    status: Literal["draft", "live", "paused"] | None = Field(None, description="Also set the status.")
+    status: Literal["draft", "live", "paused", "archived"] | None = Field(None, description="Also set the status.")
 
 
 class Saved(BaseModel):
@@ -50,7 +50,7 @@ class Saved(BaseModel):
 
 
 class StatusIn(BaseModel):
-    status: Literal["draft", "live", "paused"]
+    status: Literal["draft", "live", "paused", "archived"]
 
 
 class JourneyOut(BaseModel):
@@ -114,7 +114,8 @@ def read_journey(name: Name, request: Request) -> JourneyOut:
     responses={422: {"description": MISSING_422}},
 )
 def put_status(name: Name, body: StatusIn, request: Request) -> JourneyOut:
-    """live: react to events from now on; paused: nobody enters or moves on. Going live is refused
+    """live: react to events from now on; paused: nobody enters or moves on and its queued messages
+    wait (new sends stop at once); archived: as paused, set aside. Going live is refused
     (422) while the journey names a template, segment, survey or stage that does not exist; see
     `GET /journeys/{name}/enable-preview` for how many customers it would enrol first."""
     set_status(request.app.state.engine, name, body.status)

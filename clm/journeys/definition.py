@@ -29,8 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from clm.conditions import ConditionError, parse_condition
 from clm.core.definitions import read_definition
 from clm.core.errors import InvalidInput
+from clm.journeys.step_models import check_step
 
 ACTIONS = ("send", "wait", "branch", "split", "update", "task", "exit")
+KEYS = ("name", "title", "description", "trigger", "reentry", "exit_when", "goal", "steps")
 DATE_FIELDS = ("birthday", "first_seen")
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
@@ -259,6 +261,10 @@ def _step(i: int, raw: Any, ids: list[str]) -> Step:
         raise _bad(where, f"needs exactly one action of {', '.join(ACTIONS)}")
     action = actions[0]
     args = raw[action] if isinstance(raw[action], dict) else {}
+    unknown = sorted(set(raw) - {"id", "next", action})
+    if unknown:
+        raise _bad(f"{where}.{unknown[0]}", f"unknown key; a step has an id, one action ({action}) and next")
+    check_step(action, f"{where}.{action}", args)  # the step kind's model (step_models.py)
     nxt = raw.get("next", ids[i + 1] if i + 1 < len(ids) else None)
     if action == "send":
         args = send_args(f"{where}.send", args)
@@ -301,6 +307,9 @@ def _step(i: int, raw: Any, ids: list[str]) -> Step:
 def definition_from_dict(raw: Any) -> JourneyDefinition:
     if not isinstance(raw, dict):
         raise InvalidInput("a journey is a mapping with name, trigger and steps")
+    unknown = sorted(set(raw) - set(KEYS))
+    if unknown:
+        raise _bad(unknown[0], f"unknown key; a journey has {', '.join(KEYS)}")
     name = str(raw.get("name") or "")
     if not name or not set(name) <= _NAME_CHARS or len(name) > 100:
         raise _bad("name", "use 1-100 lower-case letters, digits, _ and -")

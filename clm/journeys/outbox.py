@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
 
 from clm.auth.service import record_audit
 from clm.channels.base import PERSONAL_CHANNELS, OutboundMessage, SendResult, Transport, transport
@@ -44,7 +44,7 @@ from clm.journeys import channel_choice
 from clm.journeys.context import build_contexts, language, profiles, tracker
 from clm.journeys.links import link_key
 from clm.journeys.steps import zone
-from clm.journeys.tables import journey_log, outbox, suppressions
+from clm.journeys.tables import journey_log, journeys, outbox, suppressions
 from clm.store.schema import UTCDateTime, to_db_timestamp
 
 LEASE = timedelta(minutes=10)
@@ -204,7 +204,13 @@ def retry_message(engine: Engine, message_id: int, *, actor: str) -> dict[str, A
 
 
 def _claim(conn: Connection, now: datetime, limit: int, channel: str | None) -> list[Any]:
-    query = select(outbox).where(outbox.c.status == "queued", outbox.c.not_before <= now)
+    # a journey's messages go out only while it is live: pausing it stops its sends at once
+    live = select(journeys.c.id).where(journeys.c.status == "live")
+    query = select(outbox).where(
+        outbox.c.status == "queued",
+        outbox.c.not_before <= now,
+        or_(outbox.c.journey_id.is_(None), outbox.c.journey_id.in_(live)),
+    )
     if channel:
         query = query.where(outbox.c.channel == channel)
     query = query.order_by(outbox.c.not_before, outbox.c.id).limit(limit)

@@ -17,7 +17,7 @@ from clm.events.tables import events
 from clm.journeys.definition import JourneyDefinition, definition_from_dict
 from clm.journeys.tables import enrolments, journey_versions, journeys
 
-STATUSES = ("draft", "live", "paused")
+STATUSES = ("draft", "live", "paused", "archived")  # archived: as paused, and set aside
 
 
 @dataclass(frozen=True)

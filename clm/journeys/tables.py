@@ -10,7 +10,7 @@ journeys = Table(
     metadata,
     Column("id", PKType, primary_key=True, autoincrement=True),
     Column("name", String(100), nullable=False, unique=True),
-    Column("status", String(16), nullable=False),  # draft, live, paused
+    Column("status", String(16), nullable=False),  # draft, live, paused, archived
     Column("version", Integer, nullable=False),  # the version new enrolments get
     # event triggers read the events table past this id; condition triggers run at most this often
     Column("event_cursor", BigInteger, nullable=False),

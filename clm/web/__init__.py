@@ -14,6 +14,7 @@ from clm.web.customers import router as customers_router
 from clm.web.frame import router as frame_router
 from clm.web.imports import router as imports_router
 from clm.web.imports import runner as import_runner
+from clm.web.journeys import router as journeys_router
 from clm.web.overview import router as overview_router
 from clm.web.segment_builder import router as segment_builder_router
 from clm.web.segments import router as segments_router
@@ -27,6 +28,7 @@ CONSOLE_ROUTERS = (
     segment_builder_router,  # before segments_router: /segments/new is not a segment id
     segments_router,
     imports_router,
+    journeys_router,
 )
 
 

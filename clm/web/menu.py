@@ -65,6 +65,7 @@ SECTIONS = (
         "M5 6v5a4 4 0 0 0 4 4h6a4 4 0 0 1 4 4",
         N_("Automatic messages that follow what customers do."),
         ("clm journeys presets", "clm journeys list", "clm outbox list"),
+        built=True,
     ),
     Section(
         "campaigns",

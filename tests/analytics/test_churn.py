@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 from sqlalchemy import delete, select
 
 from clm.analytics.churn import ChurnModel, band_of, evaluate, labels_from, prepare_columns
-from clm.analytics.churn_store import data_end, labelled, shop_purchase_gap, store_features
+from clm.analytics.churn_store import data_end, labelled, shop_purchase_gap, store_features, training_sample
 from clm.analytics.service import (
     already_lost,
     at_risk,
@@ -239,6 +239,26 @@ def test_labels_look_only_after_the_cutoff_and_features_only_before(shop, engine
     assert x.loc[shop.ids["leaves"], "overdue_ratio"] == pytest.approx(19 / 22)
 
 
+def test_a_sample_of_customers_keeps_their_rows_and_labels_exactly(shop, engine):
+    for k in range(6):
+        shop.customer(f"c{k}", "2026-01-01")
+        shop.order(f"c{k}", f"2026-02-{k + 1:02d}", 10 * (k + 1))
+        if k % 2:
+            shop.event(f"c{k}", "page_view", "2026-03-10")  # active after the cut-off: stayed
+    cutoff = day("2026-03-01")
+    with engine.connect() as conn:
+        x, y = labelled(conn, cutoff, horizon_days=30, active_within_days=365)
+        kept = int(sorted(x.index)[3])  # the ids below the 4th smallest: three customers
+        xs, ys = labelled(conn, cutoff, horizon_days=30, active_within_days=365, sample=kept)
+        # 6 customers x 3 windows = 18 examples; at most 9 wanted: half of each 1,000 ids
+        assert training_sample(conn, windows=3, max_examples=9) == 500
+        assert training_sample(conn, windows=3, max_examples=18) is None
+    full = pd.DataFrame(x).assign(churned=y)
+    part = pd.DataFrame(xs).assign(churned=ys)
+    assert sorted(part.index) == sorted(i for i in x.index if i % 1000 < kept) and len(part) == 3
+    pd.testing.assert_frame_equal(part.sort_index(), full.loc[sorted(part.index)].sort_index())
+
+
 @pytest.fixture
 def demo_shop(engine):
     build_demo(engine, DemoConfig(customers=5_000, seed=11, end=day("2026-10-31")))
@@ -366,6 +386,13 @@ def test_on_the_demo_business_the_model_beats_recency_and_p_alive_and_finds_the_
     assert [(name, status) for name, status, _ in done] == [("churn", "ok")]
     after = risk_summary(engine)
     assert after["scored_at"] > before["scored_at"] and after["bands"] == summary["bands"]
+
+    # a store too large for every example learns from a fixed sample of customers and still
+    # ranks churners as well as the full model does (within noise on the smaller sample)
+    sampled = train_store_model(engine, horizon_days=90, max_examples=6_000)
+    assert sampled.card["customers_sampled"] != "all" and trained.card["customers_sampled"] == "all"
+    assert sampled.card["windows"]["test"]["examples"] < 0.6 * windows["test"]["examples"]
+    assert sampled.card["metrics"]["model"]["auc"] > metrics["recency"]["auc"] - 0.02
 
 
 def test_unscored_and_untrained_are_said_clearly(engine, shop, client, personas, db_url, capsys):
