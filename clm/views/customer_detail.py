@@ -27,7 +27,7 @@ from clm.loyalty.ledger import Posting, history
 from clm.views.customer import CustomerView, customer_view
 
 RECOMMENDATIONS = 5
-LEDGER_LINES = 20
+LEDGER_LINES = 10
 CASES = 20  # tickets, and tasks, shown: the newest ticket and the soonest due tasks first
 
 
