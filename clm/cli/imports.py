@@ -203,7 +203,7 @@ IMPORTERS: dict[str, tuple[Callable[..., ImportReport], str]] = {
     "events": (
         import_events,
         "Events: type, timestamp, an identity (external_id, email, phone, anonymous_id, "
-        "wechat_openid as appid:openid, wechat_unionid), "
+        "wechat_openid as appid:openid, wechat_unionid, wecom_external_userid), "
         "optional event_id, channel and properties (JSON); other columns become properties.",
     ),
     "customers": (
