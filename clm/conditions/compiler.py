@@ -56,6 +56,7 @@ from clm.conditions.ast import (
     Window,
 )
 from clm.conditions.errors import ConditionError
+from clm.conditions.places import expand_places
 from clm.store.sql import greatest, least
 
 KINDS = ("number", "text", "bool")
@@ -269,8 +270,9 @@ class _Compiler:
 
 
 def compile_condition(cond: Condition, space: FieldSpace, *, text: str | None = None) -> ColumnElement[bool]:
-    """One SQL boolean for `cond`; `text` (the source) lets errors point at the column."""
-    return _Compiler(space, text).condition(cond)
+    """One SQL boolean for `cond`; `text` (the source) lets errors point at the column. A place
+    field compared with a known place matches every spelling of it (clm.conditions.places)."""
+    return _Compiler(space, text).condition(expand_places(cond))
 
 
 def compile_expression(expr: Expr, space: FieldSpace, *, text: str | None = None) -> Typed:

@@ -30,6 +30,34 @@ PRODUCTS: list[tuple[str, str, str, float, float]] = [
     ("SV-CARE", "Care+ protection plan", "services", 399.0, 60.0),
 ]
 
+# The products' Chinese names (shown as the name; the English one is attribute `name_en`).
+PRODUCT_NAMES_ZH: dict[str, str] = {
+    "PH-100": "极光手机",
+    "PH-200": "极光手机 Pro",
+    "PH-050": "青春版手机",
+    "AC-CASE": "手机壳",
+    "AC-GLASS": "钢化膜",
+    "AC-CHRG": "快充充电器",
+    "AC-CABLE": "编织数据线",
+    "AU-BUDS": "无线耳机",
+    "AU-BUDSP": "无线耳机 Pro",
+    "AU-SPK": "蓝牙音箱",
+    "AU-HEAD": "头戴式耳机",
+    "HM-LAMP": "智能台灯",
+    "HM-PLUG": "智能插座（两只装）",
+    "HM-CAM": "家用摄像头",
+    "HM-HUB": "智能家居网关",
+    "WR-BAND": "运动手环",
+    "WR-WATCH": "智能手表",
+    "WR-STRAP": "表带",
+    "CM-LAPTOP": "超极本 14",
+    "CM-MOUSE": "无线鼠标",
+    "CM-KEYB": "机械键盘",
+    "CM-SLEEVE": "笔记本内胆包",
+    "CM-HUB": "USB-C 扩展坞",
+    "SV-CARE": "Care+ 延保服务",
+}
+
 # Items that are bought together (cross-sell structure for recommendations to find).
 COMPLEMENTS: dict[str, list[str]] = {
     "PH-100": ["AC-CASE", "AC-GLASS", "AC-CHRG", "SV-CARE"],
@@ -92,6 +120,86 @@ SURNAMES = [
     "Tang",
     "Han",
 ]
+# the same surnames and given names in characters (index for index): people's names as they
+# write them; the pinyin above still makes their email addresses
+SURNAMES_ZH = "王 李 张 刘 陈 杨 黄 赵 吴 周 徐 孙 马 朱 胡 郭 何 林 高 罗 郑 梁 谢 宋 唐 韩".split()  # noqa: SIM905
+GIVEN_NAMES_ZH = [
+    "伟",
+    "芳",
+    "娜",
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "军",
+    "洋",
+    "勇",
+    "艳",
+    "杰",
+    "涛",
+    "明",
+    "超",
+    "秀英",
+    "霞",
+    "平",
+    "刚",
+    "慧",
+    "兰",
+    "红",
+    "波",
+    "宇",
+    "浩",
+    "欣",
+    "颖",
+    "凯",
+    "睿",
+    "玲",
+    "丹",
+    "鹏",
+    "飞",
+    "宁",
+    "震",
+    "清",
+    "怡",
+]
+# cities and provinces in characters, by their English names in CITIES
+PLACES_ZH = {
+    "Shanghai": "上海",
+    "Beijing": "北京",
+    "Shenzhen": "深圳",
+    "Guangdong": "广东",
+    "Guangzhou": "广州",
+    "Hangzhou": "杭州",
+    "Zhejiang": "浙江",
+    "Chengdu": "成都",
+    "Sichuan": "四川",
+    "Wuhan": "武汉",
+    "Hubei": "湖北",
+    "Nanjing": "南京",
+    "Jiangsu": "江苏",
+    "Xi'an": "西安",
+    "Shaanxi": "陕西",
+    "Chongqing": "重庆",
+    "Suzhou": "苏州",
+    "Tianjin": "天津",
+    "Changsha": "长沙",
+    "Hunan": "湖南",
+    "Qingdao": "青岛",
+    "Shandong": "山东",
+}
+# one customer in ABROAD_EVERY lives abroad: a name in Latin letters, a city, region, country, zone
+ABROAD_EVERY = 25
+ABROAD = [
+    ("Emma", "Smith", "London", "England", "GB", "Europe/London"),
+    ("Lucas", "Martin", "Paris", "Île-de-France", "FR", "Europe/Paris"),
+    ("Olivia", "Brown", "New York", "New York", "US", "America/New_York"),
+    ("Noah", "Tan", "Singapore", "Singapore", "SG", "Asia/Singapore"),
+    ("Mia", "Müller", "Berlin", "Berlin", "DE", "Europe/Berlin"),
+    ("Liam", "Wilson", "Sydney", "New South Wales", "AU", "Australia/Sydney"),
+    ("Hana", "Sato", "Tokyo", "Tokyo", "JP", "Asia/Tokyo"),
+]
+
 GIVEN_NAMES = [
     "Wei",
     "Fang",

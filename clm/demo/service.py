@@ -17,7 +17,7 @@ from clm.core.errors import Conflict
 from clm.customers.schemas import CustomerIn
 from clm.customers.service import upsert_customers
 from clm.customers.tables import customers
-from clm.demo.catalog import PRODUCTS
+from clm.demo.catalog import PRODUCT_NAMES_ZH, PRODUCTS
 from clm.demo.simulate import Chunk, DemoConfig, monthly_spend, simulate_chunk
 from clm.demo.tables import demo_truth
 from clm.events.schemas import ValidEvent
@@ -69,7 +69,12 @@ def build_demo(
     with engine.begin() as conn:
         upsert_products(
             conn,
-            [ProductIn(sku=s, name=n, category=c, price=p, cost=k) for s, n, c, p, k in PRODUCTS],
+            [
+                ProductIn(
+                    sku=s, name=PRODUCT_NAMES_ZH[s], category=c, price=p, cost=k, attributes={"name_en": n}
+                )
+                for s, n, c, p, k in PRODUCTS
+            ],
         )
     acquisitions: dict[tuple[str, str], int] = {}
     done = 0

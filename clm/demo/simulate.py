@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from clm.demo.catalog import (
+    ABROAD,
+    ABROAD_EVERY,
     CAMPAIGNS,
     CATEGORIES,
     CHANNELS,
@@ -26,10 +28,13 @@ from clm.demo.catalog import (
     COMPLEMENTS,
     EMAIL_DOMAINS,
     GIVEN_NAMES,
+    GIVEN_NAMES_ZH,
     OCCUPATIONS,
     PHONE_PREFIXES,
+    PLACES_ZH,
     PRODUCTS,
     SURNAMES,
+    SURNAMES_ZH,
     TICKET_TOPICS,
 )
 
@@ -204,19 +209,26 @@ def _profiles(
         ch = _CHANNEL_NAMES[channel_ix[i]]
         campaigns = CAMPAIGNS[ch]
         g, s = GIVEN_NAMES[given[i]], SURNAMES[surname[i]]
+        # names and places as the customers write them: in characters (张伟, 上海), and one in
+        # ABROAD_EVERY abroad in Latin letters (decided by the index: the random draws stay as they were)
+        name = (GIVEN_NAMES_ZH[given[i]], SURNAMES_ZH[surname[i]])
+        place = (PLACES_ZH[CITIES[city[i]][0]], PLACES_ZH[CITIES[city[i]][1]], "CN", "Asia/Shanghai")
+        if idx % ABROAD_EVERY == ABROAD_EVERY - 1:
+            g_abroad, s_abroad, *where = ABROAD[(idx // ABROAD_EVERY) % len(ABROAD)]
+            g, s, name, place = g_abroad, s_abroad, (g_abroad, s_abroad), tuple(where)
         out.append(
             {
                 "external_id": f"D{idx:07d}",
                 "email": f"{g}.{s}{idx}@{EMAIL_DOMAINS[domain[i]]}".lower(),
                 "phone": f"+86{PHONE_PREFIXES[idx % len(PHONE_PREFIXES)]}{idx:09d}",
-                "first_name": g,
-                "last_name": s,
+                "first_name": name[0],
+                "last_name": name[1],
                 "birthday": (config.end - timedelta(days=float(age_days[i]))).date(),
                 "gender": "female" if gender[i] else "male",
-                "city": CITIES[city[i]][0],
-                "region": CITIES[city[i]][1],
-                "country": "CN",
-                "timezone": "Asia/Shanghai",
+                "city": place[0],
+                "region": place[1],
+                "country": place[2],
+                "timezone": place[3],
                 "occupation": OCCUPATIONS[occupation[i]],
                 "acquisition_channel": ch,
                 "acquisition_campaign": campaigns[int(campaign_pick[i] * len(campaigns))],

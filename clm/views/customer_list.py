@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, Select, String, and_, exists, func, literal, or_, select
 
 from clm.analytics.tables import churn_scores
+from clm.core.places import place_names
 from clm.customers.search import search_customer_ids
 from clm.customers.tables import consents, customers
 from clm.lifecycle.service import current_model
@@ -106,7 +107,7 @@ def _conditions(engine: Engine, wanted: CustomerFilter, model: str) -> tuple[lis
     if wanted.channel:
         where.append(customers.c.acquisition_channel == wanted.channel)
     if wanted.city:
-        where.append(customers.c.city == wanted.city)
+        where.append(customers.c.city.in_(place_names(wanted.city)))  # 上海 = 上海市 = Shanghai
     if wanted.consent:
         where.append(
             exists().where(
