@@ -9,7 +9,7 @@ from rich.table import Table
 
 from clm.auth.service import ROLES, create_api_key, list_api_keys, revoke_api_key
 from clm.cli.context import engine
-from clm.cli.output import console, err_console
+from clm.cli.output import console, err_console, local, times_in
 
 app = typer.Typer(help="Manage API keys (shown once, stored hashed).", no_args_is_help=True)
 
@@ -30,15 +30,15 @@ def create(
 @app.command("list")
 def list_() -> None:
     """List keys (without secrets)."""
-    table = Table("id", "name", "role", "created", "last used", "revoked")
+    table = Table("id", "name", "role", "created", "last used", "revoked", caption=times_in())
     for k in list_api_keys(engine()):
         table.add_row(
             str(k.id),
             k.name,
             k.role,
-            f"{k.created_at:%Y-%m-%d %H:%M}",
-            f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "-",
-            f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "",
+            f"{local(k.created_at)}",
+            f"{local(k.last_used_at)}" if k.last_used_at else "-",
+            f"{local(k.revoked_at)}" if k.revoked_at else "",
         )
     console.print(table)
 

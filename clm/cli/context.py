@@ -70,8 +70,9 @@ def _days_in_store_zone(eng: Engine) -> None:
     from clm.commerce.order_days import ensure_order_days_zone
     from clm.core.timeutil import store_zone
 
-    if ensure_order_days_zone(eng):
-        typer.echo(f"order summary rebuilt in the time zone {store_zone().key}", err=True)
+    before = ensure_order_days_zone(eng)
+    if before:  # not for a new store, whose summary simply starts in the zone
+        typer.echo(f"order summary rebuilt in the time zone {store_zone().key} (was {before})", err=True)
 
 
 @app.command()

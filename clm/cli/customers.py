@@ -9,7 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from clm.cli.context import engine
-from clm.cli.output import console, print_json
+from clm.cli.output import console, local, local_day, print_json, times_in
 from clm.core.errors import InvalidInput
 from clm.customers.identities import normalize_identity
 from clm.customers.merge import merge_customers, suspected_duplicates
@@ -64,7 +64,7 @@ def _render(view: CustomerView) -> None:
     st = view.stage
     fields.add_row(
         "lifecycle stage",
-        f"{st.name_en} {st.name_zh} since {st.since:%Y-%m-%d} ({st.model})"
+        f"{st.name_en} {st.name_zh} since {local_day(st.since)} ({st.model})"
         if st.stage and st.since
         else f"not assigned yet ({st.model}; run `clm stages run`)",
     )
@@ -76,21 +76,21 @@ def _render(view: CustomerView) -> None:
         )
     if view.open_tasks:
         fields.add_row(
-            "follow-ups", ", ".join(f"{t.title} (due {t.due_at:%Y-%m-%d})" for t in view.open_tasks)
+            "follow-ups", ", ".join(f"{t.title} (due {local_day(t.due_at)})" for t in view.open_tasks)
         )
     console.print(Panel(fields, title=title, expand=False))
     if st.history:
-        history = Table("when", "from", "to", "because", title="stage history")
+        history = Table("when", "from", "to", "because", title="stage history", caption=times_in())
         for change in st.history:
             history.add_row(
-                f"{change.changed_at:%Y-%m-%d}", change.from_stage or "(new)", change.to_stage, change.rule
+                f"{local_day(change.changed_at)}", change.from_stage or "(new)", change.to_stage, change.rule
             )
         console.print(history)
     if view.timeline:
-        table = Table("when", "event", "channel", "details", title="recent events")
+        table = Table("when", "event", "channel", "details", title="recent events", caption=times_in())
         for e in view.timeline:
             details = ", ".join(f"{k}={v}" for k, v in list(e.properties.items())[:4])
-            table.add_row(f"{e.occurred_at:%Y-%m-%d %H:%M}", e.type, e.channel, details[:80])
+            table.add_row(f"{local(e.occurred_at)}", e.type, e.channel, details[:80])
         console.print(table)
 
 

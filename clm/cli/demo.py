@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from clm.cli.context import database_url, engine
 from clm.cli.lifecycle import show_funnel, show_kpis
-from clm.cli.output import console, err_console
+from clm.cli.output import console, err_console, local_day, times_in
 from clm.core.errors import ClmError
 from clm.demo.service import DemoSummary, build_demo
 from clm.demo.simulate import DemoConfig
@@ -258,7 +258,8 @@ def show_summary(summary: DemoSummary, where: str) -> None:
     )
     if summary.first_event and summary.last_event:
         console.print(
-            f"history from {summary.first_event:%Y-%m-%d} to {summary.last_event:%Y-%m-%d}; stored in {where}"
+            f"history from {local_day(summary.first_event)} to {local_day(summary.last_event)} "
+            f"({times_in()}); stored in {where}"
         )
     channels = Table(
         "channel",

@@ -10,8 +10,9 @@ import typer
 from rich.table import Table
 
 from clm.cli.context import customer_id, engine
-from clm.cli.output import console, print_json
+from clm.cli.output import console, local, local_day, print_json, times_in
 from clm.core.errors import InvalidInput
+from clm.core.timeutil import show_time
 from clm.feedback.service import (
     add_message,
     comments,
@@ -182,11 +183,13 @@ def survey_comments(
     if json:
         print_json(rows)
         return
-    table = Table("when", "customer", "score", "comment", "follow-up", title=f"comments on {name}")
+    table = Table(
+        "when", "customer", "score", "comment", "follow-up", title=f"comments on {name}", caption=times_in()
+    )
     for c in rows:
         mark = "⚑ " if c.flagged else ""
         table.add_row(
-            f"{c.answered_at:%Y-%m-%d}",
+            f"{local_day(c.answered_at)}",
             str(c.customer_id),
             f"{mark}{c.score if c.score is not None else ''}",
             c.comment,
@@ -211,7 +214,7 @@ def ticket_open(
     ticket = open_ticket(eng, customer_id(eng, who), subject, body, channel=channel, priority=priority)
     console.print(
         f"ticket {ticket.id} opened ({ticket.priority}); "
-        f"first response due {ticket.sla.first_response_due:%Y-%m-%d %H:%M} UTC"
+        f"first response due {show_time(ticket.sla.first_response_due)}"
     )
 
 
@@ -245,7 +248,7 @@ def ticket_list(
         ]
         table.add_row(
             str(t.id),
-            f"{t.created_at:%Y-%m-%d %H:%M}",
+            f"{local(t.created_at)}",
             str(t.customer_id),
             t.priority,
             t.status,
@@ -284,7 +287,7 @@ def ticket_show(ticket_id: Annotated[int, typer.Argument()], json: Json = False)
     )
     for m in t.messages:
         console.print(
-            f"[dim]{m.created_at:%Y-%m-%d %H:%M} {m.author_kind} {m.author}[/dim]\n  {m.body}",
+            f"[dim]{local(m.created_at)} {m.author_kind} {m.author}[/dim]\n  {m.body}",
             highlight=False,
         )
 
@@ -397,7 +400,7 @@ def task_list(
         title="overdue tasks" if overdue else f"{status} tasks",
     )
     for t in rows:
-        due = f"{t.due_at:%Y-%m-%d %H:%M}" + (" (overdue)" if t.overdue else "")
+        due = f"{local(t.due_at)}" + (" (overdue)" if t.overdue else "")
         table.add_row(str(t.id), due, str(t.customer_id), t.assignee or "", t.title, t.source)
     console.print(table)
 
@@ -414,7 +417,7 @@ def task_add(
     eng = engine()
     due = datetime.now(UTC) + timedelta(days=due_in_days)
     task = create_task(eng, customer_id(eng, who), title, due_at=due, notes=notes, assignee=assignee)
-    console.print(f"task {task.id} due {task.due_at:%Y-%m-%d %H:%M} UTC")
+    console.print(f"task {task.id} due {show_time(task.due_at)}")
 
 
 @tasks_app.command("done")

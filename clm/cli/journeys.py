@@ -19,7 +19,7 @@ from clm.channels.templates import (
     save_template,
 )
 from clm.cli.context import customer_id, engine
-from clm.cli.output import console, print_json
+from clm.cli.output import console, local, print_json, times_in
 from clm.core.errors import ClmError
 from clm.core.timeutil import utcnow
 from clm.journeys.context import build_contexts, language, profiles
@@ -212,21 +212,28 @@ def journeys_trace(
         return
     for e in t.enrolments:
         console.print(
-            f"[bold]{e['journey']}[/bold] entered {e['entered_at']:%Y-%m-%d %H:%M}: {e['state']}"
+            f"[bold]{e['journey']}[/bold] entered {local(e['entered_at'])}: {e['state']}"
             + (f" ({e['exit_reason']})" if e["exit_reason"] else "")
             + (f", arm {e['variant']}" if e["variant"] else ""),
             highlight=False,
         )
-    table = Table("when", "journey", "step", "action", "outcome", "detail", title="steps")
+    table = Table("when", "journey", "step", "action", "outcome", "detail", title="steps", caption=times_in())
     for s in t.steps:
-        table.add_row(f"{s.at:%Y-%m-%d %H:%M}", s.journey, s.step, s.action, s.outcome, s.detail)
+        table.add_row(f"{local(s.at)}", s.journey, s.step, s.action, s.outcome, s.detail)
     console.print(table)
-    messages = Table("queued", "journey", "channel", "template", "status", "why / sent", title="messages")
+    messages = Table(
+        "queued",
+        "journey",
+        "channel",
+        "template",
+        "status",
+        "why / sent",
+        title="messages",
+        caption=times_in(),
+    )
     for m in t.messages:
-        why = m.reason or (f"sent {m.sent_at:%Y-%m-%d %H:%M}" if m.sent_at else "")
-        messages.add_row(
-            f"{m.created_at:%Y-%m-%d %H:%M}", m.journey or "-", m.channel, m.template, m.status, why
-        )
+        why = m.reason or (f"sent {local(m.sent_at)}" if m.sent_at else "")
+        messages.add_row(f"{local(m.created_at)}", m.journey or "-", m.channel, m.template, m.status, why)
     console.print(messages)
 
 
@@ -376,11 +383,21 @@ def outbox_list(
     if json:
         print_json(rows)
         return
-    table = Table("id", "queued", "customer", "channel", "template", "status", "reason", title="outbox")
+    table = Table(
+        "id",
+        "queued",
+        "customer",
+        "channel",
+        "template",
+        "status",
+        "reason",
+        title="outbox",
+        caption=times_in(),
+    )
     for r in rows:
         table.add_row(
             str(r["id"]),
-            f"{r['created_at']:%Y-%m-%d %H:%M}",
+            f"{local(r['created_at'])}",
             str(r["customer_id"]),
             r["channel"],
             r["template"],

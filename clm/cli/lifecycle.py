@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from clm.cli.context import engine
-from clm.cli.output import console, err_console, print_json
+from clm.cli.output import console, err_console, local, print_json
 from clm.cli.segments import refresh_segments
 from clm.core.errors import InvalidInput
 from clm.core.timeutil import store_midnight, utcnow
@@ -105,7 +105,7 @@ def show(json: JsonOpt = False) -> None:
 
 def _print_run(run: StageRun) -> None:
     console.print(
-        f"{run.model}: evaluated [bold]{run.evaluated:,}[/] customers as of {run.as_of:%Y-%m-%d %H:%M}, "
+        f"{run.model}: evaluated [bold]{run.evaluated:,}[/] customers as of {local(run.as_of)}, "
         f"[bold]{run.changed:,}[/] changed stage"
     )
     if run.moves:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from clm.cli.context import customer_id, engine
-from clm.cli.output import console, err_console, print_json
+from clm.cli.output import console, err_console, local, local_day, print_json, times_in
 from clm.loyalty.service import (
     MANUAL_KINDS,
     account,
@@ -50,7 +50,7 @@ def balance(who: Who, json: Json = False) -> None:
         console.print(f"  {me.to_next_tier:,.2f} more {me.basis} to reach {me.next_tier}", highlight=False)
     for change in me.tier_history[:5]:
         console.print(
-            f"  {change.changed_at:%Y-%m-%d} {change.from_tier} → {change.to_tier} ({change.direction})",
+            f"  {local_day(change.changed_at)} {change.from_tier} → {change.to_tier} ({change.direction})",
             highlight=False,
         )
 
@@ -67,11 +67,18 @@ def history_command(
     if json:
         print_json(rows)
         return
-    table = Table("id", "when", "kind", "points", "reason", "reference", title=f"ledger of customer {who}")
+    table = Table(
+        "id",
+        "when",
+        "kind",
+        "points",
+        "reason",
+        "reference",
+        title=f"ledger of customer {who}",
+        caption=times_in(),
+    )
     for p in rows:
-        table.add_row(
-            str(p.id), f"{p.posted_at:%Y-%m-%d %H:%M}", p.kind, f"{p.points:+,}", p.reason, p.reference
-        )
+        table.add_row(str(p.id), f"{local(p.posted_at)}", p.kind, f"{p.points:+,}", p.reason, p.reference)
     console.print(table)
 
 

@@ -23,6 +23,29 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def local(moment: datetime | date | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored (UTC) moment as the store's wall time (CLM_DEFAULT_TIMEZONE); "" for None. A
+    table of such times names the zone in its caption (`times_in`), a sentence with `show_time`."""
+    from clm.core.timeutil import as_utc, store_zone
+
+    if moment is None:
+        return ""
+    if not isinstance(moment, datetime):  # a calendar date is shown as it is
+        return moment.strftime(fmt)
+    return as_utc(moment).astimezone(store_zone()).strftime(fmt)
+
+
+def local_day(moment: datetime | date | None) -> str:
+    return local(moment, "%Y-%m-%d")
+
+
+def times_in() -> str:
+    """The caption of a table with times: the zone they are in."""
+    from clm.core.settings import store_timezone_name
+
+    return f"times in {store_timezone_name()}"
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()

@@ -11,7 +11,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from clm.cli.context import engine
-from clm.cli.output import byte_progress, console, err_console, print_json
+from clm.cli.output import byte_progress, console, err_console, local, print_json, times_in
 from clm.core.files import DataFile
 from clm.segments.lists import import_list
 from clm.segments.service import (
@@ -38,10 +38,10 @@ WhereOpt = Annotated[
 
 
 def _members_table(title: str, rows: list[MemberRow]) -> Table:
-    table = Table("id", "external id", "email", "name", "city", "entered", title=title)
+    table = Table("id", "external id", "email", "name", "city", "entered", title=title, caption=times_in())
     for m in rows:
         name = " ".join(p for p in (m.first_name, m.last_name) if p)
-        entered = f"{m.entered_at:%Y-%m-%d %H:%M}" if m.entered_at else ""
+        entered = f"{local(m.entered_at)}" if m.entered_at else ""
         table.add_row(str(m.customer_id), m.external_id or "", m.email or "", name, m.city or "", entered)
     return table
 
@@ -141,9 +141,11 @@ def list_command(json: JsonOpt = False) -> None:
     if json:
         print_json(rows)
         return
-    table = Table("name", "kind", "members", "built", "condition / description", title="segments")
+    table = Table(
+        "name", "kind", "members", "built", "condition / description", title="segments", caption=times_in()
+    )
     for s in rows:
-        built = f"{s.built_at:%Y-%m-%d %H:%M}" if s.built_at else "-"
+        built = f"{local(s.built_at)}" if s.built_at else "-"
         table.add_row(s.name, s.kind, f"{s.members:,}", built, s.where or s.description)
     console.print(table)
 

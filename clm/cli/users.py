@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from clm.cli.context import engine
-from clm.cli.output import console
+from clm.cli.output import console, local, times_in
 
 ROLE_HELP = "One of: admin, marketer, analyst, viewer (the same rights as API keys)."
 app = typer.Typer(help="Manage console users (sign-in with email and password).", no_args_is_help=True)
@@ -41,10 +41,10 @@ def list_() -> None:
 
     from clm.auth.users import list_users
 
-    table = Table("id", "email", "name", "role", "state", "last sign-in")
+    table = Table("id", "email", "name", "role", "state", "last sign-in", caption=times_in())
     for u in list_users(engine()):
         state = "disabled" if u.disabled else ("locked" if u.locked_until else "active")
-        last = f"{u.last_sign_in_at:%Y-%m-%d %H:%M}" if u.last_sign_in_at else "-"
+        last = f"{local(u.last_sign_in_at)}" if u.last_sign_in_at else "-"
         table.add_row(str(u.id), u.email, u.display_name, u.role, state, last)
     console.print(table)
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from clm.cli.context import engine
-from clm.cli.output import console, print_json
+from clm.cli.output import console, local, print_json, times_in
 from clm.journeys.service import Tick, tick
 from clm.worker.import_runner import run_queued
 from clm.worker.jobs import parse_every, run_due, schedule, set_interval
@@ -93,13 +93,13 @@ def list_jobs(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     if json:
         print_json(jobs)
         return
-    table = Table("job", "every", "next run", "last run", "status", "what it does", title="schedule")
+    table = Table(
+        "job", "every", "next run", "last run", "status", "what it does", title="schedule", caption=times_in()
+    )
     for j in jobs:
-        last = f"{j.last_finished_at:%Y-%m-%d %H:%M}" if j.last_finished_at else "-"
+        last = f"{local(j.last_finished_at)}" if j.last_finished_at else "-"
         status = f"{j.last_status}: {j.last_message}" if j.last_status else "-"
-        table.add_row(
-            j.name, _every(j.every_seconds), f"{j.next_run_at:%Y-%m-%d %H:%M}", last, status, j.description
-        )
+        table.add_row(j.name, _every(j.every_seconds), f"{local(j.next_run_at)}", last, status, j.description)
     console.print(table)
 
 

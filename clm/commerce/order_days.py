@@ -104,21 +104,24 @@ def order_days_zone_name(conn: Connection) -> str | None:
     return conn.execute(select(order_days_zone.c.zone)).scalar()
 
 
-def ensure_order_days_zone(engine: Engine) -> bool:
+def ensure_order_days_zone(engine: Engine) -> str | None:
     """Rebuild the summary when `CLM_DEFAULT_TIMEZONE` differs from the zone its days were cut
-    in (a changed setting); True when it rebuilt. Cheap when nothing changed: one row read."""
+    in (a changed setting). Returns None when nothing was done (cheap: one row read), else the
+    zone it was cut in before ("" when none was recorded: a new or emptied store)."""
     zone = store_zone().key
     with engine.connect() as conn:
         if not inspect(conn).has_table(order_days_zone.name):  # a schema not yet upgraded
-            return False
+            return None
         if order_days_zone_name(conn) == zone:
-            return False
+            return None
     with engine.begin() as conn:
-        if order_days_zone_name(conn) == zone:  # another process rebuilt it meanwhile
-            return False
+        before = order_days_zone_name(conn)
+        if before == zone:  # another process rebuilt it meanwhile
+            return None
         rows = rebuild_all_order_days(conn)
-    log.warning("order_days rebuilt in the time zone %s (%d rows)", zone, rows)
-    return True
+    if before:
+        log.warning("order_days rebuilt in the time zone %s (was %s; %d rows)", zone, before, rows)
+    return before or ""
 
 
 def _rebuild(conn: Connection, scope: Scope) -> None:

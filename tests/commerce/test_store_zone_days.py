@@ -68,17 +68,17 @@ def test_a_store_in_utc_cuts_its_days_at_utc_midnight(engine, monkeypatch):
 
 
 def test_a_changed_zone_rebuilds_the_summary_once(engine, monkeypatch):
-    assert ensure_order_days_zone(engine) is True  # no zone recorded (the tables were emptied)
+    assert ensure_order_days_zone(engine) == ""  # no zone recorded (the tables were emptied)
     shop(engine)
-    assert ensure_order_days_zone(engine) is False  # written in Shanghai, still Shanghai
+    assert ensure_order_days_zone(engine) is None  # written in Shanghai, still Shanghai
     with engine.connect() as conn:
         assert order_days_zone_name(conn) == "Asia/Shanghai"
     monkeypatch.setenv("CLM_DEFAULT_TIMEZONE", "UTC")
-    assert ensure_order_days_zone(engine) is True
+    assert ensure_order_days_zone(engine) == "Asia/Shanghai"
     assert days(engine) == {OCT31: (2, 30.0), NOV1: (1, 40.0)}
-    assert ensure_order_days_zone(engine) is False
+    assert ensure_order_days_zone(engine) is None
     monkeypatch.setenv("CLM_DEFAULT_TIMEZONE", "Asia/Shanghai")
-    assert ensure_order_days_zone(engine) is True
+    assert ensure_order_days_zone(engine) == "UTC"
     assert days(engine) == {OCT31: (1, 10.0), NOV1: (2, 60.0)}
 
 
@@ -87,10 +87,7 @@ def test_cohorts_are_the_stores_months(engine, monkeypatch):
     upsert_customer(engine, CustomerIn(external_id="c2", first_seen_at=OCT31_2359), actor="t")
     ingest_order_batch(
         engine,
-        [
-            OrderIn(order_id=f"o{who}", external_id=who, ordered_at=NOV1_0800, total=5)
-            for who in ("c1", "c2")
-        ],
+        [OrderIn(order_id=f"o{who}", external_id=who, ordered_at=NOV1_0800, total=5) for who in ("c1", "c2")],
         actor="t",
     )
 
@@ -136,3 +133,16 @@ def test_times_are_shown_in_the_stores_zone_with_its_name(monkeypatch, zone, sho
     monkeypatch.setenv("CLM_DEFAULT_TIMEZONE", zone)
     assert show_time(NOV1_0030) == shown
     assert local_iso(NOV1_0030) == iso
+
+
+def test_a_command_after_a_zone_change_rebuilds_the_summary_and_says_so(engine, db_url, capsys, monkeypatch):
+    from clm.cli import main
+
+    ensure_order_days_zone(engine)
+    shop(engine)
+    assert main(["--db", db_url, "segments", "list"]) == 0
+    assert "rebuilt" not in capsys.readouterr().err  # nothing changed: nothing said
+    monkeypatch.setenv("CLM_DEFAULT_TIMEZONE", "UTC")
+    assert main(["--db", db_url, "segments", "list"]) == 0
+    assert "order summary rebuilt in the time zone UTC (was Asia/Shanghai)" in capsys.readouterr().err
+    assert days(engine) == {OCT31: (2, 30.0), NOV1: (1, 40.0)}
