@@ -64,10 +64,11 @@ order_items = Table(
     UniqueConstraint("order_pk", "sku"),
 )
 
-# The counted orders of one customer on one day of the store's time zone, as they stand between refunds: a row holds
-# for the moments t with counted_from <= t < counted_until, so at any t a customer has at most one
-# row per day. Kept in step with `orders` by every write (clm/commerce/order_days.py); reports
-# over all customers read this instead of every order and line item.
+# The counted orders of one customer on one day of the store's time zone (order_days_zone), as
+# they stand between refunds: a row holds for the moments t with counted_from <= t < counted_until,
+# so at any t a customer has at most one row per day. Kept in step with `orders` by every write
+# (clm/commerce/order_days.py); reports over all customers read this instead of every order and
+# line item.
 order_days = Table(
     "order_days",
     metadata,
