@@ -214,8 +214,8 @@ def _profiles(
         name = (GIVEN_NAMES_ZH[given[i]], SURNAMES_ZH[surname[i]])
         place = (PLACES_ZH[CITIES[city[i]][0]], PLACES_ZH[CITIES[city[i]][1]], "CN", "Asia/Shanghai")
         if idx % ABROAD_EVERY == ABROAD_EVERY - 1:
-            g_abroad, s_abroad, *where = ABROAD[(idx // ABROAD_EVERY) % len(ABROAD)]
-            g, s, name, place = g_abroad, s_abroad, (g_abroad, s_abroad), tuple(where)
+            g, s, town, region, country, zone = ABROAD[(idx // ABROAD_EVERY) % len(ABROAD)]
+            name, place = (g, s), (town, region, country, zone)
         out.append(
             {
                 "external_id": f"D{idx:07d}",
