@@ -175,7 +175,9 @@ class EventIn(BaseModel):
     # ISO 8601 text or Unix seconds / milliseconds (what trackers send), as files allow too; a
     # number before 1990 (0, 0.5) is refused by the activity-time check
     timestamp: datetime = Field(
-        ..., description="When it happened: ISO 8601 (without a zone: in the store's time zone, CLM_DEFAULT_TIMEZONE) or Unix seconds / milliseconds."
+        ...,
+        description="When it happened: ISO 8601 (without a zone: in the store's time zone, "
+        "CLM_DEFAULT_TIMEZONE) or Unix seconds / milliseconds.",
     )
     channel: str | None = Field(
         None,
