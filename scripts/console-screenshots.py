@@ -29,78 +29,51 @@ PAGES = {
     "customer": "/customers/2",
     "settings": "/settings",
     "password": "/account/password",
-    "journeys": "/journeys",
-    "journey": "/journeys/cart-abandonment",
-    "journey-go-live": "/journeys/browse-abandonment/go-live",
-    "segments": "/segments",
-    "segment": "/segments/2",
-    "segment-builder": "/segments/2/edit",
+    "imports": "/imports",
+    "import-columns": "/imports/1",  # seed_imports sets the ids
+    "import": "/imports/1",
 }
 WIDTHS = {"wide": (1280, 860), "phone": (390, 844)}
 LOCALES = {"zh": "zh-CN", "en": "en-US"}
 EMAIL = "screenshots@clm.invalid"
 
 
-def seed_journeys(engine) -> None:  # type: ignore[no-untyped-def]
-    """The ready-made cart journey live for five days over 400 demo customers (a real SMTP server
-    in this process takes its messages), 15% of them buying; the browse journey as a draft."""
-    from datetime import timedelta
-
-    from aiosmtpd.controller import Controller
-
-    from clm.commerce.schemas import OrderIn, SpendIn
-    from clm.commerce.service import ingest_order_batch, record_spend
-    from clm.core.errors import NotFound
-    from clm.core.timeutil import utcnow
-    from clm.customers.service import list_customers
-    from clm.events.schemas import validate_event
-    from clm.events.service import ingest
-    from clm.journeys.service import get_journey, import_journey, set_status, tick
-
-    try:
-        get_journey(engine, "cart-abandonment")
-        return
-    except NotFound:
-        pass
-
-    class Sink:
-        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-            return "250 OK"
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    smtp = Controller(Sink(), hostname="127.0.0.1", port=port)
-    smtp.start()
+def seed_imports(engine, actor: str) -> None:  # type: ignore[no-untyped-def]
+    """Two imports by the screenshot admin: an order file with two bad rows, imported, and a
+    member file from a Chinese system whose columns are still to be confirmed."""
     import os
 
-    os.environ.update(CLM_SMTP_HOST="127.0.0.1", CLM_SMTP_PORT=str(port), CLM_QUIET_HOURS="off")
-    import_journey(engine, "cart-abandonment")
-    import_journey(engine, "browse-abandonment")
-    set_status(engine, "cart-abandonment", "live")
-    people = [c for c in list_customers(engine, limit=2000) if c.external_id][:400]
-    start = utcnow() - timedelta(days=5)
-    carts = [
-        validate_event({"event_id": f"shot-cart-{c.id}", "type": "add_to_cart", "external_id": c.external_id,
-                        "timestamp": start + timedelta(minutes=i % 50), "sku": "SH-1", "name": "Red shoes"})
-        for i, c in enumerate(people)
-    ]  # fmt: skip
-    ingest(engine, carts, actor="screenshots")
-    tick(engine, start + timedelta(hours=1))
-    buyers = people[::7]
-    bought = start + timedelta(days=1, hours=8)
-    orders = [
-        OrderIn(order_id=f"shot-{c.id}", external_id=c.external_id, ordered_at=bought, status="completed",
-                total=299.0, items=[{"sku": "SH-1", "unit_price": 299.0}])
-        for c in buyers
-    ]  # fmt: skip
-    ingest_order_batch(engine, orders, actor="screenshots")  # each records its purchase event
-    with engine.begin() as conn:
-        record_spend(conn, [SpendIn(channel="email", campaign="cart-abandonment", period_start=start.date(),
-                                    period_end=start.date(), amount=800.0)])  # fmt: skip
-    for hours in (5, 30, 40, 60):
-        tick(engine, start + timedelta(hours=hours))
-    smtp.stop()
+    from clm.worker.import_jobs import claim_next, create_upload, import_dir, queue_job
+    from clm.worker.import_preview import suggest_mapping
+    from clm.worker.import_runner import run_job
+
+    os.environ.setdefault("CLM_IMPORT_DIR", tempfile.mkdtemp())
+    uploads = import_dir() / "uploads"
+    orders = (
+        "订单号,会员编号,下单时间,订单状态,商品编码,数量,单价\n"
+        'SHOT-1,VIP-1001,2026/11/1 10:05,已完成,TEA-01,2,"￥1,299.00"\n'
+        "SHOT-2,VIP-1002,2026/11/2 09:00,已付款,TEA-02,1,88元\n"
+        "SHOT-3,VIP-1003,2026/11/3 08:00,待审核,TEA-03,1,58\n"
+        "SHOT-4,VIP-1004,11月4日,已完成,TEA-04,1,58\n"
+    )
+    (uploads / "shot-orders.csv").write_text(orders, encoding="utf-8-sig")
+    size = len(orders.encode()) + 3
+    job = create_upload(engine, "orders", "十一月订单.csv", "shot-orders.csv", size, actor, None)
+    mapping = suggest_mapping("orders", orders.splitlines()[0].split(","))
+    queue_job(engine, job.id, mapping, None, None, actor)
+    claimed = claim_next(engine)
+    assert claimed is not None
+    run_job(engine, claimed)
+    members = (
+        "会员编号,姓,名,手机号,生日,性别,城市,接收短信,注册时间,会员等级\n"
+        "VIP-2001,张,伟,138 1234 5678,1990年5月12日,男,上海,是,2026/3/1 10:00,金卡\n"
+        "VIP-2002,李,娜,+86 139 8765 4321,1987/2/29,女,杭州,否,2026/3/2 11:30,银卡\n"
+        "VIP-2003,王,芳,电话待补,1995.8.8,女,北京,是,2026/3/5,普通\n"
+    )
+    (uploads / "shot-members.csv").write_bytes(members.encode("gb18030"))
+    size = len(members.encode("gb18030"))
+    waiting = create_upload(engine, "customers", "会员导出.csv", "shot-members.csv", size, actor, None)
+    PAGES["import"], PAGES["import-columns"] = f"/imports/{job.id}", f"/imports/{waiting.id}"
 
 
 def main() -> None:
@@ -133,8 +106,8 @@ def main() -> None:
     except NotFound:
         email = EMAIL
     create_user(engine, email, "admin", password, "截图", actor="screenshots")
-    if {"journeys", "journey", "journey-go-live"} & set(args.pages.split(",")):
-        seed_journeys(engine)
+    if {"imports", "import-columns", "import"} & set(args.pages.split(",")):
+        seed_imports(engine, find_user(engine, email).actor)
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

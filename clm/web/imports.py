@@ -123,6 +123,16 @@ FIELD_NAMES = {
     "active": N_("On sale"),
     "in_stock": N_("In stock"),
 }
+
+
+def file_size(size: int) -> str:
+    """A file's size as people read it: 820 B, 12.5 KB, 3.2 MB, 1.1 GB (the same in Chinese)."""
+    for unit, step in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if size >= step:
+            return f"{size / step:,.1f} {unit}"
+    return f"{size} B"
+
+
 KEEP = ""  # the mapping choice "keep the column as it is" (an attribute or a property)
 
 
@@ -153,7 +163,7 @@ def _list(console: Console, status: int = 200, **context: Any) -> Response:
         kinds=KIND_NAMES,
         statuses=STATUS_NAMES,
         can_import=console.user is not None and console.user.can("write"),
-        max_bytes=max_upload_bytes(),
+        max_size=file_size(max_upload_bytes()),
         **context,
     )
 
@@ -262,6 +272,7 @@ def _columns_context(
         "sheets": sheets,
         "kinds": KIND_NAMES,
         "plain": is_plain,
+        "file_size": file_size,
     }
 
 
@@ -270,8 +281,9 @@ def import_page(job_id: int, console: Annotated[Console, Depends(page("read", "i
     job = _job(console, job_id)
     if job is None:
         return _not_found(console)
-    console.crumbs = [(N_("Imports"), "/imports"), (job.file_name, None)]
+    console.crumbs = [(N_("Imports"), "/imports"), (N_("Import"), None)]
     if job.status == "uploaded" and console.user is not None and console.user.can("write"):
+        console.crumbs[-1] = (N_("Match the columns"), None)
         preview = preview_file(job.kind, job.upload_path, job.format, {})
         mapping = suggest_mapping(job.kind, preview.columns)
         return console.render("import_columns.html", **_columns_context(console, job, mapping, "", ""))
@@ -285,6 +297,7 @@ def _job_context(job: ImportJob) -> dict[str, Any]:
         "statuses": STATUS_NAMES,
         "counter_names": COUNTER_NAMES,
         "field_names": FIELD_NAMES,
+        "file_size": file_size,
     }
 
 
@@ -330,7 +343,7 @@ async def import_start(
     if job.status != "uploaded":
         return console.redirect(f"/imports/{job.id}")
     if context["preview"].problem or context["missing"]:
-        console.crumbs = [(N_("Imports"), "/imports"), (job.file_name, None)]
+        console.crumbs = [(N_("Imports"), "/imports"), (N_("Match the columns"), None)]
         return console.render("import_columns.html", 422, **context, refused=True)
     try:
         await run_in_threadpool(

@@ -194,3 +194,48 @@ def test_clm_worker_runs_a_queued_import(engine, db_url, import_folder):
     assert main(["--db", db_url, "worker", "--once", "--no-journeys"]) == 0
     done = get_job(engine, job.id)
     assert (done.status, done.accepted, done.counters) == ("done", 1, {"products": 1})
+
+
+def _rss() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) << 10 for line in status if line.startswith("VmRSS:"))
+
+
+def test_a_large_upload_goes_to_disk_not_into_memory(server, team, engine, tmp_path):
+    """128 MB through the real server (uvicorn, in this process): memory grows by a few MB."""
+    import threading
+
+    import httpx
+
+    big = tmp_path / "big.csv"
+    line = b"13800000000,2026/11/1 10:05,\xe6\x98\xaf,\xe4\xb8\x8a\xe6\xb5\xb7\n" * 1024
+    with big.open("wb") as out:
+        out.write("手机号,注册时间,接收短信,城市\n".encode())
+        while out.tell() < 128 << 20:
+            out.write(line)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.wait(0.02):
+            peak = max(peak, _rss())
+
+    with httpx.Client(base_url=server, timeout=120) as client:
+        token = sign_in(client, "mark")
+        before = _rss()
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        with big.open("rb") as sent:
+            response = client.post(
+                "/imports/upload",
+                data={"kind": "customers"},
+                files={"file": ("big.csv", sent, "text/csv")},
+                headers={"X-CSRF-Token": token},
+                follow_redirects=False,
+            )
+        done.set()
+        sampler.join()
+    job = get_job(engine, job_id_of(response))
+    assert job.size == big.stat().st_size and job.upload_path.stat().st_size == job.size
+    assert peak - before < 48 << 20, f"memory grew by {(peak - before) >> 20} MB"
