@@ -32,10 +32,78 @@ PAGES = {
     "imports": "/imports",
     "import-columns": "/imports/1",  # seed_imports sets the ids
     "import": "/imports/1",
+    "journeys": "/journeys",
+    "journey": "/journeys/cart-abandonment",
+    "journey-go-live": "/journeys/browse-abandonment/go-live",
+    "segments": "/segments",
+    "segment": "/segments/2",
+    "segment-builder": "/segments/2/edit",
 }
 WIDTHS = {"wide": (1280, 860), "phone": (390, 844)}
 LOCALES = {"zh": "zh-CN", "en": "en-US"}
 EMAIL = "screenshots@clm.invalid"
+
+
+def seed_journeys(engine) -> None:  # type: ignore[no-untyped-def]
+    """The ready-made cart journey live for five days over 400 demo customers (a real SMTP server
+    in this process takes its messages), 15% of them buying; the browse journey as a draft."""
+    from datetime import timedelta
+
+    from aiosmtpd.controller import Controller
+
+    from clm.commerce.schemas import OrderIn, SpendIn
+    from clm.commerce.service import ingest_order_batch, record_spend
+    from clm.core.errors import NotFound
+    from clm.core.timeutil import utcnow
+    from clm.customers.service import list_customers
+    from clm.events.schemas import validate_event
+    from clm.events.service import ingest
+    from clm.journeys.service import get_journey, import_journey, set_status, tick
+
+    try:
+        get_journey(engine, "cart-abandonment")
+        return
+    except NotFound:
+        pass
+
+    class Sink:
+        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+            return "250 OK"
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    smtp = Controller(Sink(), hostname="127.0.0.1", port=port)
+    smtp.start()
+    import os
+
+    os.environ.update(CLM_SMTP_HOST="127.0.0.1", CLM_SMTP_PORT=str(port), CLM_QUIET_HOURS="off")
+    import_journey(engine, "cart-abandonment")
+    import_journey(engine, "browse-abandonment")
+    set_status(engine, "cart-abandonment", "live")
+    people = [c for c in list_customers(engine, limit=2000) if c.external_id][:400]
+    start = utcnow() - timedelta(days=5)
+    carts = [
+        validate_event({"event_id": f"shot-cart-{c.id}", "type": "add_to_cart", "external_id": c.external_id,
+                        "timestamp": start + timedelta(minutes=i % 50), "sku": "SH-1", "name": "Red shoes"})
+        for i, c in enumerate(people)
+    ]  # fmt: skip
+    ingest(engine, carts, actor="screenshots")
+    tick(engine, start + timedelta(hours=1))
+    buyers = people[::7]
+    bought = start + timedelta(days=1, hours=8)
+    orders = [
+        OrderIn(order_id=f"shot-{c.id}", external_id=c.external_id, ordered_at=bought, status="completed",
+                total=299.0, items=[{"sku": "SH-1", "unit_price": 299.0}])
+        for c in buyers
+    ]  # fmt: skip
+    ingest_order_batch(engine, orders, actor="screenshots")  # each records its purchase event
+    with engine.begin() as conn:
+        record_spend(conn, [SpendIn(channel="email", campaign="cart-abandonment", period_start=start.date(),
+                                    period_end=start.date(), amount=800.0)])  # fmt: skip
+    for hours in (5, 30, 40, 60):
+        tick(engine, start + timedelta(hours=hours))
+    smtp.stop()
 
 
 def seed_imports(engine, actor: str) -> None:  # type: ignore[no-untyped-def]
@@ -108,6 +176,8 @@ def main() -> None:
     create_user(engine, email, "admin", password, "截图", actor="screenshots")
     if {"imports", "import-columns", "import"} & set(args.pages.split(",")):
         seed_imports(engine, find_user(engine, email).actor)
+    if {"journeys", "journey", "journey-go-live"} & set(args.pages.split(",")):
+        seed_journeys(engine)
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
