@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
+from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, func, select, union
+from sqlalchemy import Engine, bindparam, case, func, select, union
 
 from clm.commerce.tables import orders
-from clm.core.timeutil import as_utc, store_day, utcnow
+from clm.core.timeutil import as_utc, store_day, store_midnight, utcnow
 from clm.customers.scope import CustomerScope, in_scope
 from clm.customers.tables import customers
 from clm.events.tables import events
 from clm.features import SYSTEM_CHANNEL, counted_order
+from clm.store.schema import UTCDateTime
 from clm.store.sql import month_number
 
 
@@ -49,6 +51,17 @@ def _month_label(number: int) -> str:
     return f"{number // 12:04d}-{number % 12 + 1:02d}"
 
 
+def _month_of(moment: Any, first: int, last: int) -> Any:
+    """The store-zone month number (as `month_number`) of a timestamp from month `first` on (NULL
+    before it; `last` for anything later): a CASE over the months' first moments in UTC, so the
+    database compares stored timestamps instead of converting each of a year of events to local
+    time (on SQLite a Python function call per event and per part)."""
+    starts = [(m, store_midnight(date(m // 12, m % 12 + 1, 1))) for m in range(first, last + 1)]
+    return case(
+        *((moment >= bindparam(None, t, type_=UTCDateTime), m) for m, t in reversed(starts)), else_=None
+    )
+
+
 def cohorts(
     engine: Engine, *, months: int = 12, since: date | None = None, scope: CustomerScope | None = None
 ) -> CohortReport:
@@ -62,15 +75,20 @@ def cohorts(
     live = customers.c.merged_into.is_(None)
     start = month_number(first_seen).label("m0")
     base = select(customers.c.id, start).where(live, *in_scope(customers.c.id, scope)).subquery("base")
+    earliest = bindparam(
+        "earliest", store_midnight(date(first_month // 12, first_month % 12 + 1, 1)), UTCDateTime
+    )
     activity = union(
-        select(events.c.customer_id, month_number(events.c.occurred_at).label("m")).where(
-            events.c.channel != SYSTEM_CHANNEL
-        ),
-        select(orders.c.customer_id, month_number(orders.c.ordered_at).label("m")),
+        select(
+            events.c.customer_id, _month_of(events.c.occurred_at, first_month, current + 1).label("m")
+        ).where(events.c.channel != SYSTEM_CHANNEL, events.c.occurred_at >= earliest),
+        select(
+            orders.c.customer_id, _month_of(orders.c.ordered_at, first_month, current + 1).label("m")
+        ).where(orders.c.ordered_at >= earliest),
     ).subquery("act")
     bought = (
-        select(orders.c.customer_id, month_number(orders.c.ordered_at).label("m"))
-        .where(counted_order(as_utc(now)))
+        select(orders.c.customer_id, _month_of(orders.c.ordered_at, first_month, current + 1).label("m"))
+        .where(counted_order(as_utc(now)), orders.c.ordered_at >= earliest)
         .distinct()
         .subquery("buy")
     )
