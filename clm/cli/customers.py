@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -11,6 +12,7 @@ from rich.table import Table
 from clm.cli.context import engine
 from clm.cli.output import console, local, local_day, print_json, times_in
 from clm.core.errors import InvalidInput
+from clm.core.timeutil import show_time
 from clm.customers.identities import normalize_identity
 from clm.customers.merge import merge_customers, suspected_duplicates
 from clm.customers.schemas import PROFILE_FIELDS
@@ -45,7 +47,8 @@ def _render(view: CustomerView) -> None:
     for name in PROFILE_FIELDS:
         value = getattr(p, name)
         if value is not None:
-            fields.add_row(name.replace("_", " "), str(value))
+            shown = show_time(value) if isinstance(value, datetime) else str(value)  # the store's zone, named
+            fields.add_row(name.replace("_", " "), shown)
     for key, value in sorted(p.attributes.items()):
         fields.add_row(f"· {key}", str(value))
     fields.add_row("identities", ", ".join(f"{i.kind}={i.value}" for i in p.identities))

@@ -188,16 +188,17 @@ PLACES_ZH = {
     "Qingdao": "青岛",
     "Shandong": "山东",
 }
-# one customer in ABROAD_EVERY lives abroad: a name in Latin letters, a city, region, country, zone
+# one customer in ABROAD_EVERY lives abroad: given names (female, male), family name, city, region,
+# country, time zone
 ABROAD_EVERY = 25
 ABROAD = [
-    ("Emma", "Smith", "London", "England", "GB", "Europe/London"),
-    ("Lucas", "Martin", "Paris", "Île-de-France", "FR", "Europe/Paris"),
-    ("Olivia", "Brown", "New York", "New York", "US", "America/New_York"),
-    ("Noah", "Tan", "Singapore", "Singapore", "SG", "Asia/Singapore"),
-    ("Mia", "Müller", "Berlin", "Berlin", "DE", "Europe/Berlin"),
-    ("Liam", "Wilson", "Sydney", "New South Wales", "AU", "Australia/Sydney"),
-    ("Hana", "Sato", "Tokyo", "Tokyo", "JP", "Asia/Tokyo"),
+    ("Emma", "James", "Smith", "London", "England", "GB", "Europe/London"),
+    ("Chloé", "Lucas", "Martin", "Paris", "Île-de-France", "FR", "Europe/Paris"),
+    ("Olivia", "Noah", "Brown", "New York", "New York", "US", "America/New_York"),
+    ("Grace", "Ethan", "Tan", "Singapore", "Singapore", "SG", "Asia/Singapore"),
+    ("Mia", "Felix", "Müller", "Berlin", "Berlin", "DE", "Europe/Berlin"),
+    ("Ava", "Liam", "Wilson", "Sydney", "New South Wales", "AU", "Australia/Sydney"),
+    ("Hana", "Ren", "Sato", "Tokyo", "Tokyo", "JP", "Asia/Tokyo"),
 ]
 
 GIVEN_NAMES = [

@@ -12,6 +12,7 @@ analytics have real structure to find and a known truth to be checked against.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -183,6 +184,11 @@ def simulate_chunk(config: DemoConfig, index: int, first: int, count: int) -> Ch
     return Chunk(profiles + [d.pop("profile") for d in duplicates], truth, orders, events, acquisitions)
 
 
+def _ascii(name: str) -> str:
+    """A name as an email address writes it: Müller → Muller, Chloé → Chloe."""
+    return unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+
+
 def _profiles(
     rng: np.random.Generator,
     config: DemoConfig,
@@ -214,12 +220,13 @@ def _profiles(
         name = (GIVEN_NAMES_ZH[given[i]], SURNAMES_ZH[surname[i]])
         place = (PLACES_ZH[CITIES[city[i]][0]], PLACES_ZH[CITIES[city[i]][1]], "CN", "Asia/Shanghai")
         if idx % ABROAD_EVERY == ABROAD_EVERY - 1:
-            g, s, town, region, country, zone = ABROAD[(idx // ABROAD_EVERY) % len(ABROAD)]
+            her, his, s, town, region, country, zone = ABROAD[(idx // ABROAD_EVERY) % len(ABROAD)]
+            g = her if gender[i] else his
             name, place = (g, s), (town, region, country, zone)
         out.append(
             {
                 "external_id": f"D{idx:07d}",
-                "email": f"{g}.{s}{idx}@{EMAIL_DOMAINS[domain[i]]}".lower(),
+                "email": f"{_ascii(g)}.{_ascii(s)}{idx}@{EMAIL_DOMAINS[domain[i]]}".lower(),
                 "phone": f"+86{PHONE_PREFIXES[idx % len(PHONE_PREFIXES)]}{idx:09d}",
                 "first_name": name[0],
                 "last_name": name[1],
