@@ -39,8 +39,12 @@ class CustomerView(BaseModel):
     timeline: list[Event]
 
 
-def customer_view(engine: Engine, customer_id: int, events: int = 50) -> CustomerView:
-    """Everything known about one customer; a merged id shows the profile it was merged into."""
+def customer_view(
+    engine: Engine, customer_id: int, events: int = 50, orders: int = 10, cases: bool = True
+) -> CustomerView:
+    """Everything known about one customer; a merged id shows the profile it was merged into.
+    `events` and `orders` say how many of the latest to include, `cases` whether the open tickets
+    and tasks (the console's 360° page reads those itself, pages of them and of every status)."""
     profile = get_customer(engine, customer_id)
     return CustomerView(
         requested_id=customer_id,
@@ -52,12 +56,12 @@ def customer_view(engine: Engine, customer_id: int, events: int = 50) -> Custome
         loyalty=account(engine, profile.id),
         open_tickets=[
             t
-            for t in list_tickets(engine, customer_id=profile.id, limit=20)
+            for t in (list_tickets(engine, customer_id=profile.id, limit=20) if cases else [])
             if t.status not in ("resolved", "closed")
         ],
-        open_tasks=list_tasks(engine, customer_id=profile.id, limit=20),
+        open_tasks=list_tasks(engine, customer_id=profile.id, limit=20) if cases else [],
         orders=order_summary(engine, profile.id),
         event_counts=event_counts(engine, profile.id),
-        recent_orders=customer_orders(engine, profile.id, limit=10),
-        timeline=timeline(engine, profile.id, limit=events),
+        recent_orders=customer_orders(engine, profile.id, limit=orders) if orders else [],
+        timeline=timeline(engine, profile.id, limit=events) if events else [],
     )

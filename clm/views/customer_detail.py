@@ -63,7 +63,7 @@ class OrderPage:
 
 def customer_detail(engine: Engine, customer_id: int) -> CustomerDetail:
     """Everything the 360° page shows about one customer (a merged id shows its survivor)."""
-    view = customer_view(engine, customer_id, events=0)
+    view = customer_view(engine, customer_id, events=0, orders=0, cases=False)
     cid = view.profile.id
     try:
         value: ValueScore | None = customer_value(engine, cid)
