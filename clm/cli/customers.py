@@ -15,6 +15,7 @@ from clm.core.errors import InvalidInput
 from clm.core.timeutil import show_time
 from clm.customers.identities import normalize_identity
 from clm.customers.merge import merge_customers, suspected_duplicates
+from clm.customers.names import full_name
 from clm.customers.schemas import PROFILE_FIELDS
 from clm.customers.service import find_customers
 from clm.segments.service import refresh_customers
@@ -125,7 +126,7 @@ def find(
     for c in find_customers(engine(), identities):
         table.add_row(
             str(c.id),
-            f"{c.first_name or ''} {c.last_name or ''}".strip(),
+            full_name(c.first_name, c.last_name),
             c.email or "",
             c.phone or "",
             c.external_id or "",

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from clm.cli.context import engine
 from clm.cli.output import byte_progress, console, err_console, local, print_json, times_in
 from clm.core.files import DataFile
+from clm.customers.names import full_name
 from clm.segments.lists import import_list
 from clm.segments.service import (
     Build,
@@ -40,7 +41,7 @@ WhereOpt = Annotated[
 def _members_table(title: str, rows: list[MemberRow]) -> Table:
     table = Table("id", "external id", "email", "name", "city", "entered", title=title, caption=times_in())
     for m in rows:
-        name = " ".join(p for p in (m.first_name, m.last_name) if p)
+        name = full_name(m.first_name, m.last_name)  # 黄强, Ann Lee
         entered = f"{local(m.entered_at)}" if m.entered_at else ""
         table.add_row(str(m.customer_id), m.external_id or "", m.email or "", name, m.city or "", entered)
     return table
