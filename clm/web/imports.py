@@ -24,6 +24,7 @@ from clm.web.i18n import N_
 from clm.worker.import_jobs import (
     ImportJob,
     create_upload,
+    discard_stale_uploads,
     discard_upload,
     get_job,
     import_dir,
@@ -248,6 +249,7 @@ async def imports_upload(
     except ClmError as exc:
         (folder / upload.stored_name).unlink(missing_ok=True)
         return _list(console, 422, error=exc.message, kind=kind)
+    await run_in_threadpool(discard_stale_uploads, console.engine, "system")
     return console.redirect(f"/imports/{job.id}")
 
 

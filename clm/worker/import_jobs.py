@@ -33,6 +33,7 @@ KINDS = ("customers", "events", "orders", "products")
 ACTIVE = ("queued", "running", "refreshing")  # a runner still has work to do on these
 LEASE = timedelta(seconds=60)
 DEFAULT_MAX_BYTES = 4 << 30
+STALE_UPLOAD = timedelta(days=7)  # an upload whose columns were never confirmed is dropped then
 
 
 def import_dir() -> Path:
@@ -237,6 +238,24 @@ def discard_upload(engine: Engine, job_id: int, actor: str) -> None:
         job.upload_path.unlink(missing_ok=True)
 
 
+def discard_stale_uploads(engine: Engine, actor: str, older_than: timedelta = STALE_UPLOAD) -> int:
+    """Drop files uploaded more than `older_than` ago whose columns were never confirmed (the
+    imports page calls this at each upload, so forgotten uploads do not fill the disk)."""
+    with engine.connect() as conn:
+        stale = (
+            conn.execute(
+                select(import_jobs.c.id).where(
+                    import_jobs.c.status == "uploaded", import_jobs.c.created_at < utcnow() - older_than
+                )
+            )
+            .scalars()
+            .all()
+        )
+    for job_id in stale:
+        discard_upload(engine, job_id, actor)
+    return len(stale)
+
+
 def claim_next(engine: Engine, now: datetime | None = None) -> ImportJob | None:
     """Take the oldest queued job, or one whose runner's lease ran out; one caller wins each."""
     now = now or utcnow()
@@ -315,6 +334,7 @@ __all__ = [
     "ImportJob",
     "claim_next",
     "create_upload",
+    "discard_stale_uploads",
     "discard_upload",
     "get_job",
     "has_unfinished",

@@ -144,12 +144,21 @@ def test_a_form_posted_without_script_is_imported_too(client, team, engine):
 
 def test_missing_required_columns_and_bad_files_are_said_on_the_page(client, team, engine):
     token = sign_in(client, "mark")
+    forgotten = job_id_of(upload(client, token, "old.csv", b"sku\nP1\n", kind="products"))
+    with engine.begin() as conn:  # uploaded eight days ago, its columns never confirmed
+        conn.execute(
+            import_jobs.import_jobs.update()
+            .where(import_jobs.import_jobs.c.id == forgotten)
+            .values(created_at=import_jobs.utcnow() - import_jobs.STALE_UPLOAD * 8 / 7)
+        )
     response = upload(client, token, "events.xls", b"\xd0\xcf\x11\xe0", kind="events")
     assert response.status_code == 422 and "old Excel format" in response.text
     job_id = job_id_of(upload(client, token, "e.csv", b"what,when\npage_view,2026-11-01\n", kind="events"))
     response = client.post(f"/imports/{job_id}/start", data={"csrf_token": token}, follow_redirects=False)
     assert response.status_code == 422 and 'id="missing-fields"' in response.text
     assert get_job(engine, job_id).status == "uploaded"
+    assert get_job(engine, forgotten).status == "discarded"  # dropped at the next upload
+    assert not get_job(engine, forgotten).upload_path.exists()
     assert client.post(f"/imports/{job_id}/discard", data={"csrf_token": token}).status_code == 200
     assert get_job(engine, job_id).status == "discarded"
 
