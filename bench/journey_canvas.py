@@ -33,7 +33,7 @@ FILL = [
        SELECT 'b' || g, 'b' || g || '@example.com', 'CN', now() - interval '400 days', now(), now()
        FROM generate_series(1, :n) g""",
     """INSERT INTO events (event_id, customer_id, type, channel, occurred_at, received_at, properties)
-       SELECT 'v' || g, 1 + (g * 7919) % :n, 'product_view', 'web',
+       SELECT 'v' || g, 1 + (g::bigint * 7919) % :n, 'product_view', 'web',
               now() - (g % 400) * interval '1 day' - (g % 1440) * interval '1 minute', now(), '{}'
        FROM generate_series(1, :n * 5) g""",
     # the entrants: every k-th customer, entered over the last 30 days; arm by customer
@@ -95,7 +95,10 @@ def fill(engine, customers: int, every: int) -> None:  # type: ignore[no-untyped
     set_status(engine, "cart-abandonment", "live")
     with engine.begin() as conn:
         jid, vid = conn.execute(
-            text("SELECT j.id, v.id FROM journeys j JOIN journey_versions v ON v.journey_id = j.id")
+            text(
+                "SELECT j.id, v.id FROM journeys j JOIN journey_versions v ON v.journey_id = j.id"
+                " AND v.version = j.version WHERE j.name = 'cart-abandonment'"
+            )
         ).one()
         for statement in FILL:
             conn.execute(text(statement), {"n": customers, "k": every, "jid": jid, "vid": vid})

@@ -77,6 +77,7 @@ def seed_journeys(engine) -> None:  # type: ignore[no-untyped-def]
     smtp.start()
     import os
 
+    saved = {k: os.environ.get(k) for k in ("CLM_SMTP_HOST", "CLM_SMTP_PORT", "CLM_QUIET_HOURS")}
     os.environ.update(CLM_SMTP_HOST="127.0.0.1", CLM_SMTP_PORT=str(port), CLM_QUIET_HOURS="off")
     import_journey(engine, "cart-abandonment")
     import_journey(engine, "browse-abandonment")
@@ -104,6 +105,11 @@ def seed_journeys(engine) -> None:  # type: ignore[no-untyped-def]
     for hours in (5, 30, 40, 60):
         tick(engine, start + timedelta(hours=hours))
     smtp.stop()
+    for key, value in saved.items():  # the pages show the store's own settings
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def seed_imports(engine, actor: str) -> None:  # type: ignore[no-untyped-def]

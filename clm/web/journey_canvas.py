@@ -149,6 +149,7 @@ def layout(graph: Graph, arms: dict[str, int] | None = None) -> Layout:
         else:
             bend = (ty - sy) / 2
             path = f"M{sx:.1f},{sy:.1f} C{sx:.1f},{sy + bend:.1f} {tx:.1f},{ty - bend:.1f} {tx:.1f},{ty:.1f}"
-            lx, ly = (sx + tx) / 2, sy + min(26.0, bend)
+            # the curve's midpoint; ways out of one step to one place are stacked, not overlaid
+            lx, ly = (sx + tx) / 2, (sy + ty) / 2 + (k - (len(outs) - 1) / 2) * 14
         curves.append(Curve(e.source, e.target, e.outcome, e.label, path, lx, ly, back))
     return Layout(width, y - GAP_Y + MARGIN, list(boxes.values()), curves)
