@@ -146,3 +146,21 @@ def test_a_command_after_a_zone_change_rebuilds_the_summary_and_says_so(engine, 
     assert main(["--db", db_url, "segments", "list"]) == 0
     assert "order summary rebuilt in the time zone UTC (was Asia/Shanghai)" in capsys.readouterr().err
     assert days(engine) == {OCT31: (2, 30.0), NOV1: (1, 40.0)}
+
+
+def test_migration_0019_cuts_the_summary_in_the_stores_zone(engine):
+    from alembic import command
+
+    from clm.migrations import config, upgrade
+
+    shop(engine)
+    try:
+        command.downgrade(config(engine), "0018")  # 0019's downgrade: UTC days again
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT day, sum(orders) FROM order_days GROUP BY day").all()
+        assert dict(rows) == {OCT31: 2, NOV1: 1}  # 23:59 and 00:30 Beijing are both 31 October in UTC
+    finally:
+        upgrade(engine)
+    assert days(engine) == {OCT31: (1, 10.0), NOV1: (2, 60.0)}
+    with engine.connect() as conn:
+        assert order_days_zone_name(conn) == "Asia/Shanghai"
