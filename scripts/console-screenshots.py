@@ -35,6 +35,11 @@ PAGES = {
     "journeys": "/journeys",
     "journey": "/journeys/cart-abandonment",
     "journey-go-live": "/journeys/browse-abandonment/go-live",
+    "templates": "/templates",
+    "template": "/templates/cart-reminder",
+    "outbox": "/outbox?state=not_sent",
+    "campaigns": "/campaigns",
+    "campaign": "/campaigns/cart-abandonment",
     "segments": "/segments",
     "segment": "/segments/2",
     "segment-builder": "/segments/2/edit",
@@ -77,7 +82,6 @@ def seed_journeys(engine) -> None:  # type: ignore[no-untyped-def]
     smtp.start()
     import os
 
-    saved = {k: os.environ.get(k) for k in ("CLM_SMTP_HOST", "CLM_SMTP_PORT", "CLM_QUIET_HOURS")}
     os.environ.update(CLM_SMTP_HOST="127.0.0.1", CLM_SMTP_PORT=str(port), CLM_QUIET_HOURS="off")
     import_journey(engine, "cart-abandonment")
     import_journey(engine, "browse-abandonment")
@@ -105,11 +109,6 @@ def seed_journeys(engine) -> None:  # type: ignore[no-untyped-def]
     for hours in (5, 30, 40, 60):
         tick(engine, start + timedelta(hours=hours))
     smtp.stop()
-    for key, value in saved.items():  # the pages show the store's own settings
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 def seed_imports(engine, actor: str) -> None:  # type: ignore[no-untyped-def]
@@ -182,7 +181,8 @@ def main() -> None:
     create_user(engine, email, "admin", password, "截图", actor="screenshots")
     if {"imports", "import-columns", "import"} & set(args.pages.split(",")):
         seed_imports(engine, find_user(engine, email).actor)
-    if {"journeys", "journey", "journey-go-live"} & set(args.pages.split(",")):
+    seeded = {"journeys", "journey", "journey-go-live", "outbox", "campaigns", "campaign"}
+    if seeded & set(args.pages.split(",")):
         seed_journeys(engine)
 
     with socket.socket() as s:

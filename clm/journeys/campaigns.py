@@ -144,7 +144,7 @@ def list_campaigns(engine: Engine) -> list[CampaignRow]:
     rois = {r.campaign: r for r in campaign_roi(engine)}
     with engine.connect() as conn:
         rows = _journey_rows(conn)
-        sent = dict(
+        sent: dict[int, int] = dict(
             conn.execute(
                 select(outbox.c.journey_id, func.count())
                 .where(outbox.c.status == "sent", outbox.c.journey_id.is_not(None))

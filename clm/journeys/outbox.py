@@ -43,6 +43,7 @@ from clm.customers.service import set_consent
 from clm.journeys import channel_choice
 from clm.journeys.context import build_contexts, language, profiles, tracker
 from clm.journeys.links import link_key
+from clm.journeys.outbox_admin import was_released
 from clm.journeys.steps import zone
 from clm.journeys.tables import journey_log, journeys, outbox, suppressions
 from clm.store.schema import UTCDateTime, to_db_timestamp
@@ -310,7 +311,8 @@ def dispatch(
                 traced.append(_choice_log(r, "no channel", choice.why(), now))
             continue
         if marketing and choice.channel in PERSONAL_CHANNELS:
-            until = quiet_until(now, p.timezone, quiet)
+            # a message a person released goes out now, quiet hours or not (outbox_admin)
+            until = None if was_released(r.reason) else quiet_until(now, p.timezone, quiet)
             if until is not None:
                 guard.sent_now[(r.customer_id, choice.channel)] -= 1  # not sent in this batch
                 later.append({"rid": r.id, "not_before": until})

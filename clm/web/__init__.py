@@ -10,11 +10,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from clm.web.access import ConsoleDenied, ConsoleRedirect
+from clm.web.campaigns import router as campaigns_router
 from clm.web.customers import router as customers_router
 from clm.web.frame import router as frame_router
 from clm.web.imports import router as imports_router
 from clm.web.imports import runner as import_runner
 from clm.web.journeys import router as journeys_router
+from clm.web.message_templates import router as templates_router
+from clm.web.outbox_page import router as outbox_router
 from clm.web.overview import router as overview_router
 from clm.web.segment_builder import router as segment_builder_router
 from clm.web.segments import router as segments_router
@@ -27,8 +30,11 @@ CONSOLE_ROUTERS = (
     customers_router,
     segment_builder_router,  # before segments_router: /segments/new is not a segment id
     segments_router,
-    imports_router,
     journeys_router,
+    templates_router,
+    outbox_router,
+    campaigns_router,
+    imports_router,
 )
 
 

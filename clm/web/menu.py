@@ -68,6 +68,16 @@ SECTIONS = (
         built=True,
     ),
     Section(
+        "messages",
+        N_("Messages"),
+        "/templates",
+        "read",
+        "M3 5h18v14H3zm0 0 9 7 9-7",
+        N_("Message templates with a live preview, and the outbox of messages on their way out."),
+        ("clm templates list", "clm templates preview welcome 1", "clm outbox list"),
+        built=True,
+    ),
+    Section(
         "campaigns",
         N_("Campaigns"),
         "/campaigns",
@@ -75,6 +85,7 @@ SECTIONS = (
         "M3 11v2l13 5V6zm13-5 5-2v16l-5-2M7 14v5h3v-4",
         N_("Results, A/B tests and return on investment."),
         ("clm campaigns roi", "clm experiments report"),
+        built=True,
     ),
     Section(
         "loyalty",
