@@ -16,7 +16,7 @@ from clm.core.errors import InvalidInput
 from clm.customers.identities import normalize_identity
 from clm.customers.names import search_key
 from clm.customers.schemas import Customer
-from clm.customers.service import get_customer
+from clm.customers.service import get_customers
 from clm.customers.tables import customer_identities, customers
 
 MAX_QUERY = 200
@@ -25,7 +25,7 @@ _KINDS = ("email", "phone", "external_id", "wechat_openid", "wechat_unionid")
 
 def search_customers(engine: Engine, text: str, limit: int = 20) -> list[Customer]:
     """The profiles `search_customer_ids` finds, whole (for a short list of results)."""
-    return [get_customer(engine, cid) for cid in search_customer_ids(engine, text, limit)]
+    return get_customers(engine, search_customer_ids(engine, text, limit))
 
 
 def search_customer_ids(engine: Engine, text: str, limit: int = 20) -> list[int]:

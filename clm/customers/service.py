@@ -701,39 +701,58 @@ def list_customers(engine: Engine, limit: int = 50, offset: int = 0) -> list[Cus
         return [_load(conn, cid) for cid in ids]
 
 
+def get_customers(engine: Engine, customer_ids: Sequence[int]) -> list[Customer]:
+    """Live profiles by id, in the order asked, in four queries however many (a page of search
+    results); ids that are not live profiles are left out."""
+    with engine.connect() as conn:
+        found = _load_many(conn, customer_ids, live_only=True)
+    return [found[cid] for cid in dict.fromkeys(customer_ids) if cid in found]
+
+
 def _load(conn: Connection, customer_id: int) -> Customer:
-    row = conn.execute(select(customers).where(customers.c.id == customer_id)).mappings().first()
-    if row is None:
+    found = _load_many(conn, [customer_id])
+    if customer_id not in found:
         raise NotFound(f"no customer with id {customer_id}")
-    identities = [
-        Identity(k, v)
-        for k, v in conn.execute(
-            select(customer_identities.c.kind, customer_identities.c.value)
-            .where(customer_identities.c.customer_id == customer_id)
-            .order_by(customer_identities.c.kind, customer_identities.c.id)
+    return found[customer_id]
+
+
+def _load_many(conn: Connection, customer_ids: Sequence[int], live_only: bool = False) -> dict[int, Customer]:
+    query = select(customers).where(customers.c.id.in_(sorted(set(customer_ids))))
+    if live_only:
+        query = query.where(customers.c.merged_into.is_(None))
+    rows = conn.execute(query).mappings().all() if customer_ids else []
+    ids = [row["id"] for row in rows]
+    if not ids:
+        return {}
+    identities: dict[int, list[Identity]] = {}
+    for cid, k, v in conn.execute(
+        select(customer_identities.c.customer_id, customer_identities.c.kind, customer_identities.c.value)
+        .where(customer_identities.c.customer_id.in_(ids))
+        .order_by(customer_identities.c.kind, customer_identities.c.id)
+    ):
+        identities.setdefault(cid, []).append(Identity(k, v))
+    consent_lists: dict[int, list[Consent]] = {}
+    consent_q = select(consents).where(consents.c.customer_id.in_(ids)).order_by(consents.c.channel)
+    for r in conn.execute(consent_q):
+        consent = Consent(r.channel, r.granted, r.updated_at, r.source)
+        consent_lists.setdefault(r.customer_id, []).append(consent)
+    merged_from: dict[int, list[int]] = {}
+    for survivor, merged in conn.execute(
+        select(customer_merges.c.survivor_id, customer_merges.c.merged_id)
+        .where(customer_merges.c.survivor_id.in_(ids))
+        .order_by(customer_merges.c.id)
+    ):
+        merged_from.setdefault(survivor, []).append(merged)
+    return {
+        row["id"]: Customer(
+            id=row["id"],
+            attributes=row["attributes"] or {},
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            identities=identities.get(row["id"], []),
+            consents=consent_lists.get(row["id"], []),
+            merged_from=merged_from.get(row["id"], []),
+            **{name: row[name] for name in PROFILE_FIELDS},
         )
-    ]
-    consent_list = [
-        Consent(r.channel, r.granted, r.updated_at, r.source)
-        for r in conn.execute(
-            select(consents).where(consents.c.customer_id == customer_id).order_by(consents.c.channel)
-        )
-    ]
-    merged_from = list(
-        conn.execute(
-            select(customer_merges.c.merged_id)
-            .where(customer_merges.c.survivor_id == customer_id)
-            .order_by(customer_merges.c.id)
-        ).scalars()
-    )
-    fields = {name: row[name] for name in PROFILE_FIELDS}
-    return Customer(
-        id=row["id"],
-        attributes=row["attributes"] or {},
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        identities=identities,
-        consents=consent_list,
-        merged_from=merged_from,
-        **fields,
-    )
+        for row in rows
+    }

@@ -10,8 +10,8 @@ from sqlalchemy import text
 from clm.customers.merge import merge_customers
 from clm.customers.names import name_keys
 from clm.customers.schemas import CustomerIn
-from clm.customers.search import name_queries, search_customer_ids
-from clm.customers.service import upsert_customer
+from clm.customers.search import name_queries, search_customer_ids, search_customers
+from clm.customers.service import get_customers, upsert_customer
 
 
 def add(engine, **fields):  # type: ignore[no-untyped-def]
@@ -48,6 +48,12 @@ def test_search_by_the_start_of_a_name_in_either_order(engine):
     assert search_customer_ids(engine, str(nameless)) == [nameless]
     assert search_customer_ids(engine, "a") == [ann]  # the external id a, then no name starts with it
     assert search_customer_ids(engine, "张", limit=1) == [wei]
+    # whole profiles, in the same order, read together
+    profiles = search_customers(engine, "张")
+    assert [c.id for c in profiles] == [wei, wen]
+    assert profiles[0].email == "wei@example.com" and ("email", "wei@example.com") in {
+        (i.kind, i.value) for i in profiles[0].identities
+    }
 
 
 def test_a_merged_profile_is_found_as_its_survivor(engine):
@@ -57,6 +63,8 @@ def test_a_merged_profile_is_found_as_its_survivor(engine):
     assert search_customer_ids(engine, "anna") == []  # the tombstone's name is not a live profile
     assert search_customer_ids(engine, "g") == [kept]  # its identities now belong to the survivor
     assert search_customer_ids(engine, str(gone)) == [kept]
+    assert [c.id for c in get_customers(engine, [gone, kept])] == [kept]  # live profiles only
+    assert get_customers(engine, [kept])[0].merged_from == [gone]
 
 
 def test_a_renamed_profile_is_found_by_its_new_name(engine):
