@@ -22,6 +22,7 @@ from clm.feedback.pages import router as survey_pages
 from clm.journeys.api import router as journeys_router
 from clm.journeys.pages import router as message_links
 from clm.journeys.receipts import router as sms_receipts
+from clm.journeys.wechat_push import router as wechat_push
 from clm.lifecycle.api import router as lifecycle_router
 from clm.loyalty.api import router as loyalty_router
 from clm.segments.api import router as segments_router
@@ -102,6 +103,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(survey_pages)  # the answer page behind a survey link (HTML, no key)
     app.include_router(message_links)  # unsubscribe, open pixel, tracked links (no key)
     app.include_router(sms_receipts, responses=ERRORS)  # SMS providers' receipts (shared secret)
+    app.include_router(wechat_push, responses=ERRORS)  # WeChat's pushes (signed with CLM_WECHAT_TOKEN)
     install_console(app)  # the web console at / (signed-in users, HTML)
 
     @app.get("/healthz", tags=["health"])

@@ -157,10 +157,11 @@ class MessageTemplate(BaseModel):
         if self.channel == "wechat":
             for lang, source in self.text.items():
                 first = next((line.strip() for line in source.splitlines() if line.strip()), "")
-                if not first.startswith("template:"):
+                if not first.startswith(("template:", "subscribe:")):
                     raise ValueError(
-                        f"text.{lang}: a WeChat template starts with 'template: ID' (the Official"
-                        " Account's template id), then one 'field: value' line per data field"
+                        f"text.{lang}: a WeChat template starts with 'template: ID' (a template"
+                        " message) or 'subscribe: ID' (a subscribe message), the id from the Official"
+                        " Account's console, then one 'field: value' line per data field"
                     )
         return self
 

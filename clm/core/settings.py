@@ -52,6 +52,8 @@ class Settings:
     wechat_app_id: str | None
     wechat_app_secret: str | None
     wechat_api_url: str
+    # The Token of the account's server URL (服务器配置): WeChat signs its pushes with it.
+    wechat_token: str | None
     # WeCom (企业微信): corp id, customer-contact secret, API base URL, and the staff member (userid)
     # who sends when neither the step nor the customer names one.
     wecom_corp_id: str | None
@@ -108,6 +110,7 @@ class Settings:
             wechat_app_id=os.environ.get("CLM_WECHAT_APP_ID") or None,
             wechat_app_secret=os.environ.get("CLM_WECHAT_APP_SECRET") or None,
             wechat_api_url=os.environ.get("CLM_WECHAT_API_URL", "https://api.weixin.qq.com"),
+            wechat_token=os.environ.get("CLM_WECHAT_TOKEN") or None,
             wecom_corp_id=os.environ.get("CLM_WECOM_CORP_ID") or None,
             wecom_secret=os.environ.get("CLM_WECOM_SECRET") or None,
             wecom_api_url=os.environ.get("CLM_WECOM_API_URL", "https://qyapi.weixin.qq.com"),

@@ -29,6 +29,7 @@ from sqlalchemy import Engine, func, or_, select, update
 from clm.core.errors import Forbidden, InvalidInput, Unauthorized
 from clm.core.settings import settings
 from clm.core.timeutil import utcnow
+from clm.customers.service import set_consent
 from clm.events.schemas import SYSTEM_ID_PREFIX, ValidEvent
 from clm.events.service import store_events
 from clm.journeys.tables import outbox
@@ -48,6 +49,8 @@ class Receipt:
     code: str
     text: str
     at: datetime
+    channel: str = "sms"  # the outbox channel of the message: sms, or wechat (clm.journeys.wechat_push)
+    refused: bool = False  # the person refused it (WeChat "failed:user block"): consent withdrawn
 
 
 def _beijing(text: Any) -> datetime:
@@ -96,30 +99,36 @@ def tencent_receipts(body: Any) -> list[Receipt]:
 
 
 def record_receipts(engine: Engine, receipts: list[Receipt]) -> tuple[int, int]:
-    """Apply receipts to the SMS messages they name: delivered → `delivery` delivered (and `sent`
-    if the outbox did not know it went out, `unknown`); undelivered → `failed` with the carrier's
-    code. Each becomes an event on the profile. Returns (matched, unknown receipts)."""
+    """Apply receipts to the messages they name (of the receipt's channel): delivered →
+    `delivery` delivered (and `sent` if the outbox did not know it went out, `unknown`);
+    undelivered → `failed` with the carrier's code. Each becomes an event on the profile
+    (`sms_delivered`, `wechat_undelivered`, …); a refused one withdraws the customer's consent for
+    the channel. Returns (matched, unknown receipts)."""
     if not receipts:
         return 0, 0
     keys = [r.key for r in receipts if r.key]
     refs = [r.ref for r in receipts if r.ref]
+    channels = sorted({r.channel for r in receipts})
     matched = 0
+    refused: list[tuple[int, str, str, datetime]] = []  # (customer, channel, why, when)
     with engine.begin() as conn:
         rows = conn.execute(
             select(outbox.c.id, outbox.c.key, outbox.c.provider_ref, outbox.c.customer_id, outbox.c.template,
-                   outbox.c.journey_id)
-            .where(outbox.c.channel == "sms", or_(outbox.c.key.in_(keys), outbox.c.provider_ref.in_(refs)))
+                   outbox.c.journey_id, outbox.c.channel)
+            .where(outbox.c.channel.in_(channels),
+                   or_(outbox.c.key.in_(keys), outbox.c.provider_ref.in_(refs)))
         ).all()  # fmt: skip
-        by_key = {r.key: r for r in rows}
-        by_ref = {r.provider_ref: r for r in rows if r.provider_ref}
+        by_key = {(r.channel, r.key): r for r in rows}
+        by_ref = {(r.channel, r.provider_ref): r for r in rows if r.provider_ref}
         events: list[ValidEvent] = []
         owners: list[int] = []
         for receipt in receipts:
-            row = by_key.get(receipt.key or "") or by_ref.get(receipt.ref or "")
+            ch = receipt.channel
+            row = by_key.get((ch, receipt.key or "")) or by_ref.get((ch, receipt.ref or ""))
             if row is None:
                 continue
             matched += 1
-            kind = "sms_delivered" if receipt.delivered else "sms_undelivered"
+            kind = f"{ch}_delivered" if receipt.delivered else f"{ch}_undelivered"
             if receipt.delivered:
                 conn.execute(
                     update(outbox)
@@ -146,12 +155,17 @@ def record_receipts(engine: Engine, receipts: list[Receipt]) -> tuple[int, int]:
                 "provider": receipt.provider,
                 "code": receipt.code,
             }
-            events.append(
-                ValidEvent(f"{SYSTEM_ID_PREFIX}{kind}:{row.id}", kind, "sms", receipt.at, {}, props)
-            )
+            events.append(ValidEvent(f"{SYSTEM_ID_PREFIX}{kind}:{row.id}", kind, ch, receipt.at, {}, props))
             owners.append(row.customer_id)
+            if receipt.refused:
+                why = f"{ch}: {receipt.provider} {receipt.code}".strip()
+                refused.append((row.customer_id, ch, why, receipt.at))
         if events:
             store_events(conn, events, owners)
+    # as an unsubscribe would, after the outcomes are written; at the report's time, so a report
+    # pushed again after the person consented anew is history, not news
+    for customer_id, ch, why, at in refused:
+        set_consent(engine, customer_id, ch, False, source=why[:200], at=at)
     return matched, len(receipts) - matched
 
 

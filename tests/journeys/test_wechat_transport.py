@@ -1,7 +1,9 @@
 """WeChat Official Account template messages against a local fake of api.weixin.qq.com that
 implements the documented calls: POST /cgi-bin/stable_token ({grant_type, appid, secret,
 force_refresh} → {access_token, expires_in}) and POST /cgi-bin/message/template/send?access_token=
-({touser, template_id, url, data, client_msg_id} → {errcode, errmsg, msgid}), with WeChat's error
+({touser, template_id, url, data, client_msg_id} → {errcode, errmsg, msgid}) and subscribe messages,
+POST /cgi-bin/message/subscribe/bizsend ({touser, template_id, page, data}; 47003 for a `thing`
+value over 20 characters; the fake returns a msgid as WeChat does in practice), with WeChat's error
 codes (40001/42001 token refused or expired, 43004 not following, 43101 refused, 45009 quota)."""
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class FakeWeChat(BaseHTTPRequestHandler):
     valid_token: ClassVar[str | None] = None
     expired: ClassVar[bool] = False
     messages: ClassVar[list[dict[str, Any]]] = []
+    subscribe_messages: ClassVar[list[dict[str, Any]]] = []  # bizsend (订阅通知)
+    last_msgid: ClassVar[int] = 200228331
 
     def do_POST(self) -> None:
         url = urlsplit(self.path)
@@ -48,7 +52,7 @@ class FakeWeChat(BaseHTTPRequestHandler):
                 cls.valid_token, cls.expired = f"TOKEN-{len(cls.tokens_issued) + 1}", False
             cls.tokens_issued.append((cls.valid_token, bool(body.get("force_refresh"))))
             return self._answer({"access_token": cls.valid_token, "expires_in": 7200})
-        if url.path == "/cgi-bin/message/template/send":
+        if url.path in ("/cgi-bin/message/template/send", "/cgi-bin/message/subscribe/bizsend"):
             token = parse_qs(url.query).get("access_token", [""])[0]
             if token != FakeWeChat.valid_token:
                 return self._answer(
@@ -56,10 +60,15 @@ class FakeWeChat(BaseHTTPRequestHandler):
                 )
             if FakeWeChat.expired:
                 return self._answer({"errcode": 42001, "errmsg": "access_token expired"})
-            FakeWeChat.messages.append(body)
+            subscribe = url.path.endswith("/bizsend")
+            (FakeWeChat.subscribe_messages if subscribe else FakeWeChat.messages).append(body)
             code = ANSWERS.get(body["touser"], 0)
+            too_long = [k for k, v in body["data"].items() if k.startswith("thing") and len(v["value"]) > 20]
+            if subscribe and too_long:  # a thing value is at most 20 characters
+                code = 47003
+            FakeWeChat.last_msgid += 1
             return self._answer(
-                {"errcode": code, "errmsg": "ok" if code == 0 else "refused", "msgid": 200228332}
+                {"errcode": code, "errmsg": "ok" if code == 0 else "refused", "msgid": FakeWeChat.last_msgid}
             )
         self.send_response(404)
         self.end_headers()
@@ -84,6 +93,7 @@ def fake_wechat(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         False,
         [],
     )
+    FakeWeChat.subscribe_messages, FakeWeChat.last_msgid = [], 200228331
     wechat._tokens.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeWeChat)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -1,5 +1,5 @@
-"""WeChat Official Account template messages (模板消息), sent to an OpenID of the configured
-account with the account's access token.
+"""WeChat Official Account template messages (模板消息) and subscribe messages (订阅通知), sent to an
+OpenID of the configured account with the account's access token.
 
 The token comes from the stable-token API (POST /cgi-bin/stable_token), which WeChat provides so
 that several processes can share one token: each process asks for it, gets the same token while it
@@ -12,11 +12,19 @@ the Chinese SMS providers (`clm.channels.sms.provider_template`): `template: ID`
 `field: value` line each, an optional `url:` line the link the message opens. The outbox key is
 `client_msg_id`, which WeChat uses to drop a repeat.
 
+A text that starts with `subscribe: ID` instead is a subscribe message (订阅通知, for a person who
+accepted that template in a subscribe pop-up): POST /cgi-bin/message/subscribe/bizsend with
+{touser, template_id, page?, miniprogram?, data}; `url:` becomes `page`, and `miniprogram_appid:` /
+`miniprogram_pagepath:` lines open a Mini Program (template messages take them too). bizsend has
+no client_msg_id: a repeat is only prevented by the outbox.
+
 errcode → outcome: 0 sent (WeChat's msgid kept as the provider reference); 45009 (daily API
 quota), 45047 (too many messages to this person) and -1 (busy) retried later; 43004 (the person no
 longer follows the account) and 43101 (the person refused messages) failed for good and the
 customer's `wechat` consent withdrawn; 40003 (invalid OpenID) failed for good and the OpenID
-suppressed; other codes failed for good."""
+suppressed; other codes (40037 a wrong template id, 47003 a data value the template refuses, 41030 a wrong
+page) failed for good. Both kinds map the same codes: for a subscribe message 43101 means the
+person has not accepted (or has rejected) that template."""
 
 from __future__ import annotations
 
@@ -39,6 +47,8 @@ PERSON_REFUSED = {
     43101: "the person refused messages from the account (consent withdrawn)",
 }
 INVALID_OPENID = 40003
+TEMPLATE_SEND = "/cgi-bin/message/template/send"
+SUBSCRIBE_SEND = "/cgi-bin/message/subscribe/bizsend"
 _MARGIN = 300  # seconds before expiry a cached token is no longer used
 
 
@@ -102,21 +112,28 @@ class WeChatTransport(KeptAliveClient):
             return str(body["access_token"])
 
     def payload(self, message: OutboundMessage) -> dict[str, object]:
-        """The template message for one recipient (raises InvalidInput on a bad template or OpenID)."""
+        """The template or subscribe message for one recipient (raises InvalidInput on a bad
+        template or OpenID); which one is `api_path(message)`."""
         app_id, sep, open_id = message.to.rpartition(":")
         if sep and app_id != self.app_id:
             raise InvalidInput(f"the OpenID belongs to app {app_id}, not to {self.app_id}", "wechat")
-        call = provider_call(message.text)
+        subscribe = is_subscribe(message.text)
+        text = message.text.replace("subscribe:", "template:", 1) if subscribe else message.text
+        call = provider_call(text)
         fields = dict(call.params)
         url = fields.pop("url", None)
+        mini_app, mini_path = fields.pop("miniprogram_appid", None), fields.pop("miniprogram_pagepath", None)
         body: dict[str, object] = {
             "touser": open_id,
             "template_id": call.template,
             "data": {name: {"value": value} for name, value in fields.items()},
-            "client_msg_id": message.key,
         }
+        if not subscribe:
+            body["client_msg_id"] = message.key
         if url:
-            body["url"] = url
+            body["page" if subscribe else "url"] = url
+        if mini_app:
+            body["miniprogram"] = {"appid": mini_app, "pagepath": mini_path or ""}
         return body
 
     def send(self, message: OutboundMessage) -> SendResult:
@@ -133,30 +150,34 @@ class WeChatTransport(KeptAliveClient):
         self.open()
         assert self._client is not None
         try:
-            answer = self._post(body, self._token())
+            path = SUBSCRIBE_SEND if is_subscribe(message.text) else TEMPLATE_SEND
+            answer = self._post(path, body, self._token())
             if answer.get("errcode") in TOKEN_REJECTED:
-                answer = self._post(body, self._token(force_refresh=True))
+                answer = self._post(path, body, self._token(force_refresh=True))
         except InvalidInput as exc:
             return SendResult(False, detail=exc.message)  # a token problem may pass: try again later
         except (httpx.HTTPError, ValueError) as exc:
             return SendResult(False, detail=f"WeChat unreachable or unreadable: {type(exc).__name__}")
         return outcome(answer)
 
-    def _post(self, body: dict[str, object], token: str) -> dict[str, object]:
+    def _post(self, path: str, body: dict[str, object], token: str) -> dict[str, object]:
         assert self._client is not None
-        response = self._client.post(
-            f"{self.api_url}/cgi-bin/message/template/send", params={"access_token": token}, json=body
-        )
+        response = self._client.post(f"{self.api_url}{path}", params={"access_token": token}, json=body)
         result = response.json()
         return result if isinstance(result, dict) else {}
+
+
+def is_subscribe(text: str) -> bool:
+    """A subscribe message's text starts with `subscribe: ID`, a template message's with `template:`."""
+    return text.lstrip().startswith("subscribe:")
 
 
 def outcome(answer: dict[str, object]) -> SendResult:
     code = answer.get("errcode")
     code = code if isinstance(code, int) else -2
     if code == 0:
-        msgid = str(answer.get("msgid", ""))
-        return SendResult(True, detail=f"msgid {msgid}", ref=msgid)
+        msgid = str(answer.get("msgid") or "")  # bizsend may not return one (WeChat documents none)
+        return SendResult(True, detail=f"msgid {msgid}" if msgid else "sent", ref=msgid)
     detail = f"WeChat errcode {code}: {str(answer.get('errmsg', ''))[:200]}"
     if code in PERSON_REFUSED:
         return SendResult(False, permanent=True, withdrawn=True, detail=f"{detail} ({PERSON_REFUSED[code]})")
