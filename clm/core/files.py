@@ -53,6 +53,7 @@ _SUFFIXES = {
 }
 # Columns a rejections file adds to the rows it lists: dropped when such a file is read back in.
 REJECTION_COLUMNS = ("rejected_line", "rejected_sheet", "rejection_reason")
+SKIP = "-"  # `--map 商品名称=-`: a column of the file left out (an export's columns CLM has no field for)
 SAMPLE_BYTES = 64 << 10  # what is looked at for a byte-order mark and binary content
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -345,7 +346,10 @@ class DataFile:
         if self.format != "xlsx":
             self.columns = [h for h in raw if h]
         self._raw_header = raw
-        keys = [None if h in REJECTION_COLUMNS else self.mapping.get(h, h) for h in raw]
+        keys = [
+            None if h in REJECTION_COLUMNS or self.mapping.get(h) == SKIP else self.mapping.get(h, h)
+            for h in raw
+        ]
         header = [k for k in keys if k is not None]
         if len(set(header)) != len(header):
             raise UnusableInput(f"{self.path.name} has duplicate column names: {header}")
@@ -485,7 +489,7 @@ class DataFile:
                 yield line_no, BadRow("each line must be a JSON object")
                 continue
             if mapping:
-                value = {mapping.get(k, k): v for k, v in value.items()}
+                value = {mapping.get(k, k): v for k, v in value.items() if mapping.get(k) != SKIP}
             yield line_no, {k: v for k, v in value.items() if v is not None and v != ""}
 
 
@@ -568,7 +572,8 @@ def _text_problem(text: str) -> str | None:
 
 
 def parse_mapping(pairs: list[str]) -> dict[str, str]:
-    """Turn ["file_col=field", ...] (the CLI's --map options) into a dict."""
+    """Turn ["file_col=field", ...] (the CLI's --map options) into a dict; `file_col=-` leaves
+    the column out."""
     mapping: dict[str, str] = {}
     for pair in pairs:
         source, sep, target = pair.partition("=")
