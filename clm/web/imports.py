@@ -135,6 +135,7 @@ def file_size(size: int) -> str:
 
 
 KEEP = ""  # the mapping choice "keep the column as it is" (an attribute or a property)
+LEAVE_OUT = "-"  # the mapping choice "leave the column out" (clm.core.files.SKIP, `--map COLUMN=-`)
 
 
 def runner(app: Any) -> ImportRunner:
@@ -275,6 +276,7 @@ def _columns_context(
         "kinds": KIND_NAMES,
         "plain": is_plain,
         "file_size": file_size,
+        "leave_out": LEAVE_OUT,
     }
 
 
@@ -307,7 +309,7 @@ async def _choices(request: Request, job: ImportJob) -> tuple[dict[str, str], st
     """The mapping, encoding and sheet the columns form sends (`map:<column>` = field or KEEP)."""
     form = await request.form()
     mapping = {}
-    allowed = set(FIELDS[job.kind])
+    allowed = {*FIELDS[job.kind], LEAVE_OUT}
     for key, value in form.items():
         if key.startswith("map:") and isinstance(value, str) and value != KEEP and value in allowed:
             mapping[key[4:]] = value

@@ -264,7 +264,7 @@ def preview_file(
             if lines and not isinstance(row, BadRow):
                 original = row
                 keys.update(dict.fromkeys(row))
-                row = {mapping.get(k, k): v for k, v in row.items()}
+                row = {mapping.get(k, k): v for k, v in row.items() if mapping.get(k) != "-"}  # "-": left out
             if isinstance(row, BadRow):
                 rows.append(PreviewRow(line, data.sheet, original, [], row.reason))
             else:
