@@ -162,6 +162,11 @@ async def push(request: Request, signature: Signed = "", timestamp: Signed = "",
     _check(signature, timestamp, nonce)
     if int(request.headers.get("content-length") or 0) > MAX_BODY:
         raise InvalidInput(f"a WeChat push is at most {MAX_BODY // 1024} KB", "body")
+    if request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/")
+    ):
+        # read as a form before this point (clm.api.errors), so its bytes are gone: not WeChat's
+        raise InvalidInput("a WeChat push is one XML message (Content-Type text/xml), not a form", "body")
     root = parse(await request.body())
     await run_in_threadpool(handle, request.app.state.engine, root)
     return "success"

@@ -24,6 +24,7 @@ from tests.journeys.test_china_journeys import _customer
 from tests.journeys.test_wechat_transport import APP_ID, FakeWeChat, fake_wechat  # noqa: F401
 
 TOKEN = "wx-push-token-7Hq"
+XML = {"Content-Type": "text/xml"}  # as WeChat sends it
 NOW = datetime(2026, 11, 2, 4, 0, tzinfo=UTC)
 # WeChat's CreateTime of the pushes: after the consents the test gives (at the real clock's now),
 # as a real push comes after the consent it may withdraw (an older one is history, not news)
@@ -149,7 +150,7 @@ def test_wechat_delivery_results_become_outcomes_events_and_consent(engine, clie
     ]
     for _ in range(2):  # WeChat pushes again when unsure it was heard: written once
         for body in pushes:
-            answer = client.post(f"/hooks/wechat?{_signed()}&openid=x", content=body)
+            answer = client.post(f"/hooks/wechat?{_signed()}&openid=x", content=body, headers=XML)
             assert answer.status_code == 200 and answer.text == "success"
     with engine.connect() as conn:
         rows = {r.key: r for r in conn.execute(select(outbox))}
@@ -201,8 +202,11 @@ def test_wechat_delivery_results_become_outcomes_events_and_consent(engine, clie
         (b"<xml><Encrypt><![CDATA[abc]]></Encrypt></xml>", "明文模式"),
         (b"not xml", "one XML message"),
     ):
-        answer = client.post(f"/hooks/wechat?{_signed()}", content=body)
+        answer = client.post(f"/hooks/wechat?{_signed()}", content=body, headers=XML)
         assert answer.status_code in (400, 422) and words in answer.text
+    as_form = {"Content-Type": "application/x-www-form-urlencoded"}  # curl's default, not WeChat's
+    answer = client.post(f"/hooks/wechat?{_signed()}", content=unfollow, headers=as_form)
+    assert answer.status_code in (400, 422) and "not a form" in answer.text
     with engine.connect() as conn:
         reasons = " ".join(r or "" for r in conn.execute(select(outbox.c.reason)).scalars())
     assert TOKEN not in reasons and "wechat-test-secret" not in reasons
