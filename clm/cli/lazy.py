@@ -47,7 +47,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("server", "Serve the API (docs at /docs, OpenAPI at /openapi.json)."),
     "worker": (
         "worker",
-        "Run due jobs (stages and loyalty daily, segments hourly by default) and the journeys.",
+        "Run due jobs (stages and loyalty daily, segments hourly by default), files queued on the"
+        " console's imports page, and the journeys.",
     ),
     "schedule": ("worker", "The periodic jobs the worker runs."),
     "apikey": ("apikeys", "Manage API keys (shown once, stored hashed)."),
