@@ -29,6 +29,9 @@ PAGES = {
     "customer": "/customers/2",
     "settings": "/settings",
     "password": "/account/password",
+    "segments": "/segments",
+    "segment": "/segments/2",
+    "segment-builder": "/segments/2/edit",
     "imports": "/imports",
     "import-columns": "/imports/1",  # seed_imports sets the ids
     "import": "/imports/1",

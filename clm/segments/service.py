@@ -167,6 +167,10 @@ def preview(
     now = as_of or utcnow()
     with engine.connect() as conn:
         compiled = _compile(conn, cond, where, "where" if where is not None else "condition")
+        if conn.dialect.name == "postgresql":
+            # room for the grouped counts of windowed conditions (`orders(last 365d) >= 2` groups
+            # millions of orders): with the default 4 MB their hash spills to disk
+            conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
         ids = matching(compiled).subquery("m")
         params = compiled.params(now)
         # one evaluation for the usual segment: its ids come back and are counted here; only a

@@ -20,6 +20,7 @@ from clm.lifecycle.service import current_model
 from clm.segments.builder import from_builder, to_builder
 from clm.segments.fields import FUNCTIONS, GROUPS, field_space
 from clm.segments.service import (
+    Build,
     Segment,
     check_condition,
     create_segment,
@@ -323,6 +324,10 @@ def segment_edit(console: Annotated[Console, Depends(page("read", "segments"))],
     )
 
 
+def build_nothing(name: str, members: int) -> Build:
+    return Build(name, members, 0, 0)
+
+
 def _save(
     console: Console,
     segment_id: int | None,
@@ -341,7 +346,7 @@ def _save(
             saved, build = create_segment(console.engine, name.strip(), description=description, where=text)
         else:
             saved, change = update_segment(console.engine, segment.name, description=description, where=text)
-            build = change
+            build = change if change is not None else build_nothing(saved.name, saved.members)
     except NotFound:
         console.crumbs = [(N_("Segments"), "/segments"), (N_("Not found"), None)]
         return console.render("not_found.html", 404)
@@ -359,11 +364,9 @@ def _save(
             mode=mode,
             tree=kept,
             where=where if mode == "text" else "",
-            error=getattr(exc, "detail", None) or exc.reason,
+            error=getattr(exc, "detail", None) or getattr(exc, "reason", None) or exc.message,
         )
-    entered = build.entered if build else 0
-    exited = build.exited if build else 0
-    return console.redirect(f"/segments/{saved.id}?saved=1&entered={entered}&exited={exited}")
+    return console.redirect(f"/segments/{saved.id}?saved=1&entered={build.entered}&exited={build.exited}")
 
 
 @router.post("/segments/new", response_class=HTMLResponse)

@@ -228,6 +228,10 @@ def segment_export(
     )
 
 
+def _why(exc: ClmError) -> str:
+    return str(getattr(exc, "reason", None) or exc.message)
+
+
 def _typed_rows(text: str) -> list[dict[str, str]]:
     """Lines of ids, emails or phones (commas, spaces and new lines separate them)."""
     rows = []
@@ -280,7 +284,7 @@ async def segment_add_members(
             report = await run_in_threadpool(_import, console, segment, path)
         except ClmError as exc:
             return await run_in_threadpool(
-                _segment_page, console, segment, 422, add_error="file", add_reason=exc.reason
+                _segment_page, console, segment, 422, add_error="file", add_reason=_why(exc)
             )
     segment = await run_in_threadpool(segment_by_id, console.engine, segment.id)
     return await run_in_threadpool(_segment_page, console, segment, report=report)
@@ -312,5 +316,5 @@ def segment_delete(
     try:
         delete_segment(console.engine, segment.name)
     except ClmError as exc:
-        return _segment_page(console, segment, 409, delete_error=exc.reason)
+        return _segment_page(console, segment, 409, delete_error=_why(exc))
     return console.redirect("/segments")

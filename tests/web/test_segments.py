@@ -237,6 +237,17 @@ def test_saving_from_the_builder_builds_and_says_who_entered(client, team, engin
     )
     assert refused.status_code == 422 and "x1 +" in refused.text and "save-error" in refused.text
     assert get_segment(engine, "two_plus").where == "orders >= 2 and revenue > 200"
+    # a name taken already: said on the page, the typed condition kept
+    taken = client.post(
+        "/segments/new",
+        data={"csrf_token": token, "name": "two_plus", "mode": "text", "where": "orders >= 3"},
+    )
+    assert taken.status_code == 422 and "already exists" in taken.text and "orders \\u003e= 3" in taken.text
+    # a segment another one reads is not deleted
+    create_segment(engine, "reads_it", where='in_segment("two_plus")')
+    kept = client.post(f"/segments/{segment.id}/delete", data={"csrf_token": token})
+    assert kept.status_code == 409 and "reads_it" in kept.text
+    assert get_segment(engine, "two_plus")
 
 
 def test_a_viewer_may_explore_but_not_save(client, team, engine, shop):

@@ -16,8 +16,8 @@
         xAxis: { type: "category", show: false, data: points.map((p) => p[0]) },
         yAxis: { type: "value", show: false, scale: true },
         tooltip: { trigger: "axis", confine: true, textStyle: { fontFamily: FONT, fontSize: 12 } },
-        series: [{ type: "line", data: points.map((p) => p[1]), showSymbol: false, connectNulls: false,
-          lineStyle: { width: 1.6, color: ACCENT }, areaStyle: { color: "rgba(15,118,110,.12)" } }],
+        series: [{ type: "line", data: points.map((p) => p[1]), showSymbol: true, symbolSize: 3, connectNulls: false,
+          lineStyle: { width: 1.6, color: ACCENT }, itemStyle: { color: ACCENT }, areaStyle: { color: "rgba(15,118,110,.12)" } }],
       });
       charts.push(chart);
     });
@@ -26,12 +26,13 @@
       const points = JSON.parse(big.dataset.trend);
       const chart = echarts.init(big, null, { renderer: "svg" });
       chart.setOption({
+        animation: false,
         textStyle: { fontFamily: FONT },
         grid: { left: 8, right: 16, top: 12, bottom: 8, containLabel: true },
         tooltip: { trigger: "axis" },
         xAxis: { type: "category", data: points.map((p) => p[0].slice(5)) },
         yAxis: { type: "value", scale: true, minInterval: 1 },
-        series: [{ name: big.dataset.label, type: "line", data: points.map((p) => p[1]), showSymbol: false,
+        series: [{ name: big.dataset.label, type: "line", data: points.map((p) => p[1]), showSymbol: true, showAllSymbol: true, symbolSize: 5,
           lineStyle: { color: ACCENT }, itemStyle: { color: ACCENT }, areaStyle: { color: "rgba(15,118,110,.10)" } }],
       });
       charts.push(chart);
