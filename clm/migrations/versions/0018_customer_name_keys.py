@@ -73,8 +73,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("customers", schema=None) as batch_op:
-        batch_op.drop_index("ix_customers_given_name_key")
-        batch_op.drop_index("ix_customers_name_key")
-        batch_op.drop_column("given_name_key")
-        batch_op.drop_column("name_key")
+    # plain DROP COLUMN (SQLite 3.35+): a batch copy would drop and recreate `customers`, which
+    # every other table's foreign keys refer to
+    op.drop_index("ix_customers_given_name_key", table_name="customers")
+    op.drop_index("ix_customers_name_key", table_name="customers")
+    op.execute("ALTER TABLE customers DROP COLUMN given_name_key")
+    op.execute("ALTER TABLE customers DROP COLUMN name_key")
