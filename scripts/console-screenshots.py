@@ -218,6 +218,7 @@ def main() -> None:
                     if name == "login":
                         continue
                     page.goto(base + PAGES[name])
+                    page.wait_for_load_state("networkidle")  # parts htmx loads (a template's preview)
                     # the whole page in one window, so the fixed side menu is as tall as the page
                     tall = page.evaluate("document.documentElement.scrollHeight")
                     page.set_viewport_size({"width": width, "height": max(height, tall)})
