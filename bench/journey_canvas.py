@@ -3,7 +3,7 @@
     python bench/journey_canvas.py --db postgresql://postgres@127.0.0.1:5432/clm_bench_journeys
 
 On first use the store is filled with set-based SQL (no Python loop per row): `--customers`
-profiles (1,000,000 by default) with 5 other events each on average, the ready-made
+profiles (1,000,000 by default) with `--views` other events each on average (5), the ready-made
 cart-abandonment journey live for 30 days with `--share` of the customers entered (its split,
 waits and sends logged as the worker logs them, a message per send step), 15% of the entrants
 buying within the goal window (a purchase event and a completed order). Then it times
@@ -28,14 +28,14 @@ from clm.migrations import upgrade
 from clm.store.engine import make_engine
 
 FILL = [
-    # customers, and 5 other events each on average (views), so the index has a realistic depth
+    # customers, and --views other events each on average, so the events index has some depth
     """INSERT INTO customers (external_id, email, country, first_seen_at, created_at, updated_at)
        SELECT 'b' || g, 'b' || g || '@example.com', 'CN', now() - interval '400 days', now(), now()
        FROM generate_series(1, :n) g""",
     """INSERT INTO events (event_id, customer_id, type, channel, occurred_at, received_at, properties)
-       SELECT 'v' || g, 1 + (g::bigint * 7919) % :n, 'product_view', 'web',
+       SELECT 'v' || g, (SELECT min(id) FROM customers) + (g::bigint * 7919) % :n, 'product_view', 'web',
               now() - (g % 400) * interval '1 day' - (g % 1440) * interval '1 minute', now(), '{}'
-       FROM generate_series(1, :n * 5) g""",
+       FROM generate_series(1, :n * :views) g""",
     # the entrants: every k-th customer, entered over the last 30 days; arm by customer
     """INSERT INTO enrolments (journey_id, version_id, customer_id, entry_key, state, step, due_at,
                                since, visits, variant, entered_at, finished_at, exit_reason)
@@ -85,7 +85,7 @@ FILL = [
 ]
 
 
-def fill(engine, customers: int, every: int) -> None:  # type: ignore[no-untyped-def]
+def fill(engine, customers: int, every: int, views: int) -> None:  # type: ignore[no-untyped-def]
     with engine.connect() as conn:
         have = conn.execute(text("SELECT count(*) FROM customers")).scalar_one()
     if have >= customers:
@@ -101,7 +101,9 @@ def fill(engine, customers: int, every: int) -> None:  # type: ignore[no-untyped
             )
         ).one()
         for statement in FILL:
-            conn.execute(text(statement), {"n": customers, "k": every, "jid": jid, "vid": vid})
+            conn.execute(
+                text(statement), {"n": customers, "k": every, "jid": jid, "vid": vid, "views": views}
+            )
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
     print(f"filled in {time.perf_counter() - started:.0f} s")
@@ -121,11 +123,12 @@ def main() -> None:
     parser.add_argument("--db", required=True, help="a PostgreSQL URL (a new database is filled)")
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--every", type=int, default=3, help="every k-th customer entered the journey")
+    parser.add_argument("--views", type=int, default=5, help="other events per customer, on average")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     engine = make_engine(args.db)
     upgrade(engine)
-    fill(engine, args.customers, args.every)
+    fill(engine, args.customers, args.every, args.views)
     with engine.connect() as conn:
         sizes = {
             t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()

@@ -24,6 +24,7 @@ Numbers come from the durable records, never from counters kept on the side:
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -207,25 +208,42 @@ def canvas_numbers(engine: Engine, name: str, start: datetime, end: datetime, no
     nodes = {TRIGGER: NodeNumbers(), **{s.id: NodeNumbers() for s in d.steps}}
     edges: dict[tuple[str, str], int] = {}
     entry_outcome = {s.id: ("waiting" if s.action == "wait" and "event" in s.args else None) for s in d.steps}
-    with engine.connect() as conn:
-        dialect = conn.dialect.name
-        converted: Any = literal(False)
-        if d.goal_event:
-            converted = _converted(dialect, d.goal_event, d.goal_days)
-        in_period = and_(enrolments.c.entered_at >= start, enrolments.c.entered_at < end)
-        entered, entered_conv = conn.execute(
+    dialect = engine.dialect.name
+    converted: Any = literal(False)
+    if d.goal_event:
+        converted = _converted(dialect, d.goal_event, d.goal_days)
+    in_period = and_(enrolments.c.entered_at >= start, enrolments.c.entered_at < end)
+    # the converted enrolments once (a semi-join per enrolment), not a look-up per log row
+    won = (
+        select(enrolments.c.id)
+        .where(enrolments.c.journey_id == journey.id, converted)
+        .cte("converted_enrolments")
+    )
+    with ThreadPoolExecutor(max_workers=4) as pool, engine.connect() as conn:
+        # the slow reads do not depend on each other: each on its own connection, at the same time
+        entering = pool.submit(
+            _all,
+            engine,
             select(func.count(), func.count().filter(converted)).where(
                 enrolments.c.journey_id == journey.id, in_period
-            )
-        ).one()
+            ),
+        )
+        logging = pool.submit(
+            _all,
+            engine,
+            select(journey_log.c.step, journey_log.c.outcome, func.count(), func.count(won.c.id))
+            .select_from(journey_log.outerjoin(won, won.c.id == journey_log.c.enrolment_id))
+            .where(journey_log.c.journey_id == journey.id, journey_log.c.at >= start, journey_log.c.at < end)
+            .group_by(journey_log.c.step, journey_log.c.outcome),
+        )
+        revenues = pool.submit(_arm_revenue_of, engine, journey.id, d.goal_days) if d.experiments else None
+        reports = {
+            step.id: pool.submit(experiment_report, engine, experiment) for experiment, step in d.experiments
+        }
+        entered, entered_conv = entering.result()[0]
         nodes[TRIGGER].entered, nodes[TRIGGER].converted = int(entered), int(entered_conv)
         edges[(TRIGGER, "")] = int(entered)
-        logged = conn.execute(
-            select(journey_log.c.step, journey_log.c.outcome, func.count(), func.count().filter(converted))
-            .select_from(journey_log.join(enrolments, enrolments.c.id == journey_log.c.enrolment_id))
-            .where(journey_log.c.journey_id == journey.id, journey_log.c.at >= start, journey_log.c.at < end)
-            .group_by(journey_log.c.step, journey_log.c.outcome)
-        ).all()
+        logged = logging.result()
         for step_id, outcome, n, conv in logged:
             numbers = nodes.get(step_id)
             if numbers is None:  # a step of an older version only
@@ -262,12 +280,19 @@ def canvas_numbers(engine: Engine, name: str, start: datetime, end: datetime, no
                 )
             ).scalar_one()
         )
-        revenue = _arm_revenue(conn, journey.id, d.goal_days) if d.experiments else {}
-    splits = {
-        step.id: _split_result(experiment_report(engine, experiment), revenue, cost)
-        for experiment, step in d.experiments
-    }
+        revenue = revenues.result() if revenues is not None else {}
+        splits = {sid: _split_result(report.result(), revenue, cost) for sid, report in reports.items()}
     return CanvasNumbers(name, start, end, int(entered), nodes, edges, splits, cost)
+
+
+def _all(engine: Engine, statement: Any) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(statement).all())
+
+
+def _arm_revenue_of(engine: Engine, journey_id: int, days: float) -> dict[str, tuple[int, float]]:
+    with engine.connect() as conn:
+        return _arm_revenue(conn, journey_id, days)
 
 
 def _here_now(
