@@ -29,12 +29,12 @@ PAGES = {
     "customer": "/customers/2",
     "settings": "/settings",
     "password": "/account/password",
-    "segments": "/segments",
-    "segment": "/segments/2",
-    "segment-builder": "/segments/2/edit",
     "imports": "/imports",
     "import-columns": "/imports/1",  # seed_imports sets the ids
     "import": "/imports/1",
+    "segments": "/segments",
+    "segment": "/segments/2",
+    "segment-builder": "/segments/2/edit",
     "journeys": "/journeys",
     "journey": "/journeys/cart-abandonment",
     "journey-go-live": "/journeys/browse-abandonment/go-live",
@@ -43,9 +43,6 @@ PAGES = {
     "outbox": "/outbox?state=not_sent",
     "campaigns": "/campaigns",
     "campaign": "/campaigns/cart-abandonment",
-    "segments": "/segments",
-    "segment": "/segments/2",
-    "segment-builder": "/segments/2/edit",
 }
 WIDTHS = {"wide": (1280, 860), "phone": (390, 844)}
 LOCALES = {"zh": "zh-CN", "en": "en-US"}
@@ -85,6 +82,7 @@ def seed_journeys(engine) -> None:  # type: ignore[no-untyped-def]
     smtp.start()
     import os
 
+    saved = {k: os.environ.get(k) for k in ("CLM_SMTP_HOST", "CLM_SMTP_PORT", "CLM_QUIET_HOURS")}
     os.environ.update(CLM_SMTP_HOST="127.0.0.1", CLM_SMTP_PORT=str(port), CLM_QUIET_HOURS="off")
     import_journey(engine, "cart-abandonment")
     import_journey(engine, "browse-abandonment")
@@ -112,6 +110,11 @@ def seed_journeys(engine) -> None:  # type: ignore[no-untyped-def]
     for hours in (5, 30, 40, 60):
         tick(engine, start + timedelta(hours=hours))
     smtp.stop()
+    for key, value in saved.items():  # the pages show the store's own settings
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def seed_imports(engine, actor: str) -> None:  # type: ignore[no-untyped-def]

@@ -28,8 +28,8 @@ from clm.loyalty.api import router as loyalty_router
 from clm.segments.api import router as segments_router
 from clm.store.engine import make_engine
 from clm.views.groups import customer_groups
-from clm.web import install_console
 from clm.views.scope import customer_scope
+from clm.web import install_console
 from clm.worker.refresh import refresh_customers
 
 DESCRIPTION = """
@@ -84,9 +84,9 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.state.refresh_customers = CoalescingRefresher(refresh_customers)  # shared by concurrent requests
     # survey results by stage or segment: the feedback domain cannot read those tables itself
     app.state.customer_groups = customer_groups
-    errors.install(app)
     # reports filtered to a channel or a segment: the same, for the lifecycle and analytics routes
     app.state.customer_scope = customer_scope
+    errors.install(app)
     for router in (
         customers_router,  # before the view: /customers/duplicates is not an id
         customer_view.router,

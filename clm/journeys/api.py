@@ -41,7 +41,9 @@ class JourneyIn(BaseModel):
     definition: dict[str, Any] = Field(
         ..., description="The journey as in a YAML file: name, trigger, reentry, exit_when, goal, steps."
     )
-    status: Literal["draft", "live", "paused", "archived"] | None = Field(None, description="Also set the status.")
+    status: Literal["draft", "live", "paused", "archived"] | None = Field(
+        None, description="Also set the status."
+    )
 
 
 class Saved(BaseModel):

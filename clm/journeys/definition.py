@@ -118,6 +118,8 @@ def _trigger(raw: Any) -> Trigger:
     for key, (event, prop) in sugar.items():
         if key in raw:
             return Trigger("event", event=event, where={**where, prop: str(raw[key])})
+    if "holiday" in raw:  # before "condition", which a holiday trigger may carry
+        return _holiday_trigger(raw)
     every = raw.get("every_days")
     if "condition" in raw:
         return Trigger(

@@ -7,8 +7,6 @@ from the same `experiment_report` as `clm experiments report`."""
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -16,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from clm.core.errors import NotFound
+from clm.core.exports import content_disposition, csv_bytes, export_encoding, media_type
 from clm.journeys.campaigns import CampaignReport, CampaignRow, campaign_report, list_campaigns
 from clm.web.access import Console, page
 from clm.web.i18n import N_
@@ -175,14 +174,14 @@ def report_rows(report: CampaignReport, table: str) -> list[list[Any]]:
     raise NotFound(f"no table {table!r}; tables: {', '.join(TABLES)}")
 
 
-def _csv(rows: list[list[Any]], filename: str) -> Response:
-    out = io.StringIO()
-    out.write("\ufeff")  # Excel reads the file as UTF-8 (Chinese titles intact)
-    csv.writer(out, lineterminator="\r\n").writerows(rows)
+def _csv(rows: list[list[Any]], filename: str, encoding: str | None) -> Response:
+    """Rows as a CSV download that Excel opens with Chinese intact (clm.core.exports: UTF-8 with a
+    byte-order mark, or `?encoding=gb18030`)."""
+    encoding = export_encoding(encoding)
     return Response(
-        out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        csv_bytes(rows, encoding),
+        media_type=media_type(encoding),
+        headers={"Content-Disposition": content_disposition(filename), "Cache-Control": "no-store"},
     )
 
 
@@ -194,9 +193,12 @@ async def campaigns_list(console: Annotated[Console, Depends(page("read", "campa
 
 
 @router.get("/campaigns.csv")
-async def campaigns_csv(console: Annotated[Console, Depends(page("read", "campaigns"))]) -> Response:
+async def campaigns_csv(
+    console: Annotated[Console, Depends(page("read", "campaigns"))],
+    encoding: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
     rows = await run_in_threadpool(list_campaigns, console.engine)
-    return _csv(list_rows(rows), "clm-campaigns.csv")
+    return _csv(list_rows(rows), "clm-campaigns.csv", encoding)
 
 
 @router.get("/campaigns/{name}", response_class=HTMLResponse)
@@ -223,6 +225,7 @@ async def campaign_csv(
     console: Annotated[Console, Depends(page("read", "campaigns"))],
     name: str,
     table: Annotated[str, Query(max_length=20)] = "summary",
+    encoding: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
     if table not in TABLES:
         return console.render("not_found.html", 404)
@@ -230,4 +233,4 @@ async def campaign_csv(
         report = await run_in_threadpool(campaign_report, console.engine, name)
     except NotFound:
         return console.render("not_found.html", 404)
-    return _csv(report_rows(report, table), f"clm-campaign-{name}-{table}.csv")
+    return _csv(report_rows(report, table), f"clm-campaign-{name}-{table}.csv", encoding)
