@@ -396,8 +396,23 @@ class ModifiedBetaGeoNBD(_Model):
             # Euler's transformation of the same ₂F₁ (its (1−z)^(c−a−b) folds into the power):
             # finite where the direct form overflows (large r + x), and the other way round
             euler = 1 - np.exp((a - 1) * log_ratio) * special.hyp2f1(a + b - r, a - 1, a + b + x, z)
-        if_alive = (a + b + x) / (a - 1) * np.where(np.isfinite(direct), direct, euler)
+        if a + b > _CONCENTRATED:
+            # a fit at the edge of the space (a, b → ∞, seen on small shops): Beta(a, b) is then a
+            # point at p = a/(a+b), and in ₂F₁'s Euler integral the Beta(b+x+1, a−1) weight sits
+            # at its mean, so ₂F₁ → (1 − z (b+x+1)/(a+b+x))^−(r+x) (relative error ~1/(a+b)),
+            # where scipy's series gives inf or NaN
+            mean = (b + x + 1) / (a + b + x)
+            direct = 1 - np.exp((r + x) * (log_ratio - np.log1p(-z * mean)))
+        with np.errstate(all="ignore"):
+            # r, α → ∞ (a fit whose purchase rates are all alike, r/α each): ₂F₁(r+x, ·; ·; z)
+            # with (r+x) z fixed becomes Kummer's ₁F₁ (the confluent limit, error ~1/r)
+            confluent = 1 - np.exp((r + x) * log_ratio) * special.hyp1f1(b + x + 1, a + b + x, (r + x) * z)
+        exact = np.where(np.isfinite(direct), direct, euler)
+        if_alive = (a + b + x) / (a - 1) * np.where(np.isfinite(exact), exact, confluent)
         return if_alive * self.probability_alive(x, tx, t_obs)
+
+
+_CONCENTRATED = 1e7  # a + b past which Beta(a, b) is treated as a point (BG/NBD expected purchases)
 
 
 def p_alive_defined(

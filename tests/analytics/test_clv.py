@@ -375,3 +375,31 @@ def test_modified_bgnbd_expected_purchases_stay_finite_where_the_direct_form_ove
     )
     by_hand = (0.891 + 1.614 + x) / (0.891 - 1) * direct * cdnow.probability_alive(x, tx, T)
     np.testing.assert_allclose(cdnow.expected_purchases(39, x, tx, T), by_hand, rtol=1e-9)
+
+
+def test_modified_bgnbd_expected_purchases_stay_finite_when_the_fit_reaches_the_edge_of_its_space():
+    """A small shop's fit can run a and b off to 1e26 (no sign of heterogeneous dropout), or r and
+    α off to 1e11 (every purchase rate alike): scipy's ₂F₁ is then inf/NaN in both of its forms
+    (and `clv score` failed on NOT NULL). The concentrated-Beta and the confluent (₁F₁) limits
+    take over; they agree with the exact series where that still works and are continuous at
+    the switch."""
+    from clm.analytics.clv import _CONCENTRATED, ModifiedBetaGeoNBD
+
+    x, tx, t_obs = np.array([0.0, 1, 3, 4]), np.array([0.0, 50, 200, 280]), np.array([700.0, 650, 600, 706])
+
+    def expected(r: float, alpha: float, a: float, b: float) -> np.ndarray:
+        model = ModifiedBetaGeoNBD()
+        model.params_ = {"r": r, "alpha": alpha, "a": a, "b": b}
+        return model.expected_purchases(91.25, x, tx, t_obs)
+
+    exact = expected(0.8, 78.0, 1.15e6, 1.8e6)  # below the switch: scipy's series
+    edge = expected(0.8, 78.0, 1.15e26, 1.8e26)
+    assert np.all(np.isfinite(edge)) and np.allclose(edge, exact, rtol=1e-5)
+    share = 1.15 / 2.95
+    below = expected(0.8, 78.0, share * _CONCENTRATED * 0.999, (1 - share) * _CONCENTRATED * 0.999)
+    above = expected(0.8, 78.0, share * _CONCENTRATED * 1.001, (1 - share) * _CONCENTRATED * 1.001)
+    assert np.allclose(below, above, rtol=1e-6)
+    rate = 0.01436  # r/α, purchases per day
+    series = expected(1e6, 1e6 / rate, 4595.5, 8233.8)
+    limit = expected(1.77e11, 1.77e11 / rate, 4595.5, 8233.8)
+    assert np.all(np.isfinite(limit)) and np.allclose(limit, series, rtol=2e-3)
