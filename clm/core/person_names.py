@@ -64,6 +64,16 @@ def split_chinese_name(full: str) -> tuple[str, str]:
     return text[:1], text[1:]
 
 
+def split_full_name(full: str) -> tuple[str, str]:
+    """(family name, given name) of a name written in one field, as a customers file's 姓名 column
+    has it: 欧阳娜娜 → (欧阳, 娜娜), "Ann Lee" → (Lee, Ann), a single word → ("", word)."""
+    text = full.strip()
+    if is_chinese(text):
+        return split_chinese_name(text)
+    given, _, family = text.rpartition(" ")
+    return (family, given.strip()) if given.strip() else ("", family)
+
+
 def name_parts(first_name: str | None, last_name: str | None) -> tuple[str, str]:
     """(family, given) as stored, a whole Chinese name in one field split."""
     given, family = (first_name or "").strip(), (last_name or "").strip()

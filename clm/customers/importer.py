@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine
 from clm.core.errors import InvalidInput
 from clm.core.files import DataFile
 from clm.core.imports import Checked, ChunkOutcome, ImportReport, describe_error, run_transactional_import
+from clm.core.person_names import split_full_name
 from clm.core.settings import settings
 from clm.core.values import parse_local_date, parse_local_datetime, parse_yes_no
 from clm.customers.schemas import CONSENT_CHANNELS, CustomerIn
@@ -54,6 +55,11 @@ def parse_flag(value: object, field: str) -> bool:
     return parse_yes_no(value, field)
 
 
+# A whole name in one column (a Chinese export's 姓名, once mapped): split into family and given
+# name, unless the row has those columns too.
+FULL_NAME_COLUMNS = frozenset({"name", "full_name"})
+
+
 def customer_from_row(row: dict[str, Any], tz: ZoneInfo | None = None) -> CustomerIn | Checked[CustomerIn]:
     """A flat file row → CustomerIn: `consent_<channel>` columns become consents and columns
     that are not profile fields become custom attributes (`attr.` prefix optional). Times
@@ -63,6 +69,7 @@ def customer_from_row(row: dict[str, Any], tz: ZoneInfo | None = None) -> Custom
     attributes: dict[str, Any] = {}
     consents: dict[str, bool] = {}
     warnings: list[str] = []
+    full_name = ""
     for key, value in row.items():
         try:
             if key.startswith("consent_") and key != "consent_source":
@@ -82,6 +89,8 @@ def customer_from_row(row: dict[str, Any], tz: ZoneInfo | None = None) -> Custom
                 fields[key] = parse_local_date(value, key)
             elif key == "first_seen_at":
                 fields[key] = parse_local_datetime(value, tz, key)
+            elif key in FULL_NAME_COLUMNS and isinstance(value, str):
+                full_name = value
             elif key == "gender" and isinstance(value, str):
                 fields[key] = _GENDERS.get(value.strip().lower(), value)
             elif key in _FIELDS and key not in ("consents",):
@@ -92,6 +101,9 @@ def customer_from_row(row: dict[str, Any], tz: ZoneInfo | None = None) -> Custom
             if not (key in OPTIONAL_FIELDS or key.startswith("consent_")):
                 raise
             warnings.append(describe_error(exc))
+    if full_name.strip() and not (fields.get("first_name") or fields.get("last_name")):
+        family, given = split_full_name(full_name)
+        fields["last_name"], fields["first_name"] = family or None, given or None
     if isinstance(fields.get("attributes"), dict):
         attributes = {**fields.pop("attributes"), **attributes}
     if isinstance(fields.get("consents"), dict):

@@ -80,6 +80,7 @@ FIELD_NAMES = {
     "wechat_openid": N_("WeChat OpenID (appid:openid)"),
     "wechat_unionid": N_("WeChat UnionID"),
     "wecom_external_userid": N_("WeCom external contact id"),
+    "full_name": N_("Full name"),
     "first_name": N_("Given name"),
     "last_name": N_("Family name"),
     "birthday": N_("Birthday"),

@@ -47,6 +47,7 @@ _PROFILE = (
 FIELDS: dict[str, tuple[str, ...]] = {
     "customers": (
         *IDENTITY_KINDS,
+        "full_name",  # split into family and given name (clm.customers.importer)
         *_PROFILE,
         *(f"consent_{c}" for c in CONSENT_CHANNELS),
         "consent_source",
@@ -87,6 +88,7 @@ _IDENTITY_NAMES = {
 }
 _NAMES: dict[str, dict[str, str]] = {
     "customers": {
+        "full_name": "姓名 客户姓名 会员姓名 fullname name",
         "last_name": "姓 姓氏 lastname surname familyname",
         "first_name": "名 名字 firstname givenname",
         "birthday": "生日 出生日期 birthdate dateofbirth dob",

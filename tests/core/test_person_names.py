@@ -4,7 +4,7 @@ rule; compound surnames; Latin names; the template context renders them per lang
 import pytest
 
 from clm.channels.templates import MessageTemplate, render
-from clm.core.person_names import display_name, salutation, split_chinese_name
+from clm.core.person_names import display_name, salutation, split_chinese_name, split_full_name
 
 CASES = [
     # first, last, gender, zh salutation, en salutation, zh display, en display
@@ -53,3 +53,25 @@ def test_a_template_greets_in_its_own_language():
     en = render(template, {"customer": customer}, "en")
     assert (zh.subject, zh.text) == ("张先生，您好", "张伟，中秋快乐！")
     assert (en.subject, en.text) == ("Hello Mr Zhang", "Happy Mid-Autumn, Wei Zhang!")
+
+
+def test_a_whole_name_in_one_column_is_split_into_family_and_given_name():
+    assert split_full_name("欧阳娜娜") == ("欧阳", "娜娜")
+    assert split_full_name(" 张伟 ") == ("张", "伟")
+    assert split_full_name("Ann Lee") == ("Lee", "Ann")
+    assert split_full_name("Mary Ann Lee") == ("Lee", "Mary Ann")
+    assert split_full_name("Madonna") == ("", "Madonna")
+
+
+def test_a_customers_file_with_a_name_column_greets_each_person_properly(engine, tmp_path):
+    """A Chinese export's 姓名 column, mapped to full_name, fills family and given name, so a
+    message says 欧阳女士 (an unmapped 姓名 used to become an attribute and the greeting empty)."""
+    from clm.customers.importer import customer_from_row
+    from clm.worker.import_preview import suggest_mapping
+
+    assert suggest_mapping("customers", ["姓名", "性别", "手机号"])["姓名"] == "full_name"
+    row = customer_from_row({"full_name": "欧阳娜娜", "gender": "女", "phone": "13800138000"})
+    assert (row.last_name, row.first_name, row.attributes) == ("欧阳", "娜娜", {})
+    assert salutation(row.first_name, row.last_name, row.gender, "zh") == "欧阳女士"
+    kept = customer_from_row({"name": "张伟", "first_name": "伟", "last_name": "张", "external_id": "C2"})
+    assert (kept.last_name, kept.first_name) == ("张", "伟")  # own columns win
