@@ -71,6 +71,8 @@ def cohorts(
     today = store_day(now)  # months are the store's calendar months (CLM_DEFAULT_TIMEZONE)
     current = today.year * 12 + today.month - 1
     first_month = since.year * 12 + since.month - 1 if since is not None else current - months + 1
+    if first_month > current:  # cohorts that have not begun yet: none to report
+        return CohortReport(months=months, cohorts=[], as_of=today)
     first_seen = func.coalesce(customers.c.first_seen_at, customers.c.created_at)
     live = customers.c.merged_into.is_(None)
     start = month_number(first_seen).label("m0")

@@ -209,3 +209,5 @@ def test_cohorts_by_hand(shop, engine):
     assert (jan.cohort, jan.customers, feb.cohort, feb.customers) == ("2026-01", 2, "2026-02", 1)
     assert jan.active == [0.5, 0.5, 0.5] and jan.purchasing == [0.0, 0.5, 0.0]
     assert feb.active == [1.0, 1.0, 0.0] and feb.purchasing == [1.0, 0.0, 0.0]
+    # cohorts from a month still to come: none (the month CASE had no months and broke the SQL)
+    assert cohorts(engine, months=3, since=date(2535, 2, 1)).cohorts == []
