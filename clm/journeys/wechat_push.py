@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
@@ -149,15 +149,23 @@ router = APIRouter(prefix="/hooks/wechat", tags=["channels"])
 Signed = Annotated[str, Query(max_length=100)]
 
 
-@router.get("", response_class=PlainTextResponse)
-def verify(signature: Signed = "", timestamp: Signed = "", nonce: Signed = "", echostr: Signed = "") -> str:
+# the answers are plain text, as WeChat reads them; errors stay JSON like every other route's
+TEXT = {200: {"content": {"text/plain": {"schema": {"type": "string"}}}}}
+
+
+@router.get("", response_class=Response, responses=TEXT)
+def verify(
+    signature: Signed = "", timestamp: Signed = "", nonce: Signed = "", echostr: Signed = ""
+) -> Response:
     """WeChat's check of the server URL: `echostr` back when the signature is right."""
     _check(signature, timestamp, nonce)
-    return echostr
+    return PlainTextResponse(echostr)
 
 
-@router.post("", response_class=PlainTextResponse)
-async def push(request: Request, signature: Signed = "", timestamp: Signed = "", nonce: Signed = "") -> str:
+@router.post("", response_class=Response, responses=TEXT)
+async def push(
+    request: Request, signature: Signed = "", timestamp: Signed = "", nonce: Signed = ""
+) -> Response:
     """One message WeChat pushes (XML): results of template and subscribe messages, unfollows."""
     _check(signature, timestamp, nonce)
     if int(request.headers.get("content-length") or 0) > MAX_BODY:
@@ -169,4 +177,4 @@ async def push(request: Request, signature: Signed = "", timestamp: Signed = "",
         raise InvalidInput("a WeChat push is one XML message (Content-Type text/xml), not a form", "body")
     root = parse(await request.body())
     await run_in_threadpool(handle, request.app.state.engine, root)
-    return "success"
+    return PlainTextResponse("success")
