@@ -30,7 +30,7 @@ import hashlib
 import hmac
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -150,7 +150,7 @@ Signed = Annotated[str, Query(max_length=100)]
 
 
 # the answers are plain text, as WeChat reads them; errors stay JSON like every other route's
-TEXT = {200: {"content": {"text/plain": {"schema": {"type": "string"}}}}}
+TEXT: dict[int | str, dict[str, Any]] = {200: {"content": {"text/plain": {"schema": {"type": "string"}}}}}
 
 
 @router.get("", response_class=Response, responses=TEXT)
