@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from clm import __version__
 from clm.analytics.api import router as analytics_router
@@ -31,6 +33,8 @@ from clm.views.groups import customer_groups
 from clm.views.scope import customer_scope
 from clm.web import install_console
 from clm.worker.refresh import refresh_customers
+
+log = logging.getLogger("clm.api")
 
 DESCRIPTION = """
 Customer Lifecycle Management API.
@@ -69,6 +73,16 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _order_days_in_store_zone(engine: Engine) -> None:
+    """Rebuild the order summary at start when the store's zone changed, unless another process
+    holds SQLite's write lock (a bulk import): the server starts anyway, and the next start or
+    `clm` command rebuilds it."""
+    try:
+        ensure_order_days_zone(engine)
+    except OperationalError as exc:
+        log.warning("order_days not rebuilt in the store's zone at start (%s); the next start will", exc.orig)
+
+
 def create_app(engine: Engine | None = None) -> FastAPI:
     # FastAPIOffline serves the Swagger UI files itself: /docs works without internet access.
     app = FastAPIOffline(
@@ -79,7 +93,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     )
     app.state.engine = engine or make_engine()
     # a changed CLM_DEFAULT_TIMEZONE: the order summary's days are cut in the new zone at start
-    app.router.add_event_handler("startup", lambda: ensure_order_days_zone(app.state.engine))
+    app.router.add_event_handler("startup", lambda: _order_days_in_store_zone(app.state.engine))
     # after ingestion commits, the customers it touched get their stages and segments re-evaluated
     app.state.refresh_customers = CoalescingRefresher(refresh_customers)  # shared by concurrent requests
     # survey results by stage or segment: the feedback domain cannot read those tables itself
