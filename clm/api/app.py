@@ -64,6 +64,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing, malformed, revoked or unknown API key."},
     403: {"model": ErrorOut, "description": "The key's role may not do this."},
     404: {"model": ErrorOut, "description": "No such customer, order or product."},
+    409: {"model": ErrorOut, "description": "Conflicts with what is stored (a name taken, say)."},
     422: {"model": ErrorOut, "description": "Invalid input; `fields` names each bad field."},
     503: {
         "model": ErrorOut,
