@@ -46,9 +46,12 @@ def store_zone() -> ZoneInfo:
 def from_store_time(value: datetime) -> datetime:
     """Aware UTC datetime of an input time; one without a zone is a wall-clock time in the
     store's time zone (a Beijing shop's "2026-11-01 00:30" is 2026-10-31 16:30 UTC)."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=store_zone()).astimezone(UTC)
-    return value.astimezone(UTC)
+    try:
+        if value.tzinfo is None:
+            return value.replace(tzinfo=store_zone()).astimezone(UTC)
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01 east of UTC, 9999-12-31 west of it
+        raise ValueError(f"{value.isoformat()} is outside the years 1 to 9999 in UTC") from None
 
 
 def store_midnight(day: date) -> datetime:

@@ -107,3 +107,17 @@ def test_money(text, amount):
 def test_what_is_not_money(text):
     with pytest.raises(InvalidInput):
         parse_money(text, "unit_price")
+
+
+def test_a_time_that_leaves_the_calendar_in_utc_is_refused_not_a_crash():
+    """0001-01-01 in Beijing is still year 0 in UTC: a clear error (the API's 422), where the
+    conversion used to raise OverflowError (a 500 the API fuzzer found on POST /tasks)."""
+    from datetime import datetime, timedelta, timezone
+
+    from clm.core.timeutil import from_store_time
+
+    with pytest.raises(ValueError, match="outside the years 1 to 9999"):
+        from_store_time(datetime(1, 1, 1))  # naive: the store's zone, Asia/Shanghai
+    with pytest.raises(ValueError, match="outside the years 1 to 9999"):
+        from_store_time(datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))))
+    assert from_store_time(datetime(9999, 12, 31, 23)).hour == 15
