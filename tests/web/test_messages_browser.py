@@ -80,7 +80,8 @@ def test_a_template_is_previewed_for_a_customer_and_a_test_send_arrives(
 
 def held(engine, monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
     now = datetime.now(UTC)  # quiet from an hour ago to six hours on: held whatever the time of day
-    monkeypatch.setenv("CLM_QUIET_HOURS", f"{now - timedelta(hours=1):%H:%M}-{now + timedelta(hours=6):%H:%M}")
+    start, end = now - timedelta(hours=1), now + timedelta(hours=6)
+    monkeypatch.setenv("CLM_QUIET_HOURS", f"{start:%H:%M}-{end:%H:%M}")
     for name in ("ann", "bob"):
         queue_message(engine, person(engine, name, tz="UTC"), "holiday", key=f"m-{name}", kind="marketing")
     assert dispatch(engine, now).deferred == 2
