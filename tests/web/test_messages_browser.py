@@ -84,7 +84,7 @@ def held(engine, monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("CLM_QUIET_HOURS", f"{start:%H:%M}-{end:%H:%M}")
     for name in ("ann", "bob"):
         queue_message(engine, person(engine, name, tz="UTC"), "holiday", key=f"m-{name}", kind="marketing")
-    assert dispatch(engine, now).deferred == 2
+    assert dispatch(engine, datetime.now(UTC)).deferred == 2  # after queueing: both are due
     with engine.connect() as conn:
         return [r.id for r in conn.execute(select(outbox.c.id).order_by(outbox.c.id))]
 
