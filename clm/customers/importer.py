@@ -29,24 +29,21 @@ from clm.customers.service import upsert_customers
 _FIELDS = set(CustomerIn.model_fields)
 # Fields a row is kept without, with a warning, when their cell is bad; any other bad cell
 # (an identity, a consent source) rejects the row.
-OPTIONAL_FIELDS = frozenset(
-    {
-        "first_name",
-        "last_name",
-        "birthday",
-        "gender",
-        "city",
-        "region",
-        "country",
-        "timezone",
-        "occupation",
-        "acquisition_channel",
-        "acquisition_campaign",
-        "first_seen_at",
-        "attributes",
-        "consents",
-    }
+PROFILE_FIELDS = (
+    "first_name",
+    "last_name",
+    "birthday",
+    "gender",
+    "city",
+    "region",
+    "country",
+    "timezone",
+    "occupation",
+    "acquisition_channel",
+    "acquisition_campaign",
+    "first_seen_at",
 )
+OPTIONAL_FIELDS = frozenset({*PROFILE_FIELDS, "attributes", "consents"})
 _GENDERS = {"男": "male", "女": "female", "m": "male", "f": "female", "男性": "male", "女性": "female"}
 
 

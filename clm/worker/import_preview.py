@@ -21,34 +21,20 @@ from clm.core.imports import Checked, describe_error
 from clm.core.settings import settings
 from clm.core.timeutil import utcnow
 from clm.customers.identities import IDENTITY_KINDS
-from clm.customers.importer import customer_from_row
+from clm.customers.importer import PROFILE_FIELDS, customer_from_row
 from clm.customers.schemas import CONSENT_CHANNELS
 from clm.events.bulk import local_time
 from clm.events.schemas import validate_event
 
 PREVIEW_ROWS = 8
 
-_PROFILE = (
-    "first_name",
-    "last_name",
-    "birthday",
-    "gender",
-    "city",
-    "region",
-    "country",
-    "timezone",
-    "occupation",
-    "acquisition_channel",
-    "acquisition_campaign",
-    "first_seen_at",
-)
 # what each kind of file can fill; a column mapped to none of them is kept as it is (a custom
 # attribute of the customer or product, a property of the event)
 FIELDS: dict[str, tuple[str, ...]] = {
     "customers": (
         *IDENTITY_KINDS,
         "full_name",  # split into family and given name (clm.customers.importer)
-        *_PROFILE,
+        *PROFILE_FIELDS,
         *(f"consent_{c}" for c in CONSENT_CHANNELS),
         "consent_source",
         "attributes",
